@@ -1,0 +1,76 @@
+"""Storage errors: driver failures are translated here, at the edge of `storage/`.
+
+    StorageError
+    ├── StorageUnavailable   the database cannot be reached or is overloaded (retry later)
+    ├── Conflict             a unique constraint refused a write (carries the constraint name)
+    └── MigrationError       the migrations on disk and in the database disagree
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+import asyncpg
+
+__all__ = ["Conflict", "MigrationError", "StorageError", "StorageUnavailable", "translate_errors"]
+
+
+class StorageError(Exception):
+    """The database refused or failed an operation."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class StorageUnavailable(StorageError):
+    """The database is unreachable or overloaded; retry shortly."""
+
+
+class Conflict(StorageError):
+    """A unique constraint refused the write."""
+
+    def __init__(self, constraint: str | None, message: str | None = None) -> None:
+        super().__init__(message or f"unique constraint {constraint!r} refused the write")
+        self.constraint = constraint
+
+
+class MigrationError(StorageError):
+    """The applied migrations do not match the files on disk."""
+
+
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.QueryCanceledError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+    asyncio.TimeoutError,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def translate_errors(func: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Turn driver exceptions of a storage function into `StorageError` subclasses."""
+
+    @functools.wraps(func)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await func(*args, **kwargs)
+        except asyncpg.exceptions.UniqueViolationError as exc:
+            raise Conflict(exc.constraint_name) from exc
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
+
+    return wrapper

@@ -1,0 +1,212 @@
+"""Messages: send, claim (the poll), device reports, recall, expiry, and reading them back."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import asyncpg
+import orjson
+
+from .errors import translate_errors
+from .models import Claim, DeliveredMessage, Event, Message
+from .people import ensure_person
+from .pool import Executor
+from .sql import queries
+
+__all__ = [
+    "NOTIFY_CHANNEL",
+    "DeviceReport",
+    "SendOutcome",
+    "claim_messages",
+    "expire_messages",
+    "get_message",
+    "list_message_events",
+    "list_person_messages",
+    "recall_message",
+    "record_device_events",
+    "send_message",
+]
+
+# Versioned so that a rolling deploy can change the payload without confusing old listeners.
+NOTIFY_CHANNEL = "mailslot_queue_v1"
+
+
+def _message(row: asyncpg.Record) -> Message:
+    return Message(
+        id=row["id"],
+        external_id=row["external_id"],
+        email=row["email"],
+        state=row["state"],
+        content=row["content"],
+        properties=row["properties"],
+        priority=row["priority"],
+        persistent=row["persistent"],
+        campaign=row["campaign"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        device_id=row["device_id"],
+        lease_expires_at=row["lease_expires_at"],
+        shown_at=row["shown_at"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    """`queued`: new message; `replayed`: the key's first message; `disabled`/`key_reused`: nothing queued."""
+
+    status: Literal["queued", "replayed", "disabled", "key_reused"]
+    message: Message | None
+
+
+@translate_errors
+async def send_message(
+    pool: asyncpg.Pool,
+    workspace_id: int,
+    *,
+    external_id: str | None,
+    email: str | None,
+    content: dict[str, Any],
+    properties: dict[str, Any],
+    priority: int,
+    persistent: bool,
+    campaign: str | None,
+    expires_at: datetime | None,
+    ttl_s: int,
+    idempotency_key: str | None = None,
+    idempotency_hash: bytes | None = None,
+    now: datetime | None = None,
+) -> SendOutcome:
+    """Queue a message for the person with this id or email, creating the person if new.
+
+    Without `expires_at` the message expires `ttl_s` after the database's (or the given) now.
+    """
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            person = await ensure_person(conn, workspace_id, external_id=external_id, email=email)
+            payload = orjson.dumps(
+                {"type": "queued", "workspace": workspace_id, "person": person.id,
+                 "keys": [k for k in (person.external_id, person.email) if k is not None]}
+            ).decode()
+            row = await conn.fetchrow(
+                queries["send_message"],
+                workspace_id, person.id, content, properties, priority, persistent, campaign,
+                expires_at, idempotency_key, idempotency_hash, now, payload, ttl_s,
+            )
+        if not row["enabled"]:
+            return SendOutcome("disabled", None)
+        message_id = row["id"]
+        status: Literal["queued", "replayed"] = "queued"
+        if message_id is None:
+            earlier = await conn.fetchrow(
+                queries["get_message_id_by_idempotency_key"], workspace_id, idempotency_key
+            )
+            if earlier["idempotency_hash"] != idempotency_hash:
+                return SendOutcome("key_reused", None)
+            message_id, status = earlier["id"], "replayed"
+        message = await conn.fetchrow(queries["get_message"], workspace_id, message_id, now)
+    return SendOutcome(status, _message(message))
+
+
+@translate_errors
+async def get_message(
+    db: Executor, workspace_id: int, message_id: uuid.UUID, now: datetime | None = None
+) -> Message | None:
+    row = await db.fetchrow(queries["get_message"], workspace_id, message_id, now)
+    return _message(row) if row else None
+
+
+@translate_errors
+async def list_message_events(db: Executor, message_id: uuid.UUID) -> list[Event]:
+    rows = await db.fetch(queries["list_message_events"], message_id)
+    return [Event(type=r["type"], at=r["at"], device_id=r["device_id"], action=r["action"]) for r in rows]
+
+
+@translate_errors
+async def list_person_messages(
+    db: Executor, person_id: int, limit: int = 100, now: datetime | None = None
+) -> list[Message]:
+    rows = await db.fetch(queries["list_person_messages"], person_id, limit, now)
+    return [_message(r) for r in rows]
+
+
+@translate_errors
+async def recall_message(
+    db: Executor, workspace_id: int, message_id: uuid.UUID, now: datetime | None = None
+) -> str | None:
+    """Recall if queued or offered; returns the state the message had, None if unknown."""
+    state: str | None = await db.fetchval(queries["recall_message"], workspace_id, message_id, now)
+    return state
+
+
+@translate_errors
+async def claim_messages(
+    db: Executor,
+    workspace_id: int,
+    user: str,
+    device_id: str,
+    *,
+    lease_s: int,
+    limit: int = 10,
+    now: datetime | None = None,
+) -> Claim:
+    """The poll's single round trip: claim, lease, record, and read the tier's facts."""
+    rows = await db.fetch(queries["claim_messages"], workspace_id, user, device_id, now, lease_s, limit)
+    first = rows[0]
+    messages = tuple(
+        DeliveredMessage(
+            id=r["id"],
+            content=r["content"],
+            properties=r["properties"],
+            priority=r["priority"],
+            persistent=r["persistent"],
+            expires_at=r["expires_at"],
+            campaign=r["campaign"],
+            offered=r["offered"],
+        )
+        for r in rows
+        if r["id"] is not None
+    )
+    return Claim(
+        now=first["now"], person_id=first["person_id"], last_message_at=first["last_message_at"], messages=messages
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceReport:
+    message_id: uuid.UUID
+    type: Literal["shown", "action", "dismissed"]
+    action: str | None = None
+
+
+@translate_errors
+async def record_device_events(
+    pool: asyncpg.Pool,
+    workspace_id: int,
+    user: str,
+    device_id: str,
+    reports: list[DeviceReport],
+    now: datetime | None = None,
+) -> list[str | None]:
+    """Apply reports in order; per report None (accepted) or why it was rejected."""
+    results: list[str | None] = []
+    async with pool.acquire() as conn:
+        for report in reports:
+            row = await conn.fetchrow(
+                queries["record_device_event"],
+                workspace_id, report.message_id, device_id, user, report.type, report.action, now,
+            )
+            if row["accepted"]:
+                results.append(None)
+            else:
+                results.append("not_offered_to_device" if row["known"] else "unknown_message")
+    return results
+
+
+@translate_errors
+async def expire_messages(db: Executor, *, batch: int = 1000, now: datetime | None = None) -> int:
+    """Record one batch of overdue messages as expired; returns how many."""
+    count: int = await db.fetchval(queries["expire_messages"], now, batch)
+    return count

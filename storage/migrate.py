@@ -1,0 +1,91 @@
+"""Apply the numbered `.sql` files in `migrations/` in order, once each, under an advisory lock.
+
+Rules: file names are `NNNN_description.sql` and sort in run order; each file runs in its own
+transaction and is recorded with its SHA-256 in `schema_migrations`; a recorded file whose text
+changed is an error (fix forward with a new file, never edit a merged one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import asyncpg
+
+from .errors import MigrationError, translate_errors
+
+__all__ = ["Migration", "apply_migrations", "list_migrations"]
+
+# "mailslot" as a bigint: every gateway process and CLI run serialises on this one key.
+ADVISORY_LOCK_KEY = int.from_bytes(b"mailslot", "big") & 0x7FFF_FFFF_FFFF_FFFF
+_NAME = re.compile(r"^\d{4}_[a-z0-9_]+\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def list_migrations() -> list[Migration]:
+    """The migration files shipped with the package, in run order."""
+    folder = resources.files(__package__).joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            if not _NAME.match(entry.name):
+                raise MigrationError(f"migration file name {entry.name!r} is not NNNN_name.sql")
+            found.append(Migration(entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found, key=lambda m: m.name)
+
+
+@translate_errors
+async def apply_migrations(dsn: str) -> list[str]:
+    """Bring the database up to date; returns the names applied by this call."""
+    conn: asyncpg.Connection = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY)
+        try:
+            return await _apply_missing(conn, list_migrations())
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
+    finally:
+        await conn.close()
+
+
+async def _apply_missing(conn: asyncpg.Connection, migrations: list[Migration]) -> list[str]:
+    await conn.execute(
+        """
+        CREATE TABLE IF NOT EXISTS schema_migrations (
+            name       text PRIMARY KEY,
+            checksum   text NOT NULL,
+            applied_at timestamptz NOT NULL DEFAULT now()
+        )
+        """
+    )
+    recorded = {r["name"]: r["checksum"] for r in await conn.fetch("SELECT name, checksum FROM schema_migrations")}
+    # Migrations recorded but unknown here come from a newer release during a rolling deploy:
+    # this process leaves them alone (before-deploy files keep old code working).
+    applied = []
+    for migration in migrations:
+        if migration.name in recorded:
+            if recorded[migration.name] != migration.checksum:
+                raise MigrationError(
+                    f"migration {migration.name} changed after it was applied; add a new migration instead"
+                )
+            continue
+        async with conn.transaction():
+            await conn.execute(migration.sql)
+            await conn.execute(
+                "INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)",
+                migration.name,
+                migration.checksum,
+            )
+        applied.append(migration.name)
+    return applied

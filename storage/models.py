@@ -1,0 +1,103 @@
+"""The frozen records storage functions return; callers never see an `asyncpg.Record`."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "Claim",
+    "DeliveredMessage",
+    "Event",
+    "Message",
+    "Person",
+    "Workspace",
+    "WorkspaceCredentials",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    """A tenant and its settings; durations are whole seconds."""
+
+    id: int
+    name: str
+    site_id: str
+    identity_secret: str
+    identity_mode: str
+    in_app_enabled: bool
+    active_s: int
+    inactive_s: int
+    low_s: int
+    recent_days: int
+    lease_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceCredentials:
+    """What `workspace create` prints once: the API key is never stored in clear."""
+
+    workspace: Workspace
+    api_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    id: int
+    external_id: str | None
+    email: str | None
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message as the server API sees it, with its lifecycle state."""
+
+    id: uuid.UUID
+    external_id: str | None
+    email: str | None
+    state: str
+    content: dict[str, Any]
+    properties: dict[str, Any]
+    priority: int
+    persistent: bool
+    campaign: str | None
+    created_at: datetime
+    expires_at: datetime
+    device_id: str | None
+    lease_expires_at: datetime | None
+    shown_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: str
+    at: datetime
+    device_id: str | None
+    action: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveredMessage:
+    """A message a poll hands to a device; `offered` is false for a persistent one already shown."""
+
+    id: uuid.UUID
+    content: dict[str, Any]
+    properties: dict[str, Any]
+    priority: int
+    persistent: bool
+    expires_at: datetime
+    campaign: str | None
+    offered: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What one poll's statement returns: the device's messages and the facts its tier needs."""
+
+    now: datetime
+    person_id: int | None
+    last_message_at: datetime | None
+    messages: tuple[DeliveredMessage, ...]
