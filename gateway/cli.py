@@ -1,0 +1,140 @@
+"""The `mailslot` command: serve, migrate, workspace create.
+
+argparse (the standard library) rather than click: each flag mirrors a `MAILSLOT_*` variable
+that `gateway.config` alone reads, so the CLI only passes explicit flags on as overrides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import storage
+
+from .config import SETTINGS, Config, ConfigError, load_config
+
+__all__ = ["main"]
+
+log = logging.getLogger("mailslot")
+
+_SERVE_SETTINGS = {s.name for s in SETTINGS}
+_DATABASE_SETTINGS = {"database_url", "data_dir", "log_level"}
+
+
+def _add_settings(parser: argparse.ArgumentParser, names: set[str]) -> None:
+    for setting in SETTINGS:
+        if setting.name in names:
+            parser.add_argument(
+                setting.flag, dest=setting.name, type=setting.parse, default=None,
+                help=f"{setting.help} (env {setting.env})",
+            )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mailslot", description="Self-hosted in-app messaging gateway.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="apply migrations and serve HTTP",
+                                description="Apply migrations and serve HTTP. With no database URL, "
+                                "an embedded PostgreSQL runs under the data folder.")
+    _add_settings(serve, _SERVE_SETTINGS)
+
+    migrate = commands.add_parser("migrate", help="apply the database migrations that are missing")
+    _add_settings(migrate, _DATABASE_SETTINGS)
+
+    workspace = commands.add_parser("workspace", help="manage workspaces")
+    workspace_commands = workspace.add_subparsers(dest="workspace_command", required=True, metavar="COMMAND")
+    create = workspace_commands.add_parser("create", help="create a workspace; prints its site id, API key "
+                                           "and identity secret (the key is shown only once)")
+    create.add_argument("name", help="the workspace's name")
+    create.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_settings(create, _DATABASE_SETTINGS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides = {s.name: getattr(args, s.name, None) for s in SETTINGS}
+    try:
+        config = load_config(overrides={k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        print(f"mailslot: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        from .serve import serve
+
+        return serve(config)
+    with _database(config) as url:
+        if args.command == "migrate":
+            applied = asyncio.run(storage.apply_migrations(url))
+            print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+            return 0
+        credentials = asyncio.run(_create_workspace(url, args.name))
+        _print_credentials(credentials, as_json=args.json)
+    return 0
+
+
+class _database:
+    """The configured URL, or an embedded server started for this command and stopped after."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._embedded: storage.EmbeddedPostgres | None = None
+        self._was_running = False
+
+    def __enter__(self) -> str:
+        if self._config.database_url:
+            return self._config.database_url
+        self._embedded = storage.EmbeddedPostgres(self._config.data_dir)
+        self._was_running = self._embedded.is_running()
+        return self._embedded.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._embedded is not None and not self._was_running:
+            self._embedded.stop()
+
+
+async def _create_workspace(url: str, name: str) -> storage.WorkspaceCredentials:
+    await storage.apply_migrations(url)
+    pool = await storage.create_pool(url, min_size=1, max_size=2)
+    try:
+        return await storage.create_workspace(pool, name)
+    finally:
+        await pool.close()
+
+
+def credentials_dict(credentials: storage.WorkspaceCredentials) -> dict[str, Any]:
+    workspace = credentials.workspace
+    return {
+        "name": workspace.name,
+        "site_id": workspace.site_id,
+        "api_key": credentials.api_key,
+        "identity_secret": workspace.identity_secret,
+    }
+
+
+def _print_credentials(credentials: storage.WorkspaceCredentials, *, as_json: bool) -> None:
+    values = credentials_dict(credentials)
+    if as_json:
+        print(json.dumps(values))
+        return
+    print(f"workspace {values['name']!r} created")
+    print(f"  site id:         {values['site_id']}")
+    print(f"  API key:         {values['api_key']}   (shown once: store it now)")
+    print(f"  identity secret: {values['identity_secret']}")
+
+
+def config_with_url(config: Config, url: str) -> Config:
+    return dataclasses.replace(config, database_url=url)
+
+
+def data_file(config: Config, name: str) -> Path:
+    return config.data_dir / name

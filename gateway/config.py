@@ -1,0 +1,127 @@
+"""Configuration: the only module that reads `os.environ`.
+
+Every setting is a `MAILSLOT_<NAME>` variable and a command-line flag; a flag beats the
+environment, which beats the default. A bad value stops startup naming the variable and value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ENV_PREFIX", "SETTINGS", "Config", "ConfigError", "Setting", "load_config"]
+
+ENV_PREFIX = "MAILSLOT_"
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Empty: start the embedded PostgreSQL under data_dir.
+    database_url: str = ""
+    data_dir: Path = Path(".mailslot")
+    workers: int = 1
+    pool_min: int = 2
+    pool_max: int = 10
+    max_body_bytes: int = 64 * 1024
+    max_wait_s: int = 30
+    claim_limit: int = 10
+    expire_interval_s: int = 60
+    workspace_cache_s: float = 5.0
+    demo_workspace: bool = True
+    log_level: str = "INFO"
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    parse: Callable[[str], Any]
+    help: str
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", str, "address to listen on"),
+    Setting("port", _positive_int, "port to listen on"),
+    Setting("database_url", str, "PostgreSQL URL; empty starts the embedded server under the data folder"),
+    Setting("data_dir", Path, "data folder of the embedded PostgreSQL"),
+    Setting("workers", _positive_int, "gateway processes sharing the port"),
+    Setting("pool_min", _positive_int, "database connections each process keeps open"),
+    Setting("pool_max", _positive_int, "most database connections per process"),
+    Setting("max_body_bytes", _positive_int, "largest request body accepted, in bytes"),
+    Setting("max_wait_s", _positive_int, "longest a poll may be held open, in seconds"),
+    Setting("claim_limit", _positive_int, "most new messages one poll claims"),
+    Setting("expire_interval_s", _positive_int, "seconds between expiry sweeps"),
+    Setting("workspace_cache_s", float, "seconds a process trusts its cached workspace settings"),
+    Setting("demo_workspace", _bool, "create a demo workspace on first start"),
+    Setting("log_level", _log_level, "DEBUG, INFO, WARNING or ERROR"),
+)
+
+
+def load_config(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Config:
+    """Defaults, then `MAILSLOT_*` variables, then explicit overrides (command-line flags)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.env)
+        if raw is None:
+            continue
+        try:
+            values[setting.name] = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{setting.env}={raw!r}: {exc}") from None
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = value
+    known = {f.name for f in fields(Config)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+    config = Config(**values)
+    if config.pool_max < 2 or config.pool_min > config.pool_max:
+        raise ConfigError(
+            f"pool sizes: need 2 <= pool_max and pool_min <= pool_max, got {config.pool_min}/{config.pool_max}"
+        )
+    if not 1 <= config.port <= 65535:
+        raise ConfigError(f"{ENV_PREFIX}PORT={config.port}: not a TCP port")
+    return config

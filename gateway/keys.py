@@ -1,0 +1,29 @@
+"""Every key of application and request state, in one place: what the app holds."""
+
+from __future__ import annotations
+
+import random
+
+import asyncpg
+from aiohttp import web
+
+from storage import Workspace
+
+from .clock import Clock
+from .config import Config
+from .poll import Poller
+from .workspaces import WorkspaceCache
+
+__all__ = ["CLOCK", "CONFIG", "DATABASE_URL", "POLLER", "POOL", "REQUEST_ID", "RNG", "WORKSPACE", "WORKSPACES"]
+
+CONFIG = web.AppKey("mailslot.config", Config)
+CLOCK = web.AppKey("mailslot.clock", Clock)
+RNG = web.AppKey("mailslot.rng", random.Random)
+DATABASE_URL = web.AppKey("mailslot.database_url", str)
+POOL = web.AppKey("mailslot.pool", asyncpg.Pool)
+WORKSPACES = web.AppKey("mailslot.workspaces", WorkspaceCache)
+POLLER = web.AppKey("mailslot.poller", Poller)
+
+# The workspace the request's credentials belong to, set by the auth middleware.
+WORKSPACE = web.RequestKey("mailslot.workspace", Workspace)
+REQUEST_ID = web.RequestKey("mailslot.request_id", str)

@@ -1,0 +1,132 @@
+"""Cross-cutting concerns: request ids, JSON errors for everything, server-API auth, CORS.
+
+Order (outermost first): request id, CORS, errors, auth, so CORS headers reach error answers too.
+The error middleware is the catch-all: whatever escapes a handler becomes the contract's JSON
+error; an unexpected exception is logged with its traceback and answered as a generic 500 that
+tests assert never happens.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+import storage
+
+from . import errors
+from .keys import REQUEST_ID, WORKSPACE, WORKSPACES
+from .render import json_response
+
+__all__ = ["auth_middleware", "cors_middleware", "error_middleware", "request_id_middleware"]
+
+log = logging.getLogger("mailslot.gateway")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Route names: "device.*" are public and CORS-open, "server.*" need an API key.
+DEVICE_PREFIX = "device."
+SERVER_PREFIX = "server."
+_EXPOSED = "X-Mailslot-Next-Poll, Retry-After, X-Request-Id"
+
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+}
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    given = request.headers.get("X-Request-Id", "")
+    request_id = given if _REQUEST_ID.match(given) else secrets.token_hex(8)
+    request[REQUEST_ID] = request_id
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers["X-Request-Id"] = request_id
+        raise
+    response.headers["X-Request-Id"] = request_id
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except errors.ApiError as exc:
+        return _error(exc.status, exc.code, exc.message, exc.headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        message = {
+            404: f"no endpoint at {request.path}; see docs/api.md",
+            405: f"{request.method} is not allowed on {request.path}",
+            413: "the request body is too large",
+        }.get(exc.status, exc.reason)
+        headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+        return _error(exc.status, code, message, headers)
+    except storage.StorageUnavailable as exc:
+        log.warning("storage unavailable: %s", exc)
+        return _error(503, "storage_unavailable", "the database is unavailable; retry shortly",
+                      {"Retry-After": "2"})
+    except storage.Conflict as exc:
+        return _error(409, "conflict", str(exc))
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error(500, "internal_error", "something went wrong on our side; it has been logged")
+
+
+def _route_name(request: web.Request) -> str:
+    return request.match_info.route.name or ""
+
+
+@web.middleware
+async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The device API answers any origin; the server API refuses cross-origin browsers."""
+    name = _route_name(request)
+    origin = request.headers.get("Origin")
+    if name.startswith(DEVICE_PREFIX):
+        if request.method == "OPTIONS":
+            return web.Response(status=204, headers={
+                "Access-Control-Allow-Origin": "*",
+                "Access-Control-Allow-Methods": "POST, OPTIONS",
+                "Access-Control-Allow-Headers": "Content-Type, X-Request-Id",
+                "Access-Control-Max-Age": "86400",
+            })
+        response = await handler(request)
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        response.headers["Access-Control-Expose-Headers"] = _EXPOSED
+        return response
+    if name.startswith(SERVER_PREFIX) and origin is not None and urlsplit(origin).netloc != request.host:
+        raise errors.Forbidden(
+            "the server API is not available to browsers on other origins; call it from your backend",
+            code="cross_origin_forbidden",
+        )
+    return await handler(request)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if _route_name(request).startswith(SERVER_PREFIX):
+        scheme, _, api_key = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not api_key.strip():
+            raise errors.Unauthorized()
+        if len(api_key) > 256:
+            raise errors.Unauthorized("this API key is not valid")
+        workspace = await request.app[WORKSPACES].by_api_key(api_key.strip())
+        if workspace is None:
+            raise errors.Unauthorized("this API key is not valid")
+        request[WORKSPACE] = workspace
+    return await handler(request)

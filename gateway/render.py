@@ -1,0 +1,83 @@
+"""Turning results into JSON responses: orjson bytes, UTC times ending in Z."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from storage import DeliveredMessage, Event, Message, Person, Workspace
+
+__all__ = [
+    "device_message",
+    "json_response",
+    "person_view",
+    "server_message",
+    "workspace_view",
+]
+
+_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+
+
+def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data, option=_OPTIONS), status=status, headers=headers, content_type="application/json"
+    )
+
+
+def device_message(message: DeliveredMessage) -> dict[str, Any]:
+    """A message as a device sees it (the contract's Message)."""
+    return {
+        "id": str(message.id),
+        "content": message.content,
+        "properties": message.properties,
+        "priority": message.priority,
+        "persistent": message.persistent,
+        "expires_at": message.expires_at,
+        "campaign": message.campaign,
+    }
+
+
+def server_message(message: Message, events: list[Event] | None = None) -> dict[str, Any]:
+    """A message as the server API sees it: its lifecycle state and, when read alone, its events."""
+    view: dict[str, Any] = {
+        "id": str(message.id),
+        "to": {"id": message.external_id, "email": message.email},
+        "state": message.state,
+        "content": message.content,
+        "properties": message.properties,
+        "priority": message.priority,
+        "persistent": message.persistent,
+        "campaign": message.campaign,
+        "created_at": message.created_at,
+        "expires_at": message.expires_at,
+        "device_id": message.device_id,
+        "lease_expires_at": message.lease_expires_at,
+        "shown_at": message.shown_at,
+    }
+    if events is not None:
+        view["events"] = [
+            {"type": e.type, "at": e.at, "device_id": e.device_id, "action": e.action} for e in events
+        ]
+    return view
+
+
+def person_view(person: Person) -> dict[str, Any]:
+    return {"id": person.external_id, "email": person.email, "attributes": person.attributes}
+
+
+def workspace_view(workspace: Workspace) -> dict[str, Any]:
+    return {
+        "name": workspace.name,
+        "site_id": workspace.site_id,
+        "in_app_enabled": workspace.in_app_enabled,
+        "identity_mode": workspace.identity_mode,
+        "intervals": {
+            "active_s": workspace.active_s,
+            "inactive_s": workspace.inactive_s,
+            "low_s": workspace.low_s,
+            "recent_days": workspace.recent_days,
+        },
+        "lease_s": workspace.lease_s,
+    }

@@ -1,0 +1,39 @@
+"""The route table. Names say who may call: `device.*` is public, `server.*` needs an API key."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import device_api, ops, server_api
+
+__all__ = ["add_routes"]
+
+
+def add_routes(app: web.Application) -> None:
+    router = app.router
+    # Device API (CORS-open; OPTIONS answers preflights in the CORS middleware).
+    for path, handler, name in (
+        ("/v1/poll", device_api.poll, "device.poll"),
+        ("/v1/events", device_api.events, "device.events"),
+    ):
+        resource = router.add_resource(path, name=name)
+        resource.add_route("POST", handler)
+        resource.add_route("OPTIONS", handler)
+
+    # Server API.
+    router.add_post("/v1/messages", server_api.send_message, name="server.send_message")
+    message = router.add_resource("/v1/messages/{id}", name="server.message")
+    message.add_route("GET", server_api.get_message)
+    message.add_route("DELETE", server_api.recall_message)
+    router.add_put("/v1/people/{id}", server_api.identify, name="server.identify")
+    router.add_get(
+        "/v1/people/{id}/messages", server_api.list_person_messages, name="server.person_messages",
+        allow_head=False,
+    )
+    workspace = router.add_resource("/v1/workspace", name="server.workspace")
+    workspace.add_route("GET", server_api.get_workspace)
+    workspace.add_route("PATCH", server_api.patch_workspace)
+
+    # Operations.
+    router.add_get("/healthz", ops.healthz, name="ops.healthz")
+    router.add_get("/readyz", ops.readyz, name="ops.readyz")

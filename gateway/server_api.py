@@ -1,0 +1,197 @@
+"""The server API: handlers a product's backend calls with its workspace's API key."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+import storage
+
+from .errors import Conflict, NotFound, Unprocessable
+from .keys import CLOCK, POOL, WORKSPACE, WORKSPACES
+from .render import json_response, person_view, server_message, workspace_view
+from .schemas import SendRequest, WorkspacePatch, is_email, parse_body, parse_object
+
+__all__ = [
+    "get_message",
+    "get_workspace",
+    "identify",
+    "list_person_messages",
+    "patch_workspace",
+    "recall_message",
+    "send_message",
+]
+
+DEFAULT_TTL_S = 30 * 86400
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_MAX_ATTRIBUTES = 100
+
+
+def _now(request: web.Request) -> datetime:
+    return request.app[CLOCK].now() or datetime.now(UTC)
+
+
+def _message_id(request: web.Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info["id"])
+    except ValueError:
+        raise NotFound("no message has this id", code="unknown_message") from None
+
+
+def _person_key(request: web.Request) -> str:
+    key = request.match_info["id"]
+    if not 1 <= len(key) <= 255:
+        raise Unprocessable("a person id has 1 to 255 characters")
+    return key
+
+
+async def send_message(request: web.Request) -> web.Response:
+    raw = await request.read()
+    body = parse_body(raw, SendRequest)
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not _IDEMPOTENCY_KEY.match(key):
+        raise Unprocessable("`Idempotency-Key` has 1 to 255 printable ASCII characters", code="invalid_idempotency_key")
+    expires_at = body.expires_at
+    if isinstance(expires_at, int):
+        expires_at = datetime.fromtimestamp(expires_at, UTC)
+    if expires_at is not None and expires_at <= _now(request):
+        raise Unprocessable(
+            "`expires_at` is in the past; the message could never be delivered", code="expires_at_in_past"
+        )
+    workspace = request[WORKSPACE]
+    outcome = await storage.send_message(
+        request.app[POOL],
+        workspace.id,
+        external_id=body.to.id,
+        email=body.to.email,
+        content=_content(body),
+        properties=body.properties,
+        priority=body.priority,
+        persistent=body.persistent,
+        campaign=body.campaign,
+        expires_at=expires_at,
+        ttl_s=body.ttl_s or DEFAULT_TTL_S,
+        idempotency_key=key,
+        idempotency_hash=hashlib.sha256(orjson.dumps(parse_object(raw), option=orjson.OPT_SORT_KEYS)).digest()
+        if key is not None
+        else None,
+        now=request.app[CLOCK].now(),
+    )
+    if outcome.status == "disabled":
+        raise Conflict("in-app messaging is disabled for this workspace; enable it with PATCH /v1/workspace",
+                       code="in_app_disabled")
+    if outcome.status == "key_reused":
+        raise Unprocessable("this `Idempotency-Key` was used for a different request", code="idempotency_key_reused")
+    assert outcome.message is not None
+    if outcome.status == "replayed":
+        return json_response(server_message(outcome.message), headers={"Idempotent-Replayed": "true"})
+    return json_response(server_message(outcome.message), status=201)
+
+
+def _content(body: SendRequest) -> dict[str, Any]:
+    content = body.content
+    return {
+        "title": content.title,
+        "body": content.body,
+        "image_url": content.image_url,
+        "actions": [{"name": a.name, "label": a.label, "url": a.url} for a in content.actions],
+        "layout": content.layout,
+        "element_id": content.element_id,
+    }
+
+
+async def get_message(request: web.Request) -> web.Response:
+    workspace, pool = request[WORKSPACE], request.app[POOL]
+    message = await storage.get_message(pool, workspace.id, _message_id(request), request.app[CLOCK].now())
+    if message is None:
+        raise NotFound("no message has this id in this workspace", code="unknown_message")
+    events = await storage.list_message_events(pool, message.id)
+    return json_response(server_message(message, events))
+
+
+async def recall_message(request: web.Request) -> web.Response:
+    workspace, pool, now = request[WORKSPACE], request.app[POOL], request.app[CLOCK].now()
+    message_id = _message_id(request)
+    previous = await storage.recall_message(pool, workspace.id, message_id, now)
+    if previous is None:
+        raise NotFound("no message has this id in this workspace", code="unknown_message")
+    if previous in ("shown", "dismissed"):
+        raise Conflict("the message was already shown on a device; it cannot be recalled", code="already_shown")
+    if previous == "expired":
+        raise Conflict("the message expired before it could be recalled", code="already_expired")
+    message = await storage.get_message(pool, workspace.id, message_id, now)
+    assert message is not None
+    return json_response(server_message(message))
+
+
+async def identify(request: web.Request) -> web.Response:
+    external_id = _person_key(request)
+    attributes = _attributes(parse_object(await request.read()))
+    set_email = "email" in attributes
+    email = attributes.pop("email", None)
+    if email is not None and not (isinstance(email, str) and is_email(email)):
+        raise Unprocessable("`email` must be an email address or null - at `$.email`")
+    try:
+        person = await storage.identify_person(
+            request.app[POOL], request[WORKSPACE].id, external_id, attributes, email=email, set_email=set_email
+        )
+    except storage.Conflict as exc:
+        if exc.constraint == "email_in_use":
+            raise Conflict(f"{email} belongs to a person with another id", code="email_in_use") from None
+        raise
+    return json_response(person_view(person))
+
+
+def _attributes(value: dict[str, Any]) -> dict[str, Any]:
+    """Person attributes: at most 100 named 1-64 characters; `*_at` ones are Unix seconds."""
+    if len(value) > _MAX_ATTRIBUTES:
+        raise Unprocessable(f"at most {_MAX_ATTRIBUTES} attributes per person")
+    for name, item in value.items():
+        if not 1 <= len(name) <= 64:
+            raise Unprocessable("attribute names have 1 to 64 characters")
+        if name.endswith("_at") and item is not None and (isinstance(item, bool) or not isinstance(item, int | float)):
+            raise Unprocessable(f"`{name}` is a time: give Unix seconds as a number - at `$.{name}`")
+    return dict(value)
+
+
+async def list_person_messages(request: web.Request) -> web.Response:
+    key = _person_key(request)
+    by = request.query.get("by", "id")
+    if by not in ("id", "email"):
+        raise Unprocessable("`by` is `id` or `email`")
+    pool, workspace = request.app[POOL], request[WORKSPACE]
+    person = await storage.get_person(pool, workspace.id, key)
+    if person is None or (by == "id" and person.external_id != key) or (
+        by == "email" and person.email != key.lower()
+    ):
+        raise NotFound("no person with this id in this workspace", code="unknown_person")
+    messages = await storage.list_person_messages(pool, person.id, now=request.app[CLOCK].now())
+    return json_response({"person": person_view(person), "messages": [server_message(m) for m in messages]})
+
+
+async def get_workspace(request: web.Request) -> web.Response:
+    return json_response(workspace_view(request[WORKSPACE]))
+
+
+async def patch_workspace(request: web.Request) -> web.Response:
+    patch = parse_body(await request.read(), WorkspacePatch)
+    intervals = patch.intervals
+    workspace, recalled = await storage.update_workspace(
+        request.app[POOL],
+        request[WORKSPACE].id,
+        in_app_enabled=patch.in_app_enabled,
+        identity_mode=patch.identity_mode,
+        active_s=intervals.active_s if intervals else None,
+        inactive_s=intervals.inactive_s if intervals else None,
+        low_s=intervals.low_s if intervals else None,
+        recent_days=intervals.recent_days if intervals else None,
+        lease_s=patch.lease_s,
+    )
+    request.app[WORKSPACES].put(workspace)
+    return json_response({**workspace_view(workspace), "recalled": recalled})

@@ -1,0 +1,81 @@
+"""A per-process cache of workspaces by site id and API key.
+
+Why: a poll may cost one database round trip (the claim), so the workspace behind a site id
+must come from memory. Entries live `ttl_s` seconds; a settings change made through this process
+replaces its entry at once, and other processes see it within `ttl_s` (sooner once the
+listener relays workspace notifications). Concurrent misses for one key share one query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+
+import storage
+from storage import Workspace
+
+__all__ = ["WorkspaceCache"]
+
+_MAX_ENTRIES = 10_000
+
+
+class WorkspaceCache:
+    def __init__(self, pool: asyncpg.Pool, ttl_s: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._pool = pool
+        self._ttl_s = ttl_s
+        self._monotonic = monotonic
+        self._entries: dict[str, tuple[float, Workspace | None]] = {}
+        self._loading: dict[str, asyncio.Future[Workspace | None]] = {}
+
+    async def by_site_id(self, site_id: str) -> Workspace | None:
+        return await self._get("site:" + site_id, lambda: storage.get_workspace_by_site_id(self._pool, site_id))
+
+    async def by_api_key(self, api_key: str) -> Workspace | None:
+        # Keyed by a digest so that no API key sits in memory longer than the request.
+        digest = hashlib.sha256(api_key.encode()).hexdigest()
+        return await self._get("key:" + digest, lambda: storage.get_workspace_by_api_key(self._pool, api_key))
+
+    def put(self, workspace: Workspace) -> None:
+        """Replace every cached copy of this workspace (after a settings change)."""
+        expires = self._monotonic() + self._ttl_s
+        for key, (_, cached) in list(self._entries.items()):
+            if cached is not None and cached.id == workspace.id:
+                self._entries[key] = (expires, workspace)
+        self._entries["site:" + workspace.site_id] = (expires, workspace)
+
+    def forget(self, workspace_id: int | None = None) -> None:
+        """Drop one workspace (or all) so the next request reads the database."""
+        if workspace_id is None:
+            self._entries.clear()
+            return
+        for key, (_, cached) in list(self._entries.items()):
+            if cached is not None and cached.id == workspace_id:
+                del self._entries[key]
+
+    async def _get(self, key: str, load: Callable[[], Awaitable[Workspace | None]]) -> Workspace | None:
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > self._monotonic():
+            return entry[1]
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Workspace | None] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            workspace = await load()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters may be none
+            raise
+        else:
+            future.set_result(workspace)
+        finally:
+            del self._loading[key]
+        if len(self._entries) >= _MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[key] = (self._monotonic() + self._ttl_s, workspace)
+        return workspace
