@@ -1,0 +1,118 @@
+"""Shared fixtures: one PostgreSQL per session, a migrated template, a fresh clone per test.
+
+Set MAILSLOT_TEST_DATABASE_URL to use an existing server (its user must be able to create
+databases); otherwise an embedded server starts under a temporary folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+import uvloop
+from yarl import URL
+
+for _name in list(os.environ):
+    if _name.startswith("MAILSLOT_") and _name != "MAILSLOT_TEST_DATABASE_URL":
+        del os.environ[_name]
+
+import storage  # noqa: E402
+from gateway import Config, create_app  # noqa: E402
+from gateway.clock import FixedClock  # noqa: E402
+from tests.helpers import Api  # noqa: E402
+
+TEMPLATE = "mailslot_test_template"
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, object]:
+    return {"uvloop": uvloop.new_event_loop}
+
+
+def database_url_for(server_url: str, name: str) -> str:
+    return str(URL(server_url).with_path("/" + name))
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A URL of the server's `postgres` database, for creating and dropping test databases."""
+    external = os.environ.get("MAILSLOT_TEST_DATABASE_URL")
+    if external:
+        yield database_url_for(external, "postgres")
+        return
+    embedded = storage.EmbeddedPostgres(Path(tmp_path_factory.mktemp("postgres")), durable=False)
+    url = embedded.start()
+    yield database_url_for(url, "postgres")
+    embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def template_url(server_url: str) -> str:
+    """A database with every migration applied, cloned for each test."""
+
+    async def build() -> None:
+        conn = await asyncpg.connect(server_url)
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+            await conn.execute(f"CREATE DATABASE {TEMPLATE}")
+        finally:
+            await conn.close()
+        await storage.apply_migrations(database_url_for(server_url, TEMPLATE))
+
+    asyncio.run(build())
+    return database_url_for(server_url, TEMPLATE)
+
+
+@pytest.fixture
+async def database_url(server_url: str, template_url: str) -> AsyncIterator[str]:
+    name = "test_" + uuid.uuid4().hex[:16]
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+        yield database_url_for(server_url, name)
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    """Every test runs on a pinned instant it moves by hand."""
+    return FixedClock(datetime(2026, 11, 28, 12, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def config(database_url: str) -> Config:
+    return Config(database_url=database_url, pool_min=1, pool_max=8, demo_workspace=False, expire_interval_s=3600)
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await storage.create_pool(database_url, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def client(aiohttp_client, config: Config, clock: FixedClock):  # type: ignore[no-untyped-def]
+    return await aiohttp_client(create_app(config, clock=clock, rng=random.Random(7)))
+
+
+@pytest.fixture
+async def api(client, pool: asyncpg.Pool) -> Api:  # type: ignore[no-untyped-def]
+    """Workspace `acme` and a client speaking both APIs with its credentials."""
+    credentials = await storage.create_workspace(pool, "acme")
+    return Api(client, credentials)
+
+
+@pytest.fixture
+async def other_api(client, pool: asyncpg.Pool) -> Api:  # type: ignore[no-untyped-def]
+    """A second workspace, `globex`, on the same gateway: for isolation tests."""
+    credentials = await storage.create_workspace(pool, "globex")
+    return Api(client, credentials)
