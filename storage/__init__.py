@@ -2,6 +2,7 @@
 
 from .embedded import EmbeddedPostgres
 from .errors import Conflict, MigrationError, StorageError, StorageUnavailable
+from .listener import Listener, Notice, QueueNotice, WorkspaceNotice
 from .messages import (
     NOTIFY_CHANNEL,
     DeviceReport,
@@ -36,14 +37,18 @@ __all__ = [
     "DeviceReport",
     "EmbeddedPostgres",
     "Event",
+    "Listener",
     "Message",
     "MigrationError",
+    "Notice",
     "Person",
+    "QueueNotice",
     "SendOutcome",
     "StorageError",
     "StorageUnavailable",
     "Workspace",
     "WorkspaceCredentials",
+    "WorkspaceNotice",
     "apply_migrations",
     "check_ready",
     "claim_messages",

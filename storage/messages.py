@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,7 +89,8 @@ async def send_message(
             person = await ensure_person(conn, workspace_id, external_id=external_id, email=email)
             payload = orjson.dumps(
                 {"type": "queued", "workspace": workspace_id, "person": person.id,
-                 "keys": [k for k in (person.external_id, person.email) if k is not None]}
+                 "keys": [k for k in (person.external_id, person.email) if k is not None],
+                 "at": time.time()}
             ).decode()
             row = await conn.fetchrow(
                 queries["send_message"],

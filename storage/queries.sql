@@ -42,7 +42,7 @@ LIMIT 1;
 SELECT id FROM workspaces WHERE id = $1 FOR UPDATE;
 
 -- update_workspace --
--- Change settings (NULL keeps a value); turning in-app off recalls every queued and offered message. $1 workspace_id, $2 in_app_enabled, $3 identity_mode, $4 active_s, $5 inactive_s, $6 low_s, $7 recent_days, $8 lease_s, $9 now
+-- Change settings (NULL keeps a value) and tell every process; turning in-app off recalls every queued and offered message. $1 workspace_id, $2 in_app_enabled, $3 identity_mode, $4 active_s, $5 inactive_s, $6 low_s, $7 recent_days, $8 lease_s, $9 now
 WITH clock AS (
     SELECT coalesce($9::timestamptz, now()) AS now
 ),
@@ -71,10 +71,15 @@ recalled AS (
 recorded AS (
     INSERT INTO events (workspace_id, message_id, type, at)
     SELECT recalled.workspace_id, recalled.id, 'recalled', clock.now FROM recalled, clock
+),
+notified AS (
+    SELECT pg_notify('mailslot_queue_v1', json_build_object('type', 'workspace', 'workspace', id)::text)
+    FROM updated
 )
 SELECT id, name, site_id, identity_secret, identity_mode, in_app_enabled,
        active_s, inactive_s, low_s, recent_days, lease_s,
-       (SELECT count(*) FROM recalled) AS recalled
+       (SELECT count(*) FROM recalled) AS recalled,
+       (SELECT count(*) FROM notified) AS notified
 FROM updated;
 
 -- ensure_person_by_external_id --

@@ -1,0 +1,139 @@
+"""LISTEN on the queue channel over one dedicated connection, outside the serving pool.
+
+Rules: notifications only wake things up; they never carry a message, and a woken poll claims
+through the normal path. The connection reconnects with backoff and probes with `SELECT 1`
+when idle; after every (re)connect `on_connect` runs, because anything sent while it was down
+was lost. A payload that does not parse is logged and dropped; a callback's error never stops
+the listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+import orjson
+
+from .messages import NOTIFY_CHANNEL
+
+__all__ = ["Listener", "Notice", "QueueNotice", "WorkspaceNotice", "parse_notice"]
+
+log = logging.getLogger("mailslot.storage.listener")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueNotice:
+    """Messages became deliverable for a person known by these keys (external id, email)."""
+
+    workspace: int
+    person: int
+    keys: tuple[str, ...]
+    at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceNotice:
+    """A workspace's settings changed: cached copies are stale."""
+
+    workspace: int
+
+
+Notice = QueueNotice | WorkspaceNotice
+
+
+def parse_notice(payload: str) -> Notice | None:
+    """A typed notice, or None (logged) for anything malformed."""
+    try:
+        data = orjson.loads(payload)
+        kind = data["type"]
+        if kind == "queued":
+            keys = data.get("keys", [])
+            if not all(isinstance(k, str) for k in keys):
+                raise ValueError("keys must be strings")
+            at = data.get("at")
+            return QueueNotice(int(data["workspace"]), int(data["person"]), tuple(keys),
+                               float(at) if at is not None else None)
+        if kind == "workspace":
+            return WorkspaceNotice(int(data["workspace"]))
+        raise ValueError(f"unknown type {kind!r}")
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        log.warning("dropping malformed notification %r: %s", payload[:200], exc)
+        return None
+
+
+class Listener:
+    """Run with `await listener.run()` in a task; cancel the task to stop."""
+
+    def __init__(
+        self,
+        dsn: str,
+        on_notice: Callable[[Notice], None],
+        on_connect: Callable[[], None],
+        *,
+        on_reconnect: Callable[[], None] | None = None,
+        probe_interval_s: float = 10.0,
+        max_backoff_s: float = 5.0,
+        channel: str = NOTIFY_CHANNEL,
+    ) -> None:
+        self._dsn = dsn
+        self._on_notice = on_notice
+        self._on_connect = on_connect
+        self._on_reconnect = on_reconnect
+        self._probe_interval_s = probe_interval_s
+        self._max_backoff_s = max_backoff_s
+        self._channel = channel
+        self.connected = asyncio.Event()
+        self.backend_pid: int | None = None
+
+    def _dispatch(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        notice = parse_notice(payload)
+        if notice is None:
+            return
+        try:
+            self._on_notice(notice)
+        except Exception:
+            log.exception("notification handler failed")
+
+    async def run(self) -> None:
+        backoff = 0.1
+        first = True
+        while True:
+            lost = asyncio.Event()
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self._dsn, server_settings={"application_name": "mailslot-listener"})
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await conn.add_listener(self._channel, self._dispatch)
+                self.backend_pid = conn.get_server_pid()
+                self.connected.set()
+                if not first and self._on_reconnect is not None:
+                    self._on_reconnect()
+                first = False
+                self._on_connect()
+                backoff = 0.1
+                await self._probe_until_lost(conn, lost)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("listener connection failed: %s; retrying in %.1fs", exc, backoff)
+            finally:
+                self.connected.clear()
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(conn.close(timeout=1))
+            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+            backoff = min(backoff * 2, self._max_backoff_s)
+
+    async def _probe_until_lost(self, conn: asyncpg.Connection, lost: asyncio.Event) -> None:
+        """Return when the connection is gone: terminated, or a probe failed."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), self._probe_interval_s)
+            if lost.is_set() or conn.is_closed():
+                raise ConnectionError("listener connection lost")
+            await conn.fetchval("SELECT 1", timeout=5)
