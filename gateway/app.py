@@ -1,4 +1,9 @@
-"""`create_app(config)`: routes, middlewares and resource lifetimes; no I/O until startup."""
+"""`create_app(config)`: routes, middlewares and resource lifetimes; no I/O until startup.
+
+Startup order (cleanup runs in reverse): database URL (embedded server, migrations), pool and
+caches, parked-poll registry, listener, expiry sweeper. On shutdown every parked poll is
+answered at once and /readyz turns 503.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,9 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 from aiohttp import web
 
@@ -14,10 +21,30 @@ import storage
 
 from .clock import Clock
 from .config import Config
-from .keys import CLOCK, CONFIG, DATABASE_URL, POLLER, POOL, RNG, WORKSPACES
-from .middlewares import auth_middleware, cors_middleware, error_middleware, request_id_middleware
+from .keys import (
+    CLOCK,
+    CONFIG,
+    DATABASE_URL,
+    LISTENER,
+    METRICS,
+    POLLER,
+    POOL,
+    RNG,
+    STOPPING,
+    WAITERS,
+    WORKSPACES,
+)
+from .metrics import Metrics
+from .middlewares import (
+    auth_middleware,
+    cors_middleware,
+    error_middleware,
+    metrics_middleware,
+    request_id_middleware,
+)
 from .poll import Poller
 from .routes import add_routes
+from .waiters import Waiters, Wake
 from .workspaces import WorkspaceCache
 
 __all__ = ["create_app"]
@@ -26,23 +53,27 @@ log = logging.getLogger("mailslot.gateway")
 
 
 def create_app(config: Config, *, clock: Clock | None = None, rng: random.Random | None = None) -> web.Application:
-    """Build the application; startup brings up the database, pool, poller and sweeper in that order."""
     app = web.Application(
         client_max_size=config.max_body_bytes,
-        middlewares=[request_id_middleware, cors_middleware, error_middleware, auth_middleware],
+        middlewares=[
+            request_id_middleware, metrics_middleware, cors_middleware, error_middleware, auth_middleware,
+        ],
     )
     app[CONFIG] = config
     app[CLOCK] = clock or Clock()
     app[RNG] = rng or random.Random()
+    app[METRICS] = Metrics(multiprocess=config.metrics_dir is not None)
+    app[STOPPING] = asyncio.Event()
+    app[WAITERS] = Waiters(max_total=config.max_parked, max_per_person=config.max_parked_per_person)
     add_routes(app)
-    app.cleanup_ctx.extend([database, pool_and_caches, expiry_sweeper])
+    app.cleanup_ctx.extend([database, pool_and_caches, waiter_expiry, listener, expiry_sweeper])
+    app.on_shutdown.append(answer_parked_polls)
     return app
 
 
 async def database(app: web.Application) -> AsyncIterator[None]:
-    """The database URL: the configured one, or an embedded server's; migrated before use."""
+    """The database URL: the configured one, or an embedded server's (left running); migrated."""
     config = app[CONFIG]
-    embedded: storage.EmbeddedPostgres | None = None
     url = config.database_url
     if not url:
         embedded = storage.EmbeddedPostgres(config.data_dir)
@@ -59,11 +90,45 @@ async def pool_and_caches(app: web.Application) -> AsyncIterator[None]:
     pool = await storage.create_pool(app[DATABASE_URL], min_size=config.pool_min, max_size=config.pool_max)
     app[POOL] = pool
     app[WORKSPACES] = WorkspaceCache(pool, config.workspace_cache_s)
-    app[POLLER] = Poller(pool, app[CLOCK], app[RNG], config.claim_limit)
+    app[POLLER] = Poller(
+        pool, app[CLOCK], app[RNG], claim_limit=config.claim_limit, waiters=app[WAITERS], metrics=app[METRICS]
+    )
     try:
         yield
     finally:
         await pool.close()
+
+
+async def waiter_expiry(app: web.Application) -> AsyncIterator[None]:
+    async with _background(app[WAITERS].run_expiry(), "mailslot.waiter_expiry"):
+        yield
+
+
+async def listener(app: web.Application) -> AsyncIterator[None]:
+    """LISTEN for sends from every process; wake the matching parked polls."""
+    waiters, metrics, workspaces = app[WAITERS], app[METRICS], app[WORKSPACES]
+
+    def on_notice(notice: storage.Notice) -> None:
+        if isinstance(notice, storage.WorkspaceNotice):
+            workspaces.forget(notice.workspace)
+            return
+        if notice.at is not None:
+            metrics.notification_lag.observe(max(0.0, time.time() - notice.at))
+        waiters.wake(notice.workspace, notice.keys)
+
+    def on_connect() -> None:
+        # Anything sent while the connection was down was not heard: every held poll claims again.
+        waiters.wake_all(Wake.RECONNECT)
+        workspaces.forget()
+
+    the_listener = storage.Listener(
+        app[DATABASE_URL], on_notice, on_connect,
+        on_reconnect=metrics.listener_reconnects.inc, probe_interval_s=app[CONFIG].listener_probe_s,
+    )
+    app[LISTENER] = the_listener
+    async with _background(the_listener.run(), "mailslot.listener"):
+        await asyncio.wait_for(the_listener.connected.wait(), 30)
+        yield
 
 
 async def expiry_sweeper(app: web.Application) -> AsyncIterator[None]:
@@ -79,8 +144,23 @@ async def expiry_sweeper(app: web.Application) -> AsyncIterator[None]:
             except storage.StorageError as exc:
                 log.warning("expiry sweep failed: %s", exc)
 
-    task = asyncio.create_task(sweep(), name="mailslot.expiry_sweeper")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with _background(sweep(), "mailslot.expiry_sweeper"):
+        yield
+
+
+async def answer_parked_polls(app: web.Application) -> None:
+    app[STOPPING].set()
+    answered = app[WAITERS].close()
+    log.info("shutting down: answered %d parked polls", answered)
+
+
+@contextlib.asynccontextmanager
+async def _background(coro: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    """Run a task for as long as the app runs; cancel and await it at cleanup."""
+    task = asyncio.create_task(coro, name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -28,7 +28,7 @@ class Config:
     # Empty: start the embedded PostgreSQL under data_dir.
     database_url: str = ""
     data_dir: Path = Path(".mailslot")
-    workers: int = 1
+    workers: int = 0
     pool_min: int = 2
     pool_max: int = 10
     max_body_bytes: int = 64 * 1024
@@ -36,6 +36,11 @@ class Config:
     claim_limit: int = 10
     expire_interval_s: int = 60
     workspace_cache_s: float = 5.0
+    max_parked: int = 100_000
+    max_parked_per_person: int = 10
+    shutdown_timeout_s: float = 10.0
+    listener_probe_s: float = 10.0
+    metrics_dir: Path | None = None
     demo_workspace: bool = True
     log_level: str = "INFO"
 
@@ -83,7 +88,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("port", _positive_int, "port to listen on"),
     Setting("database_url", str, "PostgreSQL URL; empty starts the embedded server under the data folder"),
     Setting("data_dir", Path, "data folder of the embedded PostgreSQL"),
-    Setting("workers", _positive_int, "gateway processes sharing the port"),
+    Setting("workers", _positive_int, "gateway processes sharing the port (0: one per core)"),
     Setting("pool_min", _positive_int, "database connections each process keeps open"),
     Setting("pool_max", _positive_int, "most database connections per process"),
     Setting("max_body_bytes", _positive_int, "largest request body accepted, in bytes"),
@@ -91,6 +96,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("claim_limit", _positive_int, "most new messages one poll claims"),
     Setting("expire_interval_s", _positive_int, "seconds between expiry sweeps"),
     Setting("workspace_cache_s", float, "seconds a process trusts its cached workspace settings"),
+    Setting("max_parked", _positive_int, "most polls one process holds open; the rest are answered at once"),
+    Setting("max_parked_per_person", _positive_int, "most held polls per person per process"),
+    Setting("shutdown_timeout_s", float, "seconds in-flight requests get to finish on SIGTERM"),
+    Setting("listener_probe_s", float, "seconds of silence before the LISTEN connection is probed"),
+    Setting("metrics_dir", Path, "folder shared by worker processes for /metrics (set by serve)"),
     Setting("demo_workspace", _bool, "create a demo workspace on first start"),
     Setting("log_level", _log_level, "DEBUG, INFO, WARNING or ERROR"),
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
@@ -19,10 +20,16 @@ from aiohttp import web
 import storage
 
 from . import errors
-from .keys import REQUEST_ID, WORKSPACE, WORKSPACES
+from .keys import METRICS, REQUEST_ID, WORKSPACE, WORKSPACES
 from .render import json_response
 
-__all__ = ["auth_middleware", "cors_middleware", "error_middleware", "request_id_middleware"]
+__all__ = [
+    "auth_middleware",
+    "cors_middleware",
+    "error_middleware",
+    "metrics_middleware",
+    "request_id_middleware",
+]
 
 log = logging.getLogger("mailslot.gateway")
 
@@ -58,6 +65,17 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
         raise
     response.headers["X-Request-Id"] = request_id
     return response
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Latency per named route; unmatched paths are one label, so scanners cannot grow the series."""
+    started = time.perf_counter()
+    try:
+        return await handler(request)
+    finally:
+        route = _route_name(request) or "unmatched"
+        request.app[METRICS].request_latency.labels(route).observe(time.perf_counter() - started)
 
 
 @web.middleware

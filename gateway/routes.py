@@ -37,3 +37,4 @@ def add_routes(app: web.Application) -> None:
     # Operations.
     router.add_get("/healthz", ops.healthz, name="ops.healthz")
     router.add_get("/readyz", ops.readyz, name="ops.readyz")
+    router.add_get("/metrics", ops.metrics, name="ops.metrics")

@@ -1,4 +1,10 @@
-"""`mailslot serve`: bring the database up, create the demo workspace once, run the app."""
+"""`mailslot serve`: bring the database up, create the demo workspace once, run the workers.
+
+With one worker the app runs in this process. With N, this process supervises N spawned
+workers that share the port through SO_REUSEPORT, each with its own pool and listener; it
+forwards SIGTERM/SIGINT once, restarts a worker that dies unexpectedly, and stops an embedded
+PostgreSQL it started after the last worker has exited.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,13 @@ import asyncio
 import dataclasses
 import json
 import logging
+import multiprocessing
 import os
+import shutil
+import signal
+import time
+from multiprocessing.process import BaseProcess
+from types import FrameType
 
 import uvloop
 from aiohttp import web
@@ -16,7 +28,7 @@ import storage
 from .app import create_app
 from .config import Config
 
-__all__ = ["serve"]
+__all__ = ["run_worker", "serve"]
 
 log = logging.getLogger("mailslot")
 
@@ -24,32 +36,97 @@ DEMO_WORKSPACE = "demo"
 
 
 def serve(config: Config) -> int:
-    """Serve until SIGINT/SIGTERM; an embedded server started here is stopped on the way out."""
+    """Serve until SIGINT/SIGTERM; returns the exit code."""
     embedded: storage.EmbeddedPostgres | None = None
     url = config.database_url
     if not url:
-        embedded = storage.EmbeddedPostgres(config.data_dir)
-        if embedded.is_running():
-            embedded = None  # someone else's: leave it running
-            url = storage.EmbeddedPostgres(config.data_dir).start()
-        else:
-            url = embedded.start()
-            log.info("embedded PostgreSQL started under %s", config.data_dir.resolve() / "postgres")
+        candidate = storage.EmbeddedPostgres(config.data_dir)
+        if not candidate.is_running():
+            embedded = candidate  # ours to stop on the way out
+        url = candidate.start()
+        log.info("embedded PostgreSQL under %s", config.data_dir.resolve() / "postgres")
     try:
         asyncio.run(_prepare(config, url))
-        config = dataclasses.replace(config, database_url=url)
-        web.run_app(
-            create_app(config),
-            host=config.host,
-            port=config.port,
-            loop=uvloop.new_event_loop(),
-            handler_cancellation=True,
-            access_log=None,
-            print=lambda _: log.info("serving on http://%s:%d", config.host, config.port),
-        )
+        workers = config.workers or os.cpu_count() or 1
+        config = dataclasses.replace(config, database_url=url, workers=workers)
+        if workers == 1:
+            run_worker(config)
+            return 0
+        return _supervise(config)
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def run_worker(config: Config) -> None:
+    """One gateway process: the app on uvloop until SIGTERM/SIGINT, then a graceful stop."""
+    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
+    web.run_app(
+        create_app(config),
+        host=config.host,
+        port=config.port,
+        reuse_port=config.workers > 1,
+        loop=uvloop.new_event_loop(),
+        handler_cancellation=True,
+        shutdown_timeout=config.shutdown_timeout_s,
+        access_log=None,
+        print=lambda _: log.info("serving on http://%s:%d", config.host, config.port),
+    )
+
+
+def _worker_main(config: Config) -> None:
+    # Own process group: a terminal's Ctrl-C reaches only the supervisor, which forwards it once.
+    os.setpgrp()
+    run_worker(config)
+
+
+def _supervise(config: Config) -> int:
+    metrics_dir = config.metrics_dir or (config.data_dir / "metrics")
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    # prometheus-client reads this in each worker to share values across processes.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
+    config = dataclasses.replace(config, metrics_dir=metrics_dir.resolve())
+    context = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def start() -> BaseProcess:
+        process = context.Process(target=_worker_main, args=(config,), name="mailslot-worker")
+        process.start()
+        return process
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        log.info("stopping %d workers", len(processes))
+        for process in processes:
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+
+    processes = [start() for _ in range(config.workers)]
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("started %d workers on http://%s:%d", config.workers, config.host, config.port)
+    failures = 0
+    while processes:
+        time.sleep(0.2)
+        for process in list(processes):
+            if process.is_alive():
+                continue
+            processes.remove(process)
+            if stopping:
+                continue
+            failures += 1
+            log.error("worker %s exited with %s; restarting", process.pid, process.exitcode)
+            if failures > 10 * config.workers:
+                log.error("workers keep failing; stopping")
+                on_signal(signal.SIGTERM, None)
+                return 1
+            time.sleep(min(5.0, 0.2 * failures))
+            processes.append(start())
+    shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

@@ -1,0 +1,55 @@
+"""Prometheus metrics (prometheus-client), per app, aggregated across worker processes.
+
+Why prometheus-client: it is the reference implementation of the text format and has a
+multi-process mode. `mailslot serve --workers N` points PROMETHEUS_MULTIPROC_DIR at a folder
+before starting workers; each worker then writes its values there and `/metrics` on any worker
+reports the sum, so a scrape through the load balancer sees the whole host.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+__all__ = ["Metrics"]
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    def __init__(self, *, multiprocess: bool = False) -> None:
+        self._multiprocess = multiprocess
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = self.registry
+        self.parked_polls = Gauge(
+            "mailslot_parked_polls", "Polls held open waiting for a message.",
+            registry=registry, multiprocess_mode="livesum",
+        )
+        self.polls = Counter(
+            "mailslot_polls", "Answered polls by outcome.", ["outcome"], registry=registry,
+        )
+        self.claimed = Counter(
+            "mailslot_claimed_messages", "Messages newly offered to a device.", registry=registry,
+        )
+        self.wakeups = Counter(
+            "mailslot_wakeups", "Parked polls woken, by reason.", ["reason"], registry=registry,
+        )
+        self.notification_lag = Histogram(
+            "mailslot_notification_lag_seconds", "From a send's NOTIFY to this process receiving it.",
+            registry=registry, buckets=_LATENCY_BUCKETS,
+        )
+        self.listener_reconnects = Counter(
+            "mailslot_listener_reconnects", "Times the LISTEN connection was re-established.", registry=registry,
+        )
+        self.request_latency = Histogram(
+            "mailslot_request_duration_seconds", "Request latency by route (held polls included).",
+            ["route"], registry=registry, buckets=_LATENCY_BUCKETS,
+        )
+
+    def render(self) -> bytes:
+        """The text exposition: this process, or every worker when running multi-process."""
+        if self._multiprocess:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)
