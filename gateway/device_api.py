@@ -10,10 +10,11 @@ from storage import DeviceReport, Workspace
 from .errors import Unauthorized
 from .identity import check_identity
 from .keys import CLOCK, CONFIG, POLLER, POOL, WORKSPACES
+from .people import identify_person
 from .render import device_message, json_response
-from .schemas import EventsRequest, PollRequest, parse_body
+from .schemas import DeviceIdentifyRequest, EventsRequest, PollRequest, parse_body
 
-__all__ = ["events", "poll"]
+__all__ = ["events", "identify", "poll"]
 
 
 async def device_workspace(request: web.Request, site_id: str, user: str, user_hash: str | None) -> Workspace:
@@ -54,3 +55,11 @@ async def events(request: web.Request) -> web.Response:
         if code is not None
     ]
     return json_response({"accepted": len(reports) - len(rejected), "rejected": rejected})
+
+
+async def identify(request: web.Request) -> web.Response:
+    """Attributes from the page (the SDK's identify); under `required` proof, no proof means no write."""
+    body = parse_body(await request.read(), DeviceIdentifyRequest)
+    workspace = await device_workspace(request, body.site_id, body.user, body.user_hash)
+    person = await identify_person(request.app[POOL], workspace.id, body.user, body.attributes)
+    return json_response({"id": person.external_id, "email": person.email})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import device_api, ops, server_api
+from . import device_api, ops, sdk, server_api
 
 __all__ = ["add_routes"]
 
@@ -15,6 +15,7 @@ def add_routes(app: web.Application) -> None:
     for path, handler, name in (
         ("/v1/poll", device_api.poll, "device.poll"),
         ("/v1/events", device_api.events, "device.events"),
+        ("/v1/identify", device_api.identify, "device.identify"),
     ):
         resource = router.add_resource(path, name=name)
         resource.add_route("POST", handler)
@@ -33,6 +34,10 @@ def add_routes(app: web.Application) -> None:
     workspace = router.add_resource("/v1/workspace", name="server.workspace")
     workspace.add_route("GET", server_api.get_workspace)
     workspace.add_route("PATCH", server_api.patch_workspace)
+
+    # The web SDK and the demo page.
+    router.add_get(sdk.SDK_PATH, sdk.script, name="sdk.script")
+    router.add_get("/demo", sdk.demo, name="sdk.demo")
 
     # Operations.
     router.add_get("/healthz", ops.healthz, name="ops.healthz")

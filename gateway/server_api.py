@@ -15,8 +15,9 @@ import storage
 
 from .errors import Conflict, NotFound, Unprocessable
 from .keys import CLOCK, POOL, WORKSPACE, WORKSPACES
+from .people import identify_person
 from .render import json_response, person_view, server_message, workspace_view
-from .schemas import SendRequest, WorkspacePatch, is_email, parse_body, parse_object
+from .schemas import SendRequest, WorkspacePatch, parse_body, parse_object
 
 __all__ = [
     "get_message",
@@ -30,7 +31,6 @@ __all__ = [
 
 DEFAULT_TTL_S = 30 * 86400
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-_MAX_ATTRIBUTES = 100
 
 
 def _now(request: web.Request) -> datetime:
@@ -131,33 +131,9 @@ async def recall_message(request: web.Request) -> web.Response:
 
 
 async def identify(request: web.Request) -> web.Response:
-    external_id = _person_key(request)
-    attributes = _attributes(parse_object(await request.read()))
-    set_email = "email" in attributes
-    email = attributes.pop("email", None)
-    if email is not None and not (isinstance(email, str) and is_email(email)):
-        raise Unprocessable("`email` must be an email address or null - at `$.email`")
-    try:
-        person = await storage.identify_person(
-            request.app[POOL], request[WORKSPACE].id, external_id, attributes, email=email, set_email=set_email
-        )
-    except storage.Conflict as exc:
-        if exc.constraint == "email_in_use":
-            raise Conflict(f"{email} belongs to a person with another id", code="email_in_use") from None
-        raise
+    attributes = parse_object(await request.read())
+    person = await identify_person(request.app[POOL], request[WORKSPACE].id, _person_key(request), attributes)
     return json_response(person_view(person))
-
-
-def _attributes(value: dict[str, Any]) -> dict[str, Any]:
-    """Person attributes: at most 100 named 1-64 characters; `*_at` ones are Unix seconds."""
-    if len(value) > _MAX_ATTRIBUTES:
-        raise Unprocessable(f"at most {_MAX_ATTRIBUTES} attributes per person")
-    for name, item in value.items():
-        if not 1 <= len(name) <= 64:
-            raise Unprocessable("attribute names have 1 to 64 characters")
-        if name.endswith("_at") and item is not None and (isinstance(item, bool) or not isinstance(item, int | float)):
-            raise Unprocessable(f"`{name}` is a time: give Unix seconds as a number - at `$.{name}`")
-    return dict(value)
 
 
 async def list_person_messages(request: web.Request) -> web.Response:

@@ -1,0 +1,49 @@
+"""The web SDK script and the demo page, served from the package's `static/` folder.
+
+The demo page has two placeholders, `{{ENDPOINT}}` and `{{SITE_ID}}`; a plain replace with
+escaped values fills them (a template engine would be one more dependency for two tokens).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from importlib import resources
+
+from aiohttp import web
+
+import storage
+
+from .errors import NotFound
+from .keys import POOL
+
+__all__ = ["SDK_PATH", "demo", "script"]
+
+SDK_PATH = "/sdk/v1/mailslot.js"
+DEMO_WORKSPACE = "demo"
+
+
+def _static(name: str) -> bytes:
+    return resources.files(__package__).joinpath("static", *name.split("/")).read_bytes()
+
+
+async def script(request: web.Request) -> web.Response:
+    return web.Response(
+        body=_static("sdk/v1/mailslot.js"),
+        content_type="application/javascript",
+        charset="utf-8",
+        headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
+    )
+
+
+async def demo(request: web.Request) -> web.Response:
+    """A page of a pretend product with the snippet pasted in, for the demo workspace."""
+    workspace = await storage.get_workspace_by_name(request.app[POOL], DEMO_WORKSPACE)
+    if workspace is None:
+        raise NotFound("no demo workspace: start with `mailslot serve --demo-workspace true`", code="no_demo_workspace")
+    endpoint = f"{request.scheme}://{request.host}"
+    page = _static("demo.html").decode()
+    # json.dumps()[1:-1] makes a value safe inside a JS string; html.escape inside markup.
+    for token, value in (("{{ENDPOINT}}", endpoint), ("{{SITE_ID}}", workspace.site_id)):
+        page = page.replace(token, html.escape(json.dumps(value)[1:-1]))
+    return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-store"})
