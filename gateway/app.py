@@ -114,7 +114,10 @@ async def listener(app: web.Application) -> AsyncIterator[None]:
             return
         if notice.at is not None:
             metrics.notification_lag.observe(max(0.0, time.time() - notice.at))
-        waiters.wake(notice.workspace, notice.keys)
+        if isinstance(notice, storage.BroadcastNotice):
+            waiters.wake_workspace(notice.workspace)
+        else:
+            waiters.wake(notice.workspace, notice.keys)
 
     def on_connect() -> None:
         # Anything sent while the connection was down was not heard: every held poll claims again.

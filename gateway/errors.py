@@ -6,9 +6,11 @@
     ├── Forbidden             403 forbidden, identity_proof_failed
     ├── NotFound              404 not_found, unknown_site, unknown_message, unknown_person
     ├── MethodNotAllowed      405 method_not_allowed
-    ├── Conflict              409 in_app_disabled, already_shown, email_in_use, …
+    ├── Conflict              409 already_shown, email_in_use, …
+    │   └── InAppDisabled     409 in_app_disabled
     ├── PayloadTooLarge       413 body_too_large
-    ├── Unprocessable         422 invalid_fields, idempotency_key_reused
+    ├── Unprocessable         422 invalid_fields, expires_at_in_past, …
+    │   └── IdempotencyKeyReused  422 idempotency_key_reused
     └── ServiceUnavailable    503 storage_unavailable (with Retry-After)
 """
 
@@ -19,6 +21,8 @@ __all__ = [
     "BadRequest",
     "Conflict",
     "Forbidden",
+    "IdempotencyKeyReused",
+    "InAppDisabled",
     "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
@@ -95,3 +99,16 @@ class ServiceUnavailable(ApiError):
     """The database is unavailable; retry shortly."""
 
     status, code = 503, "storage_unavailable"
+
+
+
+class InAppDisabled(Conflict):
+    """In-app messaging is disabled for this workspace; enable it with PATCH /v1/workspace."""
+
+    code = "in_app_disabled"
+
+
+class IdempotencyKeyReused(Unprocessable):
+    """This `Idempotency-Key` was used for a different request."""
+
+    code = "idempotency_key_reused"

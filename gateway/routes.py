@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import device_api, ops, sdk, server_api
+from . import broadcast_api, device_api, ops, sdk, server_api
 
 __all__ = ["add_routes"]
 
@@ -26,6 +26,8 @@ def add_routes(app: web.Application) -> None:
     message = router.add_resource("/v1/messages/{id}", name="server.message")
     message.add_route("GET", server_api.get_message)
     message.add_route("DELETE", server_api.recall_message)
+    router.add_post("/v1/broadcasts", broadcast_api.send_broadcast, name="server.send_broadcast")
+    router.add_get("/v1/broadcasts/{id}", broadcast_api.get_broadcast, name="server.broadcast", allow_head=False)
     router.add_put("/v1/people/{id}", server_api.identify, name="server.identify")
     router.add_get(
         "/v1/people/{id}/messages", server_api.list_person_messages, name="server.person_messages",

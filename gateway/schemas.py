@@ -108,6 +108,23 @@ class SendRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     campaign: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
 
 
+class AudienceSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    ids: Annotated[list[User], msgspec.Meta(min_length=1, max_length=10_000)] | None = None
+    emails: Annotated[list[Email], msgspec.Meta(min_length=1, max_length=10_000)] | None = None
+    all: bool = False
+
+
+class BroadcastRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    audience: AudienceSpec
+    content: Content
+    properties: dict[str, Any] = {}
+    priority: Annotated[int, msgspec.Meta(ge=-1000, le=1000)] = 0
+    persistent: bool = False
+    expires_at: datetime | Annotated[int, msgspec.Meta(ge=0, le=2**40)] | None = None
+    ttl_s: Seconds | None = None
+    campaign: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
+
+
 class IntervalsPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     active_s: Annotated[int, msgspec.Meta(ge=1, le=86400)] | None = None
     inactive_s: Annotated[int, msgspec.Meta(ge=1, le=86400)] | None = None
@@ -151,18 +168,27 @@ def _check(request: object) -> None:
     if isinstance(request, SendRequest):
         if (request.to.id is None) == (request.to.email is None):
             raise Unprocessable("`to` needs exactly one of `id` or `email` - at `$.to`")
-        if request.content.title is None and request.content.body is None:
-            raise Unprocessable("content needs a `title` or a `body` - at `$.content`")
-        if request.content.layout == "inline" and request.content.element_id is None:
-            raise Unprocessable("an inline message needs `element_id` - at `$.content.element_id`")
-        if request.expires_at is not None and request.ttl_s is not None:
-            raise Unprocessable("give `expires_at` or `ttl_s`, not both")
-        if isinstance(request.expires_at, datetime) and request.expires_at.tzinfo is None:
-            raise Unprocessable("`expires_at` needs a time zone, e.g. 2026-12-31T00:00:00Z - at `$.expires_at`")
+        _check_message_fields(request)
+    if isinstance(request, BroadcastRequest):
+        chosen = [request.audience.ids is not None, request.audience.emails is not None, request.audience.all]
+        if sum(chosen) != 1:
+            raise Unprocessable("`audience` needs exactly one of `ids`, `emails` or `all: true` - at `$.audience`")
+        _check_message_fields(request)
     if isinstance(request, EventsRequest):
         for i, event in enumerate(request.events):
             if event.type == "action" and event.action is None:
                 raise Unprocessable(f"an action event needs `action`, the action's name - at `$.events[{i}]`")
+
+
+def _check_message_fields(request: SendRequest | BroadcastRequest) -> None:
+    if request.content.title is None and request.content.body is None:
+        raise Unprocessable("content needs a `title` or a `body` - at `$.content`")
+    if request.content.layout == "inline" and request.content.element_id is None:
+        raise Unprocessable("an inline message needs `element_id` - at `$.content.element_id`")
+    if request.expires_at is not None and request.ttl_s is not None:
+        raise Unprocessable("give `expires_at` or `ttl_s`, not both")
+    if isinstance(request.expires_at, datetime) and request.expires_at.tzinfo is None:
+        raise Unprocessable("`expires_at` needs a time zone, e.g. 2026-12-31T00:00:00Z - at `$.expires_at`")
 
 
 def is_email(text: str) -> bool:

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
 import uuid
-from datetime import UTC, datetime
-from typing import Any
 
-import orjson
 from aiohttp import web
 
 import storage
 
-from .errors import Conflict, NotFound, Unprocessable
+from .errors import Conflict, IdempotencyKeyReused, InAppDisabled, NotFound, Unprocessable
 from .keys import CLOCK, POOL, WORKSPACE, WORKSPACES
 from .people import identify_person
 from .render import json_response, person_view, server_message, workspace_view
 from .schemas import SendRequest, WorkspacePatch, parse_body, parse_object
+from .sends import content_of, expiry_of, idempotency_of
 
 __all__ = [
     "get_message",
@@ -28,14 +24,6 @@ __all__ = [
     "recall_message",
     "send_message",
 ]
-
-DEFAULT_TTL_S = 30 * 86400
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-
-
-def _now(request: web.Request) -> datetime:
-    return request.app[CLOCK].now() or datetime.now(UTC)
-
 
 def _message_id(request: web.Request) -> uuid.UUID:
     try:
@@ -54,56 +42,32 @@ def _person_key(request: web.Request) -> str:
 async def send_message(request: web.Request) -> web.Response:
     raw = await request.read()
     body = parse_body(raw, SendRequest)
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not _IDEMPOTENCY_KEY.match(key):
-        raise Unprocessable("`Idempotency-Key` has 1 to 255 printable ASCII characters", code="invalid_idempotency_key")
-    expires_at = body.expires_at
-    if isinstance(expires_at, int):
-        expires_at = datetime.fromtimestamp(expires_at, UTC)
-    if expires_at is not None and expires_at <= _now(request):
-        raise Unprocessable(
-            "`expires_at` is in the past; the message could never be delivered", code="expires_at_in_past"
-        )
-    workspace = request[WORKSPACE]
+    key, key_hash = idempotency_of(request, raw)
+    expires_at, ttl_s = expiry_of(request, body.expires_at, body.ttl_s)
     outcome = await storage.send_message(
         request.app[POOL],
-        workspace.id,
+        request[WORKSPACE].id,
         external_id=body.to.id,
         email=body.to.email,
-        content=_content(body),
+        content=content_of(body.content),
         properties=body.properties,
         priority=body.priority,
         persistent=body.persistent,
         campaign=body.campaign,
         expires_at=expires_at,
-        ttl_s=body.ttl_s or DEFAULT_TTL_S,
+        ttl_s=ttl_s,
         idempotency_key=key,
-        idempotency_hash=hashlib.sha256(orjson.dumps(parse_object(raw), option=orjson.OPT_SORT_KEYS)).digest()
-        if key is not None
-        else None,
+        idempotency_hash=key_hash,
         now=request.app[CLOCK].now(),
     )
     if outcome.status == "disabled":
-        raise Conflict("in-app messaging is disabled for this workspace; enable it with PATCH /v1/workspace",
-                       code="in_app_disabled")
+        raise InAppDisabled()
     if outcome.status == "key_reused":
-        raise Unprocessable("this `Idempotency-Key` was used for a different request", code="idempotency_key_reused")
+        raise IdempotencyKeyReused()
     assert outcome.message is not None
     if outcome.status == "replayed":
         return json_response(server_message(outcome.message), headers={"Idempotent-Replayed": "true"})
     return json_response(server_message(outcome.message), status=201)
-
-
-def _content(body: SendRequest) -> dict[str, Any]:
-    content = body.content
-    return {
-        "title": content.title,
-        "body": content.body,
-        "image_url": content.image_url,
-        "actions": [{"name": a.name, "label": a.label, "url": a.url} for a in content.actions],
-        "layout": content.layout,
-        "element_id": content.element_id,
-    }
 
 
 async def get_message(request: web.Request) -> web.Response:
@@ -168,6 +132,7 @@ async def patch_workspace(request: web.Request) -> web.Response:
         low_s=intervals.low_s if intervals else None,
         recent_days=intervals.recent_days if intervals else None,
         lease_s=patch.lease_s,
+        now=request.app[CLOCK].now(),
     )
     request.app[WORKSPACES].put(workspace)
     return json_response({**workspace_view(workspace), "recalled": recalled})

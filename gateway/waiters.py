@@ -103,6 +103,15 @@ class Waiters:
                 woken += waiter.wake(Wake.MESSAGE)
         return woken
 
+    def wake_workspace(self, workspace_id: int) -> int:
+        """Wake every poll parked for a workspace (a broadcast: one notice for its whole audience)."""
+        woken = 0
+        for key, group in tuple(self._by_key.items()):
+            if key[0] == workspace_id:
+                for waiter in tuple(group):
+                    woken += waiter.wake(Wake.MESSAGE)
+        return woken
+
     def wake_all(self, reason: Wake) -> int:
         woken = 0
         for group in tuple(self._by_key.values()):

@@ -1,8 +1,9 @@
 """Everything that talks to PostgreSQL. The gateway uses only the names exported here."""
 
+from .broadcasts import Audience, Broadcast, BroadcastOutcome, get_broadcast, import_people, send_broadcast
 from .embedded import EmbeddedPostgres
 from .errors import Conflict, MigrationError, StorageError, StorageUnavailable
-from .listener import Listener, Notice, QueueNotice, WorkspaceNotice
+from .listener import BroadcastNotice, Listener, Notice, QueueNotice, WorkspaceNotice
 from .messages import (
     NOTIFY_CHANNEL,
     DeviceReport,
@@ -31,6 +32,10 @@ from .workspaces import (
 
 __all__ = [
     "NOTIFY_CHANNEL",
+    "Audience",
+    "Broadcast",
+    "BroadcastNotice",
+    "BroadcastOutcome",
     "Claim",
     "Conflict",
     "DeliveredMessage",
@@ -55,16 +60,19 @@ __all__ = [
     "create_pool",
     "create_workspace",
     "expire_messages",
+    "get_broadcast",
     "get_message",
     "get_person",
     "get_workspace_by_api_key",
     "get_workspace_by_name",
     "get_workspace_by_site_id",
     "identify_person",
+    "import_people",
     "list_message_events",
     "list_person_messages",
     "recall_message",
     "record_device_events",
+    "send_broadcast",
     "send_message",
     "update_workspace",
 ]

@@ -21,7 +21,7 @@ import orjson
 
 from .messages import NOTIFY_CHANNEL
 
-__all__ = ["Listener", "Notice", "QueueNotice", "WorkspaceNotice", "parse_notice"]
+__all__ = ["BroadcastNotice", "Listener", "Notice", "QueueNotice", "WorkspaceNotice", "parse_notice"]
 
 log = logging.getLogger("mailslot.storage.listener")
 
@@ -37,13 +37,21 @@ class QueueNotice:
 
 
 @dataclass(frozen=True, slots=True)
+class BroadcastNotice:
+    """A broadcast queued messages for many people of a workspace: one notice for all of them."""
+
+    workspace: int
+    at: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class WorkspaceNotice:
     """A workspace's settings changed: cached copies are stale."""
 
     workspace: int
 
 
-Notice = QueueNotice | WorkspaceNotice
+Notice = QueueNotice | BroadcastNotice | WorkspaceNotice
 
 
 def parse_notice(payload: str) -> Notice | None:
@@ -58,6 +66,9 @@ def parse_notice(payload: str) -> Notice | None:
             at = data.get("at")
             return QueueNotice(int(data["workspace"]), int(data["person"]), tuple(keys),
                                float(at) if at is not None else None)
+        if kind == "broadcast":
+            at = data.get("at")
+            return BroadcastNotice(int(data["workspace"]), float(at) if at is not None else None)
         if kind == "workspace":
             return WorkspaceNotice(int(data["workspace"]))
         raise ValueError(f"unknown type {kind!r}")

@@ -376,3 +376,91 @@ SELECT count(*) AS expired FROM expired;
 -- check_ready --
 -- Readiness probe: the database answers.
 SELECT 1;
+
+-- create_broadcast --
+-- Record a broadcast before its messages are queued. $1 workspace_id, $2 audience, $3 content, $4 properties, $5 priority, $6 persistent, $7 campaign, $8 expires_at or NULL, $9 ttl_s, $10 idempotency_key, $11 idempotency_hash, $12 now
+INSERT INTO broadcasts (workspace_id, audience, content, properties, priority, persistent, campaign,
+                        expires_at, ttl_s, idempotency_key, idempotency_hash, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12::timestamptz, now()))
+ON CONFLICT (workspace_id, idempotency_key) DO NOTHING
+RETURNING id;
+
+-- ensure_people --
+-- Create, in bulk, the people of an audience not yet known. $1 workspace_id, $2 external ids, $3 lower-cased emails
+WITH by_id AS (
+    INSERT INTO people (workspace_id, external_id)
+    SELECT $1, unnest($2::text[])
+    ON CONFLICT DO NOTHING
+)
+INSERT INTO people (workspace_id, email)
+SELECT $1, unnest($3::text[])
+ON CONFLICT DO NOTHING;
+
+-- queue_broadcast --
+-- Queue one message per person of the audience in one set-based statement, record the queued events, and wake the workspace's devices with one notification. $1 workspace_id, $2 broadcast id, $3 external ids, $4 lower-cased emails, $5 everyone, $6 now
+WITH clock AS (
+    SELECT coalesce($6::timestamptz, now()) AS now
+),
+workspace AS (
+    SELECT id FROM workspaces WHERE id = $1 AND in_app_enabled FOR SHARE
+),
+broadcast AS (
+    SELECT b.id, b.content, b.properties, b.priority, b.persistent, b.campaign,
+           coalesce(b.expires_at, clock.now + make_interval(secs => b.ttl_s)) AS expires_at
+    FROM broadcasts b, workspace, clock
+    WHERE b.id = $2 AND b.workspace_id = workspace.id
+),
+audience AS (
+    SELECT p.id FROM people p WHERE $5::boolean AND p.workspace_id = $1
+    UNION ALL
+    SELECT p.id FROM people p WHERE p.workspace_id = $1 AND p.external_id = ANY ($3::text[])
+    UNION ALL
+    SELECT p.id FROM people p WHERE p.workspace_id = $1 AND p.email = ANY ($4::text[])
+),
+inserted AS (
+    INSERT INTO messages (workspace_id, person_id, broadcast_id, content, properties, priority, persistent,
+                          campaign, expires_at, created_at)
+    SELECT $1, audience.id, broadcast.id, broadcast.content, broadcast.properties, broadcast.priority,
+           broadcast.persistent, broadcast.campaign, broadcast.expires_at, clock.now
+    FROM audience, broadcast, clock
+    RETURNING id
+),
+recorded AS (
+    INSERT INTO events (workspace_id, message_id, type, at)
+    SELECT $1, inserted.id, 'queued', clock.now FROM inserted, clock
+),
+counted AS (
+    SELECT count(*) AS queued FROM inserted
+),
+updated AS (
+    UPDATE broadcasts SET queued = counted.queued FROM counted WHERE broadcasts.id = $2
+),
+notified AS (
+    SELECT pg_notify('mailslot_queue_v1',
+                     json_build_object('type', 'broadcast', 'workspace', $1,
+                                       'at', extract(epoch FROM clock_timestamp()))::text)
+    FROM counted
+    WHERE counted.queued > 0
+)
+SELECT (SELECT count(*) FROM workspace) > 0 AS enabled,
+       (SELECT queued FROM counted) AS queued,
+       (SELECT count(*) FROM notified) AS notified;
+
+-- get_broadcast --
+-- A broadcast of a workspace with its live counts by message state. $1 workspace_id, $2 broadcast id
+SELECT b.id, b.status, b.queued, b.campaign, b.created_at, b.idempotency_hash,
+       coalesce((SELECT jsonb_object_agg(s.state, s.n)
+                 FROM (SELECT m.state, count(*) AS n FROM messages m
+                       WHERE m.broadcast_id = b.id GROUP BY m.state) s), '{}') AS states
+FROM broadcasts b
+WHERE b.workspace_id = $1 AND b.id = $2;
+
+-- get_broadcast_id_by_idempotency_key --
+-- The broadcast an earlier request with this key created. $1 workspace_id, $2 idempotency_key
+SELECT id FROM broadcasts WHERE workspace_id = $1 AND idempotency_key = $2;
+
+-- import_people --
+-- Create people in bulk from external ids, skipping known ones (operators and the bench). $1 workspace_id, $2 external ids
+INSERT INTO people (workspace_id, external_id)
+SELECT $1, unnest($2::text[])
+ON CONFLICT DO NOTHING;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime
 
 import asyncpg
 
@@ -85,8 +86,9 @@ async def update_workspace(
     low_s: int | None = None,
     recent_days: int | None = None,
     lease_s: int | None = None,
+    now: datetime | None = None,
 ) -> tuple[Workspace, int]:
-    """Change settings; returns the workspace and how many messages disabling recalled.
+    """Change settings; returns the workspace and how many messages disabling recalled (at `now`).
 
     The row lock comes first, in its own statement, so the update's snapshot includes every send
     that committed before it: none can slip in between the recall and the flag.
@@ -96,6 +98,6 @@ async def update_workspace(
         row = await conn.fetchrow(
             queries["update_workspace"],
             workspace_id, in_app_enabled, identity_mode, active_s, inactive_s, low_s, recent_days, lease_s,
-            None,
+            now,
         )
     return _workspace(row), row["recalled"]
