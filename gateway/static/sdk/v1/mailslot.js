@@ -1,0 +1,575 @@
+/*! mailslot web SDK v1 (1.0.0): in-app messages from a mailslot gateway.
+ * Plain modern JavaScript, no dependencies, no build step. Size: 26486 bytes, unminified.
+ * Usage and behaviour: docs/sdk.md. The snippet defines window.mailslot as a stub whose `q`
+ * holds [method, args] pairs; this file replaces the stub and replays them in order.
+ */
+(function (window, document) {
+  'use strict';
+  const stub = window.mailslot;
+  if (stub && stub.__loaded) return; // the script was included twice
+
+  const VERSION = '1.0.0';
+  const WAIT_S = 25;            // how long the server may hold a poll open (it allows up to 30)
+  const EVENT_DELAY_MS = 250;   // events are batched for this long before being sent
+  const MAX_BATCH = 100;        // the server takes at most 100 events per request
+  const DEVICE_KEY = 'mailslot.device_id';
+  const LAYOUTS = ['modal', 'banner_top', 'banner_bottom', 'inline'];
+  const EVENTS = ['shown', 'action', 'dismissed', 'error'];
+  const script = document.currentScript;
+
+  // ---- state -------------------------------------------------------------------------------
+  const cfg = { siteId: null, endpoint: '' };
+  let user = null;
+  let userHash = null;
+  let deviceId = null;
+  let pendingAttrs = null;                    // identify() attributes waiting for load()
+  const listeners = { shown: [], action: [], dismissed: [], error: [] };
+  const tracked = [];                         // track() calls, kept until the endpoint exists
+  const poll = { timer: 0, ctl: null, failures: 0, gen: 0, sync: true };
+  const outbox = [];                          // [{a: identity, e: event}] waiting to be sent
+  const ev = { timer: 0, inflight: 0, failures: 0 };
+  const ackedShown = new Set();               // message ids whose `shown` the server accepted
+  const live = new Map();                     // message id -> {m, node, remove} on screen now
+  const done = new Set();                     // message ids acted on or dismissed on this page
+  let modal = null;                           // {id, overlay, card, prevFocus}
+  let modalQueue = [];                        // modals waiting for the open one to close
+
+  // ---- small helpers -----------------------------------------------------------------------
+  function emit(type, detail) {
+    for (const fn of listeners[type].slice()) {
+      try { fn(detail); } catch (e) { setTimeout(() => { throw e; }); } // report, don't break us
+    }
+  }
+
+  function fail(code, message, extra) {
+    if (!listeners.error.length) console.warn('[mailslot] ' + code + ': ' + message);
+    emit('error', Object.assign({ code, message }, extra));
+  }
+
+  function getDeviceId() {
+    if (deviceId) return deviceId;
+    try { deviceId = window.localStorage.getItem(DEVICE_KEY); } catch (e) { /* storage blocked */ }
+    if (!deviceId || !/^[A-Za-z0-9._:-]{1,128}$/.test(deviceId)) {
+      const bytes = new Uint8Array(16);
+      window.crypto.getRandomValues(bytes); // works on plain http too, unlike randomUUID()
+      deviceId = 'web-' + Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+      try { window.localStorage.setItem(DEVICE_KEY, deviceId); } catch (e) { /* memory only */ }
+    }
+    return deviceId;
+  }
+
+  // Who is asking: sent with every device request.
+  function identity() {
+    const a = { site_id: cfg.siteId, user, device_id: getDeviceId() };
+    if (userHash) a.user_hash = userHash;
+    return a;
+  }
+
+  function post(path, body, opts) {
+    return fetch(cfg.endpoint + path, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+      credentials: 'omit',
+      cache: 'no-store',
+      keepalive: !!(opts && opts.keepalive),
+      signal: opts && opts.signal,
+    });
+  }
+
+  async function errorOf(res) {
+    try {
+      const body = await res.json();
+      if (body && body.error) return { code: body.error.code, message: body.error.message };
+    } catch (e) { /* not JSON */ }
+    return { code: 'http_' + res.status, message: 'the gateway answered ' + res.status };
+  }
+
+  function retryable(status) { return status >= 500 || status === 429 || status === 408; }
+
+  function retryAfterMs(res) {
+    const v = res && res.headers.get('Retry-After');
+    if (!v) return 0;
+    const s = Number(v);
+    if (Number.isFinite(s)) return Math.max(0, s * 1000);
+    const t = Date.parse(v);
+    return Number.isFinite(t) ? Math.max(0, t - Date.now()) : 0;
+  }
+
+  // Exponential backoff (1 s doubling to 60 s) with jitter; never sooner than Retry-After.
+  function backoffMs(failures, res) {
+    const cap = Math.min(60000, 1000 * 2 ** Math.min(failures - 1, 6));
+    return Math.max(cap / 2 + Math.random() * cap / 2, retryAfterMs(res) * (1 + Math.random() * 0.1));
+  }
+
+  function safeUrl(u) {
+    if (typeof u !== 'string' || !u) return null;
+    try {
+      const url = new URL(u, window.location.href);
+      return url.protocol === 'https:' || url.protocol === 'http:' ? url.href : null; // no javascript:
+    } catch (e) { return null; }
+  }
+
+  function whenReady(fn) {
+    if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', fn, { once: true });
+    else fn();
+  }
+
+  const hidden = () => document.visibilityState === 'hidden';
+
+  // ---- polling -----------------------------------------------------------------------------
+  // One poll in flight at most. The first poll after load, identify or the tab becoming visible
+  // is a quick one (wait 0: the server holds a poll while it has nothing new, persistent messages
+  // included, and this page wants those now); a long poll follows it at once. A long poll held
+  // for its full wait with nothing new is followed by another at once; any other answer (a new
+  // message, a poll the server would not hold) by one after the server's next_poll_s.
+  function stopPolling() {
+    clearTimeout(poll.timer);
+    poll.timer = 0;
+    poll.gen++; // answers to older polls are ignored
+    if (poll.ctl) { poll.ctl.abort(); poll.ctl = null; }
+  }
+
+  function startPolling() {
+    stopPolling();
+    poll.sync = true;
+    if (cfg.siteId && user && !hidden()) doPoll();
+  }
+
+  function schedulePoll(ms) {
+    clearTimeout(poll.timer);
+    poll.timer = setTimeout(doPoll, ms);
+  }
+
+  function nextPollMs(data, res) {
+    let s = Number(data && data.next_poll_s);
+    if (!(s > 0)) s = Number(res.headers.get('X-Mailslot-Next-Poll'));
+    if (!(s > 0)) s = 60;
+    return Math.min(Math.max(s, 1), 3600) * 1000;
+  }
+
+  async function doPoll() {
+    poll.timer = 0;
+    if (!cfg.siteId || !user || hidden() || poll.ctl) return; // hidden: visibilitychange resumes
+    const ctl = new AbortController();
+    const gen = poll.gen;
+    poll.ctl = ctl;
+    const started = Date.now();
+    const wait = poll.sync ? 0 : WAIT_S;
+    const guard = setTimeout(() => ctl.abort(), (wait + 15) * 1000); // a proxy ate the answer
+    let delay;
+    try {
+      const res = await post('/v1/poll', Object.assign(identity(), { wait }), { signal: ctl.signal });
+      if (res.ok) {
+        const data = await res.json();
+        poll.failures = 0;
+        const messages = Array.isArray(data.messages) ? data.messages : [];
+        const fresh = gen === poll.gen ? receive(messages) : 0;
+        const heldFull = wait > 0 && !fresh && Date.now() - started >= (wait - 1) * 1000;
+        if (poll.sync || heldFull) delay = fresh ? 1000 : 0; // let `shown` reach the server first
+        else delay = nextPollMs(data, res);
+        poll.sync = false;
+      } else {
+        poll.failures++;
+        if (retryable(res.status)) {
+          if (poll.failures === 1) fail('unavailable', 'the gateway answered ' + res.status + '; retrying', { status: res.status });
+          delay = backoffMs(poll.failures, res);
+        } else { // a configuration problem (bad site id, identity proof, …): retry rarely
+          const err = await errorOf(res);
+          fail(err.code, err.message, { status: res.status });
+          delay = Math.max(300000, retryAfterMs(res));
+        }
+      }
+    } catch (e) {
+      if (gen !== poll.gen) return; // aborted by reset(), identify() or the tab being hidden
+      poll.failures++;
+      if (poll.failures === 1) fail('network_error', String((e && e.message) || e));
+      delay = backoffMs(poll.failures);
+    } finally {
+      clearTimeout(guard);
+      if (poll.ctl === ctl) poll.ctl = null;
+    }
+    if (gen === poll.gen) schedulePoll(delay);
+  }
+
+  // ---- rendering ---------------------------------------------------------------------------
+  // Shows what this page has not shown yet; returns how many such messages the poll brought.
+  function receive(messages) {
+    const fresh = messages.filter((m) => m && typeof m.id === 'string' && !live.has(m.id) &&
+      !done.has(m.id) && !modalQueue.some((q) => q.id === m.id));
+    whenReady(() => {
+      // Offered messages stay leased to this device, so anything skipped now comes back later.
+      if (hidden()) return;
+      for (const m of fresh) if (!live.has(m.id) && !done.has(m.id)) show(m);
+    });
+    return fresh.length;
+  }
+
+  function show(m) {
+    const c = m.content || {};
+    const layout = LAYOUTS.includes(c.layout) ? c.layout : 'modal';
+    if (layout === 'modal' && modal) { modalQueue.push(m); return; }
+    let host = null;
+    if (layout === 'inline') {
+      host = c.element_id ? document.getElementById(String(c.element_id)) : null;
+      if (!host) return; // not on this page: not shown; the next poll or page tries again
+    }
+    injectStyles();
+    const card = buildCard(m, layout);
+    let node = card;
+    if (layout === 'modal') node = openModal(m, card);
+    else if (layout === 'inline') host.appendChild(card);
+    else bannerBox(layout === 'banner_top' ? 'top' : 'bottom').appendChild(card);
+    live.set(m.id, { m, node });
+    if (layout === 'modal') focusModal();
+    queueEvent(m.id, 'shown');
+    emit('shown', { message: m });
+  }
+
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null && text !== '') e.textContent = String(text); // text, never HTML
+    return e;
+  }
+
+  function buildCard(m, layout) {
+    const c = m.content || {};
+    const card = el('div', 'mailslot-card mailslot-' + layout.replace('_', '-'));
+    card.setAttribute('data-mailslot-id', m.id);
+    const imageUrl = safeUrl(c.image_url);
+    if (imageUrl) {
+      const img = el('img', 'mailslot-image');
+      img.alt = '';
+      img.addEventListener('error', () => img.remove());
+      img.src = imageUrl;
+      card.appendChild(img);
+      card.classList.add('mailslot-has-image');
+    }
+    const text = el('div', 'mailslot-text');
+    if (c.title != null && c.title !== '') {
+      const title = el('div', 'mailslot-title', c.title);
+      title.id = 'mailslot-title-' + m.id.replace(/[^A-Za-z0-9_-]/g, '');
+      card.setAttribute('aria-labelledby', title.id);
+      text.appendChild(title);
+    } else {
+      card.setAttribute('aria-label', 'Message');
+    }
+    if (c.body != null && c.body !== '') text.appendChild(el('div', 'mailslot-body', c.body));
+    const actions = Array.isArray(c.actions) ? c.actions.filter((a) => a && a.name) : [];
+    if (actions.length) {
+      const row = el('div', 'mailslot-actions');
+      actions.forEach((a, i) => {
+        const b = el('button', 'mailslot-button' + (i === 0 ? ' mailslot-primary' : ''), a.label || a.name);
+        b.type = 'button';
+        b.setAttribute('data-action', String(a.name));
+        b.addEventListener('click', () => onAction(m, a));
+        row.appendChild(b);
+      });
+      text.appendChild(row);
+    }
+    card.appendChild(text);
+    const close = el('button', 'mailslot-close', '\u00d7');
+    close.type = 'button';
+    close.setAttribute('aria-label', 'Dismiss');
+    close.addEventListener('click', () => finish(m.id, 'dismissed'));
+    card.appendChild(close);
+    if (layout !== 'modal') card.setAttribute('role', 'region');
+    return card;
+  }
+
+  function onAction(m, a) {
+    finish(m.id, 'action', String(a.name));
+    const url = safeUrl(a.url);
+    if (url) {
+      flushEvents(true); // keepalive: the request survives the navigation
+      window.location.assign(url);
+    }
+  }
+
+  // The person acted on or dismissed a message: record it and take it off the screen.
+  function finish(id, type, action) {
+    const item = live.get(id);
+    if (!item) return;
+    removeLive(id);
+    done.add(id);
+    queueEvent(id, type, action);
+    emit(type, type === 'action' ? { message: item.m, action } : { message: item.m });
+  }
+
+  function removeLive(id) {
+    const item = live.get(id);
+    if (!item) return;
+    live.delete(id);
+    item.node.remove();
+    if (modal && modal.id === id) closeModal();
+  }
+
+  function bannerBox(where) {
+    const cls = 'mailslot-banners mailslot-banners-' + where;
+    let box = document.querySelector('.mailslot-banners-' + where);
+    if (!box) {
+      box = el('div', cls);
+      document.body.appendChild(box);
+    }
+    return box;
+  }
+
+  function openModal(m, card) {
+    const overlay = el('div', 'mailslot-overlay');
+    card.setAttribute('role', 'dialog');
+    card.setAttribute('aria-modal', 'true');
+    card.tabIndex = -1;
+    overlay.appendChild(card);
+    overlay.addEventListener('click', (e) => { if (e.target === overlay) finish(m.id, 'dismissed'); });
+    document.body.appendChild(overlay);
+    modal = { id: m.id, overlay, card, prevFocus: document.activeElement };
+    return overlay;
+  }
+
+  function focusModal() {
+    const target = modal.card.querySelector('.mailslot-button') || modal.card.querySelector('.mailslot-close');
+    (target || modal.card).focus();
+  }
+
+  function closeModal() {
+    const prev = modal.prevFocus;
+    modal = null;
+    if (prev && prev.focus && document.contains(prev)) prev.focus();
+    const next = modalQueue.shift();
+    if (next) show(next);
+  }
+
+  // Escape dismisses the open modal; Tab stays inside it.
+  document.addEventListener('keydown', (e) => {
+    if (!modal) return;
+    if (e.key === 'Escape') { e.preventDefault(); finish(modal.id, 'dismissed'); return; }
+    if (e.key !== 'Tab') return;
+    const buttons = modal.card.querySelectorAll('button');
+    const first = buttons[0];
+    const last = buttons[buttons.length - 1];
+    if (!modal.card.contains(document.activeElement)) { e.preventDefault(); first.focus(); }
+    else if (e.shiftKey && document.activeElement === first) { e.preventDefault(); last.focus(); }
+    else if (!e.shiftKey && document.activeElement === last) { e.preventDefault(); first.focus(); }
+  }, true);
+
+  // Take every message off the screen without recording anything (logout, another person).
+  function clearScreen() {
+    modalQueue = [];
+    for (const id of Array.from(live.keys())) removeLive(id);
+  }
+
+  // ---- events ------------------------------------------------------------------------------
+  function queueEvent(id, type, action) {
+    const a = identity();
+    // Reports are idempotent, so resend `shown` ahead of an action until the server has it:
+    // an action is only accepted on a shown message.
+    if (type === 'action' && !ackedShown.has(id)) outbox.push({ a, e: { message_id: id, type: 'shown' } });
+    const e = { message_id: id, type };
+    if (action) e.action = action;
+    outbox.push({ a, e });
+    if (!ev.timer) ev.timer = setTimeout(() => { ev.timer = 0; flushEvents(false); }, EVENT_DELAY_MS);
+  }
+
+  // One request carries one identity: take the leading run of events with the same one.
+  function takeBatch() {
+    const key = JSON.stringify(outbox[0].a);
+    let n = 1;
+    while (n < outbox.length && n < MAX_BATCH && JSON.stringify(outbox[n].a) === key) n++;
+    return outbox.splice(0, n);
+  }
+
+  // now=true sends everything at once (unload, navigation); otherwise one batch at a time.
+  function flushEvents(now) {
+    if (now) {
+      clearTimeout(ev.timer);
+      ev.timer = 0;
+      while (outbox.length) sendBatch(takeBatch());
+    } else if (!ev.inflight && outbox.length) {
+      sendBatch(takeBatch());
+    }
+  }
+
+  async function sendBatch(batch) {
+    ev.inflight++;
+    let res = null;
+    let retry = false;
+    try {
+      // keepalive always: an action with a URL navigates right after, and pages close.
+      res = await post('/v1/events', Object.assign({}, batch[0].a, { events: batch.map((x) => x.e) }), { keepalive: true });
+      if (res.ok) {
+        ev.failures = 0;
+        const data = await res.json().catch(() => ({}));
+        const rejected = Array.isArray(data.rejected) ? data.rejected : [];
+        const no = new Set(rejected.map((r) => r.message_id + ' ' + r.type));
+        for (const x of batch) if (x.e.type === 'shown' && !no.has(x.e.message_id + ' shown')) ackedShown.add(x.e.message_id);
+        if (rejected.length) fail('events_rejected', 'the gateway rejected ' + rejected.length + ' event(s)', { rejected });
+      } else if (retryable(res.status)) {
+        retry = true;
+      } else { // the server will never take this batch: drop it
+        const err = await errorOf(res);
+        fail(err.code, err.message, { status: res.status });
+      }
+    } catch (e) {
+      retry = true;
+    } finally {
+      ev.inflight--;
+    }
+    if (retry) {
+      outbox.unshift(...batch);
+      clearTimeout(ev.timer);
+      ev.timer = setTimeout(() => { ev.timer = 0; flushEvents(false); }, backoffMs(++ev.failures, res));
+    } else if (outbox.length && !ev.timer) {
+      flushEvents(false);
+    }
+  }
+
+  // ---- identify ----------------------------------------------------------------------------
+  async function sendIdentify(body, tries) {
+    let res = null;
+    try {
+      res = await post('/v1/identify', body);
+      if (res.ok) return;
+      if (!retryable(res.status)) {
+        const err = await errorOf(res);
+        fail(err.code, err.message, { status: res.status });
+        return;
+      }
+    } catch (e) { /* network: retry below */ }
+    if (tries < 5) setTimeout(() => sendIdentify(body, tries + 1), backoffMs(tries + 1, res));
+    else fail('identify_failed', 'could not record the attributes; giving up');
+  }
+
+  // ---- public API --------------------------------------------------------------------------
+  function load(options) {
+    const o = options || {};
+    if (!o.siteId) { fail('invalid_config', 'mailslot.load() needs {siteId, endpoint}'); return; }
+    let endpoint = o.endpoint;
+    if (endpoint == null) endpoint = script && script.src ? new URL(script.src).origin : '';
+    cfg.siteId = String(o.siteId);
+    cfg.endpoint = String(endpoint).replace(/\/+$/, '');
+    if (pendingAttrs && user) {
+      const attrs = pendingAttrs;
+      pendingAttrs = null;
+      sendIdentify(Object.assign(identity(), { attributes: attrs }), 0);
+    }
+    startPolling();
+  }
+
+  function identify(id, attributes, options) {
+    if (id == null || id === '') { fail('invalid_user', 'mailslot.identify() needs the user id or email'); return; }
+    id = String(id);
+    const hash = options && options.userHash ? String(options.userHash) : null;
+    const changed = id !== user || hash !== userHash;
+    if (id !== user) { clearScreen(); pendingAttrs = null; }
+    user = id;
+    userHash = hash;
+    if (attributes && typeof attributes === 'object' && Object.keys(attributes).length) {
+      if (cfg.siteId) sendIdentify(Object.assign(identity(), { attributes }), 0);
+      else pendingAttrs = Object.assign(pendingAttrs || {}, attributes);
+    }
+    if (changed && cfg.siteId) startPolling();
+  }
+
+  function reset() {
+    flushEvents(true); // what the person did still counts, under the old identity
+    stopPolling();
+    clearScreen();
+    user = null;
+    userHash = null;
+    pendingAttrs = null;
+    tracked.length = 0;
+  }
+
+  function on(event, fn) {
+    if (!EVENTS.includes(event) || typeof fn !== 'function') {
+      fail('invalid_listener', 'mailslot.on() takes one of ' + EVENTS.join(', ') + ' and a function');
+      return () => {};
+    }
+    listeners[event].push(fn);
+    return () => { const i = listeners[event].indexOf(fn); if (i >= 0) listeners[event].splice(i, 1); };
+  }
+
+  // Stub: kept in memory (at most 100) until the gateway has an endpoint for custom events.
+  function track(name, data) {
+    if (!name) return;
+    tracked.push({ name: String(name), data: data == null ? null : data, at: Math.floor(Date.now() / 1000) });
+    if (tracked.length > 100) tracked.shift();
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------------------
+  document.addEventListener('visibilitychange', () => {
+    if (hidden()) { stopPolling(); flushEvents(true); } // no polling while hidden
+    else startPolling();                                // one poll on becoming visible
+  });
+  window.addEventListener('pagehide', () => flushEvents(true));
+  window.addEventListener('online', () => { if (poll.failures) startPolling(); });
+
+  // ---- styles (injected once, on first render) ----------------------------------------------
+  let styled = false;
+  function injectStyles() {
+    if (styled) return;
+    styled = true;
+    const style = el('style', 'mailslot-styles');
+    style.textContent = CSS;
+    (document.head || document.documentElement).appendChild(style);
+  }
+
+  const CSS = `
+.mailslot-card{box-sizing:border-box;position:relative;text-align:left;font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:#344054;background:#fff;border-radius:14px;box-shadow:0 16px 40px -8px rgba(16,24,40,.22),0 4px 10px -4px rgba(16,24,40,.1);-webkit-font-smoothing:antialiased;letter-spacing:normal;text-transform:none}
+.mailslot-card *{box-sizing:border-box}
+.mailslot-title{margin:0 28px 4px 0;font-size:17px;font-weight:650;line-height:1.35;color:#101828;overflow-wrap:anywhere}
+.mailslot-body{margin:0;white-space:pre-line;overflow-wrap:anywhere}
+.mailslot-actions{display:flex;flex-wrap:wrap;gap:8px;margin-top:16px}
+.mailslot-button{margin:0;padding:9px 16px;font:inherit;font-weight:600;line-height:1.2;color:#344054;background:#fff;border:1px solid #d0d5dd;border-radius:9px;cursor:pointer;box-shadow:0 1px 2px rgba(16,24,40,.05);transition:background .15s,border-color .15s}
+.mailslot-button:hover{background:#f9fafb;border-color:#98a2b3}
+.mailslot-button.mailslot-primary{color:#fff;background:#4f46e5;border-color:#4f46e5}
+.mailslot-button.mailslot-primary:hover{background:#4338ca;border-color:#4338ca}
+.mailslot-button:focus-visible,.mailslot-close:focus-visible{outline:3px solid rgba(79,70,229,.4);outline-offset:2px}
+.mailslot-close{position:absolute;top:10px;right:10px;width:30px;height:30px;margin:0;padding:0;border:0;border-radius:50%;font:22px/30px system-ui,sans-serif;text-align:center;color:#667085;background:transparent;cursor:pointer}
+.mailslot-close:hover{color:#101828;background:rgba(16,24,40,.07)}
+.mailslot-has-image.mailslot-modal>.mailslot-close{background:rgba(255,255,255,.9)}
+.mailslot-image{display:block}
+.mailslot-overlay{position:fixed;inset:0;z-index:2147483001;display:flex;align-items:center;justify-content:center;padding:24px;background:rgba(16,24,40,.5);-webkit-backdrop-filter:blur(3px);backdrop-filter:blur(3px);animation:mailslot-fade .18s ease-out}
+.mailslot-modal{width:100%;max-width:440px;max-height:calc(100vh - 48px);overflow:auto;outline:none;animation:mailslot-pop .22s cubic-bezier(.2,.9,.3,1.2)}
+.mailslot-modal .mailslot-image{width:100%;max-height:220px;object-fit:cover;border-radius:14px 14px 0 0}
+.mailslot-modal .mailslot-text{padding:24px}
+.mailslot-modal .mailslot-title{font-size:20px;margin-bottom:8px}
+.mailslot-modal .mailslot-actions{margin-top:20px}
+.mailslot-banners{position:fixed;left:0;right:0;z-index:2147483000;display:flex;flex-direction:column;align-items:center;gap:8px;padding:12px;pointer-events:none}
+.mailslot-banners-top{top:0}
+.mailslot-banners-bottom{bottom:0}
+.mailslot-banner-top,.mailslot-banner-bottom{pointer-events:auto;display:flex;align-items:center;gap:14px;width:100%;max-width:780px;padding:12px 48px 12px 16px;border-left:4px solid #4f46e5;animation:mailslot-slide .22s ease-out}
+.mailslot-banner-bottom{animation-name:mailslot-rise}
+.mailslot-banner-top .mailslot-text,.mailslot-banner-bottom .mailslot-text,.mailslot-inline .mailslot-text{flex:1;min-width:0}
+.mailslot-banner-top .mailslot-title,.mailslot-banner-bottom .mailslot-title{font-size:15px;margin-bottom:0}
+.mailslot-banner-top .mailslot-title,.mailslot-banner-bottom .mailslot-title,.mailslot-banner-top .mailslot-body,.mailslot-banner-bottom .mailslot-body{grid-column:1}
+.mailslot-banner-top .mailslot-text,.mailslot-banner-bottom .mailslot-text{display:grid;grid-template-columns:minmax(0,1fr) auto;column-gap:20px;align-items:center}
+.mailslot-banner-top .mailslot-actions,.mailslot-banner-bottom .mailslot-actions{grid-column:2;grid-row:1/span 2;margin:0;flex-wrap:nowrap}
+.mailslot-banner-top .mailslot-close,.mailslot-banner-bottom .mailslot-close{top:50%;margin-top:-15px}
+.mailslot-banner-top .mailslot-image,.mailslot-banner-bottom .mailslot-image{flex:none;width:44px;height:44px;border-radius:10px;object-fit:cover}
+.mailslot-inline{display:flex;gap:16px;align-items:flex-start;margin:0 0 12px;padding:18px 48px 18px 18px;border:1px solid #eaecf0;box-shadow:0 1px 3px rgba(16,24,40,.08)}
+.mailslot-inline .mailslot-image{flex:none;width:64px;height:64px;border-radius:10px;object-fit:cover}
+@keyframes mailslot-fade{from{opacity:0}}
+@keyframes mailslot-pop{from{opacity:0;transform:translateY(10px) scale(.97)}}
+@keyframes mailslot-slide{from{opacity:0;transform:translateY(-8px)}}
+@keyframes mailslot-rise{from{opacity:0;transform:translateY(8px)}}
+@media (prefers-reduced-motion:reduce){.mailslot-overlay,.mailslot-card{animation:none}}
+@media (max-width:600px){.mailslot-banner-top .mailslot-text,.mailslot-banner-bottom .mailslot-text{display:block}.mailslot-banner-top .mailslot-actions,.mailslot-banner-bottom .mailslot-actions{margin-top:10px;flex-wrap:wrap}.mailslot-modal .mailslot-text{padding:20px}}
+`;
+
+  // ---- install and replay what the snippet queued ------------------------------------------
+  const api = {
+    load, identify, reset, on, track,
+    version: VERSION,
+    __loaded: true,
+    get deviceId() { return getDeviceId(); },
+  };
+  window.mailslot = api;
+  const queued = stub && Array.isArray(stub.q) ? stub.q : [];
+  for (const item of queued) {
+    const name = item && item[0];
+    if (typeof api[name] !== 'function') continue;
+    try { api[name](...Array.from(item[1] || [])); } catch (e) { setTimeout(() => { throw e; }); }
+  }
+})(window, document);
