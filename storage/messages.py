@@ -62,6 +62,42 @@ class SendOutcome:
     message: Message | None
 
 
+class _Disabled(Exception):
+    """Raised inside the send's transaction so that a refused send leaves nothing behind."""
+
+
+async def _insert_message(
+    conn: asyncpg.Connection,
+    workspace_id: int,
+    external_id: str | None,
+    email: str | None,
+    content: dict[str, Any],
+    properties: dict[str, Any],
+    priority: int,
+    persistent: bool,
+    campaign: str | None,
+    expires_at: datetime | None,
+    ttl_s: int,
+    idempotency_key: str | None,
+    idempotency_hash: bytes | None,
+    now: datetime | None,
+) -> asyncpg.Record:
+    person = await ensure_person(conn, workspace_id, external_id=external_id, email=email)
+    payload = orjson.dumps(
+        {"type": "queued", "workspace": workspace_id, "person": person.id,
+         "keys": [k for k in (person.external_id, person.email) if k is not None],
+         "at": time.time()}
+    ).decode()
+    row: asyncpg.Record = await conn.fetchrow(
+        queries["send_message"],
+        workspace_id, person.id, content, properties, priority, persistent, campaign,
+        expires_at, idempotency_key, idempotency_hash, now, payload, ttl_s,
+    )
+    if not row["enabled"]:
+        raise _Disabled
+    return row
+
+
 @translate_errors
 async def send_message(
     pool: asyncpg.Pool,
@@ -85,19 +121,13 @@ async def send_message(
     Without `expires_at` the message expires `ttl_s` after the database's (or the given) now.
     """
     async with pool.acquire() as conn:
-        async with conn.transaction():
-            person = await ensure_person(conn, workspace_id, external_id=external_id, email=email)
-            payload = orjson.dumps(
-                {"type": "queued", "workspace": workspace_id, "person": person.id,
-                 "keys": [k for k in (person.external_id, person.email) if k is not None],
-                 "at": time.time()}
-            ).decode()
-            row = await conn.fetchrow(
-                queries["send_message"],
-                workspace_id, person.id, content, properties, priority, persistent, campaign,
-                expires_at, idempotency_key, idempotency_hash, now, payload, ttl_s,
-            )
-        if not row["enabled"]:
+        try:
+            async with conn.transaction():
+                row = await _insert_message(
+                    conn, workspace_id, external_id, email, content, properties, priority, persistent,
+                    campaign, expires_at, ttl_s, idempotency_key, idempotency_hash, now,
+                )
+        except _Disabled:
             return SendOutcome("disabled", None)
         message_id = row["id"]
         status: Literal["queued", "replayed"] = "queued"

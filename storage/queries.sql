@@ -66,6 +66,7 @@ recalled AS (
     WHERE m.workspace_id = updated.id
       AND NOT updated.in_app_enabled
       AND m.state IN ('queued', 'offered')
+      AND m.expires_at > clock.now
     RETURNING m.id, m.workspace_id
 ),
 recorded AS (
