@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.identity import user_hash
 from storage import WorkspaceCredentials
 
-__all__ = ["Api", "Reply"]
+__all__ = ["Api", "Reply", "metric_value", "wait_until"]
 
 
 class Reply:
@@ -23,6 +27,11 @@ class Reply:
         if isinstance(self.body, dict) and "error" in self.body:
             return str(self.body["error"]["code"])
         return None
+
+    @property
+    def message_ids(self) -> list[str]:
+        """The ids of a poll answer's messages, in the order given."""
+        return [m["id"] for m in self.body["messages"]]
 
     def __repr__(self) -> str:
         return f"Reply({self.status}, {self.body!r})"
@@ -65,6 +74,16 @@ class Api:
     async def identify(self, person_id: str, **attributes: Any) -> Reply:
         return await self.request("PUT", f"/v1/people/{person_id}", json=attributes)
 
+    async def person_messages(self, person: str, *, by: str | None = None) -> Reply:
+        query = f"?by={by}" if by else ""
+        return await self.request("GET", f"/v1/people/{person}/messages{query}")
+
+    async def event_types(self, message_id: str) -> list[str]:
+        """The types of a message's recorded events, oldest first."""
+        read = await self.message(message_id)
+        assert read.status == 200, read
+        return [e["type"] for e in read.body["events"]]
+
     async def patch_workspace(self, **fields: Any) -> Reply:
         return await self.request("PATCH", "/v1/workspace", json=fields)
 
@@ -82,3 +101,54 @@ class Api:
 
     async def show(self, user: str, device_id: str, message_id: str) -> Reply:
         return await self.report(user, device_id, {"message_id": message_id, "type": "shown"})
+
+    async def dismiss(self, user: str, device_id: str, message_id: str) -> Reply:
+        return await self.report(user, device_id, {"message_id": message_id, "type": "dismissed"})
+
+    def hold(self, user: str, device_id: str, wait: float) -> asyncio.Task[Reply]:
+        """A held poll running in the background; await the task for its answer."""
+        task = asyncio.create_task(self.poll(user, device_id, wait=wait), name=f"poll {user}/{device_id}")
+        # A test that failed before awaiting it leaves it to be cut off at teardown: no extra noise.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return task
+
+    # Operations
+    async def metrics_text(self) -> str:
+        """`GET /metrics` as Prometheus text."""
+        reply = await self.request("GET", "/metrics", auth=False)
+        assert reply.status == 200, reply
+        assert reply.headers["Content-Type"].startswith("text/plain"), reply.headers
+        assert isinstance(reply.body, str), reply
+        return reply.body
+
+    async def metric(self, name: str, **labels: str) -> float:
+        """One sample's value from `/metrics` (summed over unnamed labels; 0 when absent)."""
+        return metric_value(await self.metrics_text(), name, **labels)
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples called `name` whose labels include `labels`; 0 when there are none."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+async def wait_until(condition: Callable[[], bool | Awaitable[bool]], *, within: float = 10, what: str = "") -> None:
+    """Check `condition` every 10 ms until it holds; fail the test after `within` seconds."""
+
+    async def check() -> None:
+        while True:
+            result = condition()
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.wait_for(check(), within)
+    except TimeoutError:
+        raise AssertionError(f"still not true after {within} s: {what or condition}") from None
