@@ -68,6 +68,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mailslot: configuration error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(args, config)
+    except storage.StorageError as exc:
+        print(f"mailslot: {exc}; check MAILSLOT_DATABASE_URL", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
     if args.command == "serve":
         from .serve import serve
 

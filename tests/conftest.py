@@ -100,7 +100,8 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
-async def client(aiohttp_client, config: Config, clock: FixedClock):  # type: ignore[no-untyped-def]
+async def client(config: Config, clock: FixedClock, aiohttp_client):  # type: ignore[no-untyped-def]
+    # Asked for after `config` so that the app shuts down before its database is dropped.
     return await aiohttp_client(create_app(config, clock=clock, rng=random.Random(7)))
 
 
