@@ -70,7 +70,8 @@ class Waiters:
         keys: tuple[tuple[int, str], ...] = ((workspace_id, user),)
         if user.lower() != user:
             keys += ((workspace_id, user.lower()),)
-        existing = self._by_key.get(keys[0])
+        # Counted on the lower-case key, which every spelling of one email shares.
+        existing = self._by_key.get(keys[-1])
         if existing is not None and len(existing) >= self.max_per_person:
             return None
         loop = asyncio.get_running_loop()

@@ -61,8 +61,8 @@ def parse_notice(payload: str) -> Notice | None:
         kind = data["type"]
         if kind == "queued":
             keys = data.get("keys", [])
-            if not all(isinstance(k, str) for k in keys):
-                raise ValueError("keys must be strings")
+            if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+                raise ValueError("keys must be a list of strings")
             at = data.get("at")
             return QueueNotice(int(data["workspace"]), int(data["person"]), tuple(keys),
                                float(at) if at is not None else None)
