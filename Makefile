@@ -1,23 +1,39 @@
 # The newcomer's commands: `make run` serves the gateway, `make test` runs the suite.
-# Both create .venv and install the project first; nothing else is needed on the machine.
+# Both create .venv and install the project first. `make test` also needs a few Debian
+# packages (Chromium for the web SDK's browser tests, nginx with nchan for the bench's peer);
+# as root it installs the missing ones, otherwise it says which to install.
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
+SYSTEM_PACKAGES = chromium nginx-light libnginx-mod-nchan
 
-.PHONY: run test lint clean
+.PHONY: run test lint system-deps clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "mailslot needs Python 3.11 or newer"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	@touch $@
 
 run: $(BIN)/.installed
 	$(BIN)/mailslot serve
 
-test: $(BIN)/.installed
+system-deps:
+	@missing=""; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	test -e /usr/lib/nginx/modules/ngx_nchan_module.so || missing="$$missing nginx-light libnginx-mod-nchan"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "missing Debian packages:$$missing (sudo apt-get install$$missing)" >&2; exit 1; \
+	  fi; \
+	fi
+
+test: $(BIN)/.installed system-deps
 	$(BIN)/pytest
 
 lint: $(BIN)/.installed
