@@ -6,6 +6,7 @@ environment, which beats the default. A bad value stops startup naming the varia
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -52,6 +53,27 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("must be a finite number of seconds, not negative")
+    return value
+
+
+def _interval(text: str) -> float:
+    value = _seconds(text)
+    if value == 0:
+        raise ValueError("must be more than 0 seconds")
+    return value
+
+
 def _bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -91,15 +113,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("workers", _positive_int, "gateway processes sharing the port (0: one per core)"),
     Setting("pool_min", _positive_int, "database connections each process keeps open"),
     Setting("pool_max", _positive_int, "most database connections per process"),
-    Setting("max_body_bytes", _positive_int, "largest request body accepted, in bytes"),
+    Setting("max_body_bytes", _at_least_one, "largest request body accepted, in bytes"),
     Setting("max_wait_s", _positive_int, "longest a poll may be held open, in seconds"),
-    Setting("claim_limit", _positive_int, "most new messages one poll claims"),
-    Setting("expire_interval_s", _positive_int, "seconds between expiry sweeps"),
-    Setting("workspace_cache_s", float, "seconds a process trusts its cached workspace settings"),
+    Setting("claim_limit", _at_least_one, "most new messages one poll claims"),
+    Setting("expire_interval_s", _at_least_one, "seconds between expiry sweeps"),
+    Setting("workspace_cache_s", _seconds, "seconds a process trusts its cached workspace settings"),
     Setting("max_parked", _positive_int, "most polls one process holds open; the rest are answered at once"),
-    Setting("max_parked_per_person", _positive_int, "most held polls per person per process"),
-    Setting("shutdown_timeout_s", float, "seconds in-flight requests get to finish on SIGTERM"),
-    Setting("listener_probe_s", float, "seconds of silence before the LISTEN connection is probed"),
+    Setting("max_parked_per_person", _at_least_one, "most held polls per person per process"),
+    Setting("shutdown_timeout_s", _seconds, "seconds in-flight requests get to finish on SIGTERM"),
+    Setting("listener_probe_s", _interval, "seconds of silence before the LISTEN connection is probed"),
     Setting("metrics_dir", Path, "folder shared by worker processes for /metrics (set by serve)"),
     Setting("demo_workspace", _bool, "create a demo workspace on first start"),
     Setting("log_level", _log_level, "DEBUG, INFO, WARNING or ERROR"),

@@ -4,7 +4,8 @@
     ├── BadRequest            400 malformed_json, …
     ├── Unauthorized          401 unauthorized
     ├── Forbidden             403 forbidden, identity_proof_failed
-    ├── NotFound              404 not_found, unknown_site, unknown_message, unknown_person
+    ├── Unauthorized          401 unknown_site (a wrong site id is wrong credentials)
+    ├── NotFound              404 not_found, unknown_message, unknown_person, unknown_broadcast
     ├── MethodNotAllowed      405 method_not_allowed
     ├── Conflict              409 already_shown, email_in_use, …
     │   └── InAppDisabled     409 in_app_disabled

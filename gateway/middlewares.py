@@ -127,12 +127,20 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
         response.headers["Access-Control-Allow-Origin"] = "*"
         response.headers["Access-Control-Expose-Headers"] = _EXPOSED
         return response
-    if name.startswith(SERVER_PREFIX) and origin is not None and urlsplit(origin).netloc != request.host:
-        raise errors.Forbidden(
+    if name.startswith(SERVER_PREFIX) and origin is not None and not _same_origin(origin, request.host):
+        # Returned, not raised: this middleware sits outside the error middleware.
+        return _error(
+            403, "cross_origin_forbidden",
             "the server API is not available to browsers on other origins; call it from your backend",
-            code="cross_origin_forbidden",
         )
     return await handler(request)
+
+
+def _same_origin(origin: str, host: str) -> bool:
+    try:
+        return urlsplit(origin).netloc == host
+    except ValueError:  # unparseable, such as "http://[": not ours
+        return False
 
 
 @web.middleware
@@ -141,7 +149,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         scheme, _, api_key = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not api_key.strip():
             raise errors.Unauthorized()
-        if len(api_key) > 256:
+        # Keys are ASCII; a header with bytes that are not UTF-8 decodes to surrogates, which
+        # cannot even be hashed.
+        if len(api_key) > 256 or not api_key.isascii():
             raise errors.Unauthorized("this API key is not valid")
         workspace = await request.app[WORKSPACES].by_api_key(api_key.strip())
         if workspace is None:

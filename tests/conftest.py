@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -46,10 +48,14 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if external:
         yield database_url_for(external, "postgres")
         return
-    embedded = storage.EmbeddedPostgres(Path(tmp_path_factory.mktemp("postgres")), durable=False)
+    # Not under pytest's tmp_path: pytest prunes old numbered folders, which would pull the data
+    # folder from under a server that a concurrent session still runs.
+    folder = Path(tempfile.mkdtemp(prefix="mailslot-test-pg-"))
+    embedded = storage.EmbeddedPostgres(folder, durable=False)
     url = embedded.start()
     yield database_url_for(url, "postgres")
     embedded.stop()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
