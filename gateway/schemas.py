@@ -23,9 +23,15 @@ __all__ = [
     "EventReport",
     "EventsRequest",
     "IntervalsPatch",
+    "PersonEventRequest",
     "PollRequest",
     "Recipient",
     "SendRequest",
+    "TemplateRequest",
+    "TestMessageRequest",
+    "TrackRequest",
+    "TriggerMessage",
+    "TriggerRequest",
     "WorkspacePatch",
     "parse_body",
     "parse_object",
@@ -40,9 +46,11 @@ UserHash = Annotated[str, msgspec.Meta(max_length=128)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 ShortText = Annotated[str, msgspec.Meta(max_length=1000)]
 LongText = Annotated[str, msgspec.Meta(max_length=10_000)]
-Url = Annotated[str, msgspec.Meta(max_length=2048, pattern=r"^(https?://|/)")]
+Url = Annotated[str, msgspec.Meta(max_length=2048, pattern=r"^(https?://|/|\{\{)")]
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
 Seconds = Annotated[int, msgspec.Meta(ge=1, le=366 * 86400)]
+# Deepest JSON nesting a body may have: far above any real use, far below orjson's 254 on output.
+MAX_DEPTH = 32
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
@@ -67,6 +75,8 @@ class EventsRequest(msgspec.Struct, frozen=True):
     device_id: DeviceId
     events: Annotated[list[EventReport], msgspec.Meta(min_length=1, max_length=100)]
     user_hash: UserHash | None = None
+    # Recorded with the workspace's first `shown` (setup status); None: derived from the request.
+    platform: Literal["web", "ios", "android", "other"] | None = None
 
 
 class DeviceIdentifyRequest(msgspec.Struct, frozen=True):
@@ -98,8 +108,13 @@ class Content(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class SendRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Exactly one of `content` and `template_id`; `data` is `{{ data.* }}` in the templates."""
+
     to: Recipient
-    content: Content
+    content: Content | None = None
+    template_id: uuid.UUID | None = None
+    data: dict[str, Any] = {}
+    strict: bool = False
     properties: dict[str, Any] = {}
     priority: Annotated[int, msgspec.Meta(ge=-1000, le=1000)] = 0
     persistent: bool = False
@@ -108,10 +123,24 @@ class SendRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     campaign: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
 
 
+class TemplateRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    content: Content
+    properties: dict[str, Any] = {}
+
+
+class TestMessageRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    __test__ = False  # not a pytest test class, whatever its name
+
+    to: Recipient
+
+
 class AudienceSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ids: Annotated[list[User], msgspec.Meta(min_length=1, max_length=10_000)] | None = None
     emails: Annotated[list[Email], msgspec.Meta(min_length=1, max_length=10_000)] | None = None
     all: bool = False
+    # Any JSON: gateway.filters validates it, so that every mistake in it is `invalid_filter`.
+    filter: Any | msgspec.UnsetType = msgspec.UNSET
 
 
 class BroadcastRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -123,6 +152,9 @@ class BroadcastRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     expires_at: datetime | Annotated[int, msgspec.Meta(ge=0, le=2**40)] | None = None
     ttl_s: Seconds | None = None
     campaign: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
+    # Liquid: `data` is the templates' `data`; `strict` makes a missing variable an error.
+    data: dict[str, Any] | None = None
+    strict: bool = False
 
 
 class IntervalsPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -139,6 +171,44 @@ class WorkspacePatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     lease_s: Annotated[int, msgspec.Meta(ge=5, le=86400)] | None = None
 
 
+# ----- event triggers and tracked events -----
+
+
+class TriggerMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A trigger's message: `content`, or a stored template's id; `data` is `{{ data.* }}` in it."""
+
+    content: Content | None = None
+    template_id: uuid.UUID | None = None
+    data: dict[str, Any] = {}
+    properties: dict[str, Any] = {}
+    priority: Annotated[int, msgspec.Meta(ge=-1000, le=1000)] = 0
+    persistent: bool = False
+    ttl_s: Seconds | None = None
+    campaign: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
+    strict: bool = False
+
+
+class TriggerRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    event: Name
+    message: TriggerMessage
+    filter: dict[str, Any] | None = None
+    reentry: Literal["every_time", "once"] = "every_time"
+
+
+class PersonEventRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: Name
+    data: dict[str, Any] | None = None
+
+
+class TrackRequest(msgspec.Struct, frozen=True):
+    site_id: SiteId
+    user: User
+    name: Name
+    data: dict[str, Any] | None = None
+    device_id: DeviceId | None = None
+    user_hash: UserHash | None = None
+
+
 def parse_object(body: bytes) -> dict[str, Any]:
     """A JSON object from a body; orjson rejects bad JSON and bad UTF-8 alike."""
     if not body:
@@ -149,7 +219,29 @@ def parse_object(body: bytes) -> dict[str, Any]:
         raise BadRequest(f"the body is not valid JSON: {exc}", code="malformed_json") from None
     if not isinstance(value, dict):
         raise Unprocessable(f"expected a JSON object, got {type(value).__name__}", code="invalid_fields")
+    # Only an escaped \u0000 can put NUL in a string (a raw one is invalid JSON), and only a body
+    # with more brackets than the limit can nest too deep: typical bodies skip the walk.
+    if b"\\u0000" in body or body.count(b"{") + body.count(b"[") > MAX_DEPTH:
+        _check_tree(value, "$", 1)
     return value
+
+
+def _check_tree(value: Any, path: str, depth: int) -> None:
+    """PostgreSQL text and jsonb cannot hold NUL, and orjson writes at most 254 levels: refuse both."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise Unprocessable(f"strings cannot contain the NUL character (\\u0000) - at `{path}`")
+    elif isinstance(value, dict | list):
+        if depth > MAX_DEPTH:
+            raise Unprocessable(f"the JSON nests deeper than {MAX_DEPTH} levels - at `{path}`")
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                _check_tree(item, f"{path}[{index}]", depth + 1)
+            return
+        for key, item in value.items():
+            if "\x00" in key:
+                raise Unprocessable(f"keys cannot contain the NUL character (\\u0000) - at `{path}`")
+            _check_tree(item, f"{path}.{key}", depth + 1)
 
 
 def parse_body(body: bytes, kind: type[T]) -> T:
@@ -165,14 +257,23 @@ def parse_body(body: bytes, kind: type[T]) -> T:
 
 def _check(request: object) -> None:
     """Rules one field's type cannot express."""
-    if isinstance(request, SendRequest):
+    if isinstance(request, SendRequest | TestMessageRequest):
         if (request.to.id is None) == (request.to.email is None):
             raise Unprocessable("`to` needs exactly one of `id` or `email` - at `$.to`")
+    if isinstance(request, SendRequest):
+        if (request.content is None) == (request.template_id is None):
+            raise Unprocessable("give exactly one of `content` or `template_id`")
         _check_message_fields(request)
+    if isinstance(request, TemplateRequest):
+        _check_content(request.content)
     if isinstance(request, BroadcastRequest):
-        chosen = [request.audience.ids is not None, request.audience.emails is not None, request.audience.all]
+        audience = request.audience
+        chosen = [audience.ids is not None, audience.emails is not None, audience.all,
+                  audience.filter is not msgspec.UNSET]
         if sum(chosen) != 1:
-            raise Unprocessable("`audience` needs exactly one of `ids`, `emails` or `all: true` - at `$.audience`")
+            raise Unprocessable(
+                "`audience` needs exactly one of `ids`, `emails`, `all: true` or `filter` - at `$.audience`"
+            )
         _check_message_fields(request)
     if isinstance(request, EventsRequest):
         for i, event in enumerate(request.events):
@@ -180,11 +281,16 @@ def _check(request: object) -> None:
                 raise Unprocessable(f"an action event needs `action`, the action's name - at `$.events[{i}]`")
 
 
-def _check_message_fields(request: SendRequest | BroadcastRequest) -> None:
-    if request.content.title is None and request.content.body is None:
+def _check_content(content: Content) -> None:
+    if content.title is None and content.body is None:
         raise Unprocessable("content needs a `title` or a `body` - at `$.content`")
-    if request.content.layout == "inline" and request.content.element_id is None:
+    if content.layout == "inline" and content.element_id is None:
         raise Unprocessable("an inline message needs `element_id` - at `$.content.element_id`")
+
+
+def _check_message_fields(request: SendRequest | BroadcastRequest) -> None:
+    if request.content is not None:
+        _check_content(request.content)
     if request.expires_at is not None and request.ttl_s is not None:
         raise Unprocessable("give `expires_at` or `ttl_s`, not both")
     if isinstance(request.expires_at, datetime) and request.expires_at.tzinfo is None:

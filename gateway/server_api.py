@@ -13,7 +13,7 @@ from .keys import CLOCK, POOL, WORKSPACE, WORKSPACES
 from .people import identify_person
 from .render import json_response, person_view, server_message, workspace_view
 from .schemas import SendRequest, WorkspacePatch, parse_body, parse_object
-from .sends import content_of, expiry_of, idempotency_of
+from .sends import expiry_of, idempotency_of, send_to_person
 
 __all__ = [
     "get_message",
@@ -36,6 +36,8 @@ def _person_key(request: web.Request) -> str:
     key = request.match_info["id"]
     if not 1 <= len(key) <= 255:
         raise Unprocessable("a person id has 1 to 255 characters")
+    if "\x00" in key:
+        raise Unprocessable("a person id cannot contain the NUL character")
     return key
 
 
@@ -44,16 +46,10 @@ async def send_message(request: web.Request) -> web.Response:
     body = parse_body(raw, SendRequest)
     key, key_hash = idempotency_of(request, raw)
     expires_at, ttl_s = expiry_of(request, body.expires_at, body.ttl_s)
-    outcome = await storage.send_message(
+    outcome = await send_to_person(
         request.app[POOL],
         request[WORKSPACE].id,
-        external_id=body.to.id,
-        email=body.to.email,
-        content=content_of(body.content),
-        properties=body.properties,
-        priority=body.priority,
-        persistent=body.persistent,
-        campaign=body.campaign,
+        body,
         expires_at=expires_at,
         ttl_s=ttl_s,
         idempotency_key=key,
