@@ -1,32 +1,82 @@
-"""Broadcasts in the server API: one send for many people, queued in bulk."""
+"""Broadcasts in the server API: one send for many people, queued in bulk, resent and recalled as one."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from typing import Any
 
+import msgspec
 from aiohttp import web
 
 import storage
-from storage import Broadcast
+from storage import AudienceMember, Broadcast
 
-from .errors import IdempotencyKeyReused, InAppDisabled, NotFound
+from .errors import Conflict, IdempotencyKeyReused, InAppDisabled, NotFound
+from .filters import compile_filter
 from .keys import CLOCK, POOL, WORKSPACE
+from .personalize import CompiledContent, TemplateError, compile_content, has_templates
 from .render import json_response
-from .schemas import BroadcastRequest, parse_body
+from .schemas import AudienceSpec, BroadcastRequest, parse_body
 from .sends import content_of, expiry_of, idempotency_of
 
-__all__ = ["get_broadcast", "send_broadcast"]
+__all__ = ["get_broadcast", "recall_broadcast", "resend_broadcast", "send_broadcast"]
+
+_STATES = ("queued", "offered", "shown", "dismissed", "expired", "recalled")
 
 
 def _view(broadcast: Broadcast) -> dict[str, object]:
     return {
         "id": str(broadcast.id),
         "status": broadcast.status,
-        "queued": broadcast.queued,
+        "audience": broadcast.audience,
         "campaign": broadcast.campaign,
         "created_at": broadcast.created_at,
-        "states": broadcast.states,
+        "sends": broadcast.sends,
+        "last_sent_at": broadcast.last_sent_at,
+        "recalled_at": broadcast.recalled_at,
+        "queued": broadcast.queued,
+        "total": broadcast.total,
+        "counts": broadcast.counts,
+        # The states alone (without `action`) add up to `total`.
+        "states": {state: broadcast.counts[state] for state in _STATES},
     }
+
+
+def _audience(spec: AudienceSpec) -> storage.Audience:
+    if spec.filter is not msgspec.UNSET:
+        compiled = compile_filter(spec.filter, "$.audience.filter")
+        return storage.Audience(filter=storage.AudienceFilter(compiled.path, compiled.vars, spec.filter))
+    return storage.Audience(ids=tuple(spec.ids or ()), emails=tuple(spec.emails or ()), everyone=spec.all)
+
+
+def _renderer(compiled: CompiledContent, data: dict[str, Any] | None) -> Callable[[AudienceMember], dict[str, Any]]:
+    """Each person's content: `customer` is their attributes with `id` and `email`; `data` the request's."""
+
+    def render(person: AudienceMember) -> dict[str, Any]:
+        context: dict[str, Any] = {
+            "customer": {**person.attributes, "id": person.external_id, "email": person.email}
+        }
+        if data is not None:
+            context["data"] = data
+        try:
+            return compiled.render(context)
+        except TemplateError as exc:
+            who = person.external_id if person.external_id is not None else person.email
+            raise TemplateError(f"{exc.message} (rendering for person {who!r}); nothing was queued") from None
+
+    return render
+
+
+def _broadcast_id(request: web.Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info["id"])
+    except ValueError:
+        raise NotFound("no broadcast has this id", code="unknown_broadcast") from None
+
+
+def _unknown() -> NotFound:
+    return NotFound("no broadcast has this id in this workspace", code="unknown_broadcast")
 
 
 async def send_broadcast(request: web.Request) -> web.Response:
@@ -34,14 +84,15 @@ async def send_broadcast(request: web.Request) -> web.Response:
     body = parse_body(raw, BroadcastRequest)
     key, key_hash = idempotency_of(request, raw)
     expires_at, ttl_s = expiry_of(request, body.expires_at, body.ttl_s)
-    audience = storage.Audience(
-        ids=tuple(body.audience.ids or ()), emails=tuple(body.audience.emails or ()), everyone=body.audience.all
-    )
+    audience = _audience(body.audience)
+    content = content_of(body.content)
+    # Templates parse before anything is stored; plain content takes the single-statement path.
+    render = _renderer(compile_content(content, strict=body.strict), body.data) if has_templates(content) else None
     outcome = await storage.send_broadcast(
         request.app[POOL],
         request[WORKSPACE].id,
         audience,
-        content=content_of(body.content),
+        content=content,
         properties=body.properties,
         priority=body.priority,
         persistent=body.persistent,
@@ -51,6 +102,7 @@ async def send_broadcast(request: web.Request) -> web.Response:
         idempotency_key=key,
         idempotency_hash=key_hash,
         now=request.app[CLOCK].now(),
+        render=render,
     )
     if outcome.status == "disabled":
         raise InAppDisabled()
@@ -63,11 +115,36 @@ async def send_broadcast(request: web.Request) -> web.Response:
 
 
 async def get_broadcast(request: web.Request) -> web.Response:
-    try:
-        broadcast_id = uuid.UUID(request.match_info["id"])
-    except ValueError:
-        raise NotFound("no broadcast has this id", code="unknown_broadcast") from None
-    broadcast = await storage.get_broadcast(request.app[POOL], request[WORKSPACE].id, broadcast_id)
+    broadcast = await storage.get_broadcast(
+        request.app[POOL], request[WORKSPACE].id, _broadcast_id(request), request.app[CLOCK].now()
+    )
     if broadcast is None:
-        raise NotFound("no broadcast has this id in this workspace", code="unknown_broadcast")
+        raise _unknown()
     return json_response(_view(broadcast))
+
+
+async def resend_broadcast(request: web.Request) -> web.Response:
+    outcome = await storage.resend_broadcast(
+        request.app[POOL], request[WORKSPACE].id, _broadcast_id(request), request.app[CLOCK].now()
+    )
+    if outcome.status == "unknown":
+        raise _unknown()
+    if outcome.status == "recalled":
+        raise Conflict("this broadcast was recalled; a recalled broadcast cannot be resent",
+                       code="broadcast_recalled")
+    if outcome.status == "disabled":
+        raise InAppDisabled()
+    if outcome.status == "expired":
+        raise Conflict("this broadcast's `expires_at` has passed; send a new broadcast instead",
+                       code="broadcast_expired")
+    assert outcome.broadcast is not None
+    return json_response(_view(outcome.broadcast))
+
+
+async def recall_broadcast(request: web.Request) -> web.Response:
+    outcome = await storage.recall_broadcast(
+        request.app[POOL], request[WORKSPACE].id, _broadcast_id(request), request.app[CLOCK].now()
+    )
+    if outcome.broadcast is None:
+        raise _unknown()
+    return json_response({**_view(outcome.broadcast), "recalled": outcome.recalled})

@@ -6,13 +6,13 @@ gte, in, exists; or `{"and": [F, ...]}`, `{"or": [F, ...]}`, `{"not": F}`. It co
 statement text stays constant and values are never spliced into SQL, only passed as jsonpath
 variables. Every comparison is wrapped in `exists(...)`, so a missing attribute makes `eq`
 false and `ne` true instead of "unknown". Times compare as numbers: attributes named `*_at`
-are Unix seconds, and an ISO 8601 value given for one is converted.
+are Unix seconds, and an ISO 8601 value given for one is converted (UTC when it has no zone).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import Unprocessable
@@ -74,7 +74,7 @@ class _Compiler:
         field = '$."' + attribute.replace("\\", "\\\\").replace('"', '\\"') + '"'
         if op == "exists":
             return f"exists({field})"
-        if op not in _COMPARE and op != "in":
+        if not isinstance(op, str) or (op not in _COMPARE and op != "in"):
             raise Unprocessable(
                 f"`op` is one of eq, ne, lt, lte, gt, gte, in, exists - at `{where}.op`", code="invalid_filter"
             )
@@ -94,12 +94,14 @@ class _Compiler:
     def scalar(attribute: str, value: Any, where: str) -> Any:
         if attribute.endswith("_at") and isinstance(value, str):
             try:
-                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+                moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:
                 raise Unprocessable(
                     f"`{attribute}` is a time: give Unix seconds or an ISO 8601 time - at `{where}.value`",
                     code="invalid_filter",
                 ) from None
+            # A time without a zone is UTC, never the server's local time.
+            return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
         if value is not None and not isinstance(value, str | int | float | bool):
             raise Unprocessable(f"a filter value is a string, number, boolean or null - at `{where}.value`",
                                 code="invalid_filter")

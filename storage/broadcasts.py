@@ -1,8 +1,16 @@
-"""Broadcasts: one send queued for a whole audience with a constant number of statements."""
+"""Broadcasts: one send queued for a whole audience with a constant number of statements.
+
+Rules: however large the audience, a send, a resend or a recall makes the same few round trips.
+Plain content is copied to every person by one INSERT ... SELECT; personalized content is read
+with the audience in one query, rendered by the caller's `render` for everyone first (so a
+template error queues nothing), then inserted from arrays by one statement.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -13,33 +21,80 @@ from .errors import translate_errors
 from .pool import Executor
 from .sql import queries
 
-__all__ = ["Audience", "Broadcast", "BroadcastOutcome", "get_broadcast", "import_people", "send_broadcast"]
+__all__ = [
+    "Audience",
+    "AudienceFilter",
+    "AudienceMember",
+    "Broadcast",
+    "BroadcastOutcome",
+    "RecallOutcome",
+    "ResendOutcome",
+    "get_broadcast",
+    "import_people",
+    "recall_broadcast",
+    "resend_broadcast",
+    "send_broadcast",
+]
+
+# The keys of `Broadcast.counts`: the six states (which add up to `total`) and `action`.
+COUNT_KEYS = ("queued", "offered", "shown", "action", "dismissed", "expired", "recalled")
+# Render this many people between two yields to the event loop, so held polls keep being answered.
+_RENDER_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceFilter:
+    """An attribute filter compiled to a jsonpath predicate with its variables; `spec` is what was asked."""
+
+    path: str
+    vars: dict[str, Any]
+    spec: Any
 
 
 @dataclass(frozen=True, slots=True)
 class Audience:
-    """Exactly one of: these external ids, these emails, or everyone in the workspace."""
+    """Exactly one of: these external ids, these emails, everyone in the workspace, or a filter."""
 
     ids: tuple[str, ...] = ()
     emails: tuple[str, ...] = ()
     everyone: bool = False
+    filter: AudienceFilter | None = None
 
     def as_json(self) -> dict[str, Any]:
         if self.everyone:
             return {"all": True}
+        if self.filter is not None:
+            return {"filter": self.filter.spec}
         if self.emails:
             return {"emails": len(self.emails)}
         return {"ids": len(self.ids)}
 
 
 @dataclass(frozen=True, slots=True)
+class AudienceMember:
+    """A person of a personalized broadcast, as its templates see them."""
+
+    id: int
+    external_id: str | None
+    email: str | None
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Broadcast:
+    """A broadcast with live counts; `queued` is how many entries its latest send (or resend) queued."""
+
     id: uuid.UUID
     status: str
+    audience: dict[str, Any]
     queued: int
+    sends: int
     campaign: str | None
     created_at: datetime
-    states: dict[str, int] = field(default_factory=dict)
+    last_sent_at: datetime
+    recalled_at: datetime | None
+    total: int
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +103,47 @@ class BroadcastOutcome:
     broadcast: Broadcast | None
 
 
+@dataclass(frozen=True, slots=True)
+class ResendOutcome:
+    """`resent`, or why nothing was queued: `unknown`, `recalled`, `disabled`, `expired` (its expires_at passed)."""
+
+    status: Literal["resent", "unknown", "recalled", "disabled", "expired"]
+    broadcast: Broadcast | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecallOutcome:
+    """The broadcast after the recall (None: unknown) and how many entries this recall took back."""
+
+    broadcast: Broadcast | None
+    recalled: int
+
+
 class _Disabled(Exception):
     """Raised inside the transaction so that nothing of a refused broadcast stays."""
 
 
 def _broadcast(row: asyncpg.Record) -> Broadcast:
     return Broadcast(
-        id=row["id"], status=row["status"], queued=row["queued"], campaign=row["campaign"],
-        created_at=row["created_at"], states=dict(row["states"]),
+        id=row["id"], status=row["status"], audience=row["audience"], queued=row["queued"], sends=row["sends"],
+        campaign=row["campaign"], created_at=row["created_at"], last_sent_at=row["last_sent_at"],
+        recalled_at=row["recalled_at"], total=row["total"],
+        counts={key: row["n_" + key] for key in COUNT_KEYS},
     )
+
+
+async def _render_all(
+    rows: list[asyncpg.Record], render: Callable[[AudienceMember], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    contents: list[dict[str, Any]] = []
+    for start in range(0, len(rows), _RENDER_CHUNK):
+        if start:
+            await asyncio.sleep(0)
+        contents.extend(
+            render(AudienceMember(r["id"], r["external_id"], r["email"], r["attributes"]))
+            for r in rows[start:start + _RENDER_CHUNK]
+        )
+    return contents
 
 
 @translate_errors
@@ -75,9 +162,17 @@ async def send_broadcast(
     idempotency_key: str | None = None,
     idempotency_hash: bytes | None = None,
     now: datetime | None = None,
+    render: Callable[[AudienceMember], dict[str, Any]] | None = None,
 ) -> BroadcastOutcome:
-    """Queue one message per person of the audience (people named but unknown are created)."""
+    """Queue one message per person of the audience (people named but unknown are created).
+
+    With `render`, each person's message holds `render(person)` instead of `content`; an
+    exception from `render` rolls everything back and propagates.
+    """
     emails = [e.lower() for e in audience.emails]
+    ids = list(audience.ids)
+    path = audience.filter.path if audience.filter else None
+    variables = audience.filter.vars if audience.filter else None
     async with pool.acquire() as conn:
         try:
             async with conn.transaction():
@@ -89,27 +184,76 @@ async def send_broadcast(
                     earlier = await conn.fetchval(
                         queries["get_broadcast_id_by_idempotency_key"], workspace_id, idempotency_key
                     )
-                    row = await conn.fetchrow(queries["get_broadcast"], workspace_id, earlier)
+                    row = await conn.fetchrow(queries["get_broadcast"], workspace_id, earlier, now)
                     if row["idempotency_hash"] != idempotency_hash:
                         return BroadcastOutcome("key_reused", None)
                     return BroadcastOutcome("replayed", _broadcast(row))
-                if audience.ids or emails:
-                    await conn.execute(queries["ensure_people"], workspace_id, list(audience.ids), emails)
-                result = await conn.fetchrow(
-                    queries["queue_broadcast"], workspace_id, broadcast_id, list(audience.ids), emails,
-                    audience.everyone, now,
-                )
+                if ids or emails:
+                    await conn.execute(queries["ensure_people"], workspace_id, ids, emails)
+                if render is None:
+                    result = await conn.fetchrow(
+                        queries["queue_broadcast"], workspace_id, broadcast_id, ids, emails, audience.everyone,
+                        now, path, variables,
+                    )
+                else:
+                    people = await conn.fetch(
+                        queries["list_broadcast_audience"], workspace_id, ids, emails, audience.everyone,
+                        path, variables,
+                    )
+                    contents = await _render_all(people, render)
+                    result = await conn.fetchrow(
+                        queries["queue_rendered_broadcast"], workspace_id, broadcast_id,
+                        [p["id"] for p in people], contents, now,
+                    )
                 if not result["enabled"]:
                     raise _Disabled
         except _Disabled:
             return BroadcastOutcome("disabled", None)
-        row = await conn.fetchrow(queries["get_broadcast"], workspace_id, broadcast_id)
+        row = await conn.fetchrow(queries["get_broadcast"], workspace_id, broadcast_id, now)
     return BroadcastOutcome("queued", _broadcast(row))
 
 
 @translate_errors
-async def get_broadcast(db: Executor, workspace_id: int, broadcast_id: uuid.UUID) -> Broadcast | None:
-    row = await db.fetchrow(queries["get_broadcast"], workspace_id, broadcast_id)
+async def resend_broadcast(
+    pool: asyncpg.Pool, workspace_id: int, broadcast_id: uuid.UUID, now: datetime | None = None
+) -> ResendOutcome:
+    """Give every person who got an entry a new one (re-entry) with the same content, in one statement."""
+    async with pool.acquire() as conn:
+        result = await conn.fetchrow(queries["resend_broadcast"], workspace_id, broadcast_id, now)
+        if result["status"] is None:
+            return ResendOutcome("unknown", None)
+        row = await conn.fetchrow(queries["get_broadcast"], workspace_id, broadcast_id, now)
+    broadcast = _broadcast(row)
+    if result["status"] == "recalled":
+        return ResendOutcome("recalled", broadcast)
+    if not result["enabled"]:
+        return ResendOutcome("disabled", broadcast)
+    if not result["resent"]:
+        return ResendOutcome("expired", broadcast)
+    return ResendOutcome("resent", broadcast)
+
+
+@translate_errors
+async def recall_broadcast(
+    pool: asyncpg.Pool, workspace_id: int, broadcast_id: uuid.UUID, now: datetime | None = None
+) -> RecallOutcome:
+    """Recall every entry not yet shown and mark the broadcast recalled; recalling again is harmless."""
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            # Locked first, in its own statement: the recall's snapshot then includes every entry
+            # a resend that held the lock committed.
+            if await conn.fetchval(queries["lock_broadcast"], workspace_id, broadcast_id) is None:
+                return RecallOutcome(None, 0)
+            result = await conn.fetchrow(queries["recall_broadcast"], workspace_id, broadcast_id, now)
+        row = await conn.fetchrow(queries["get_broadcast"], workspace_id, broadcast_id, now)
+    return RecallOutcome(_broadcast(row), result["recalled"])
+
+
+@translate_errors
+async def get_broadcast(
+    db: Executor, workspace_id: int, broadcast_id: uuid.UUID, now: datetime | None = None
+) -> Broadcast | None:
+    row = await db.fetchrow(queries["get_broadcast"], workspace_id, broadcast_id, now)
     return _broadcast(row) if row else None
 
 
