@@ -72,7 +72,7 @@ async def identify_person(
             if holder is not None and holder["id"] != row["id"]:
                 if holder["external_id"] is not None:
                     raise Conflict("email_in_use", f"{email} belongs to another person")
-                await conn.execute(queries["move_person_messages"], row["id"], holder["id"])
+                await conn.execute(queries["move_person_history"], row["id"], holder["id"])
                 await conn.execute(queries["delete_person"], holder["id"])
                 inherited = holder["attributes"]
         row = await conn.fetchrow(queries["set_person_email"], row["id"], email, inherited)
