@@ -46,8 +46,11 @@ async def events(request: web.Request) -> web.Response:
     body = parse_body(await request.read(), EventsRequest)
     workspace = await device_workspace(request, body.site_id, body.user, body.user_hash)
     reports = [DeviceReport(e.message_id, e.type, e.action) for e in body.events]
+    # Browsers send Origin with every POST; native apps say what they are.
+    platform = body.platform or ("web" if "Origin" in request.headers else "other")
     results = await storage.record_device_events(
-        request.app[POOL], workspace.id, body.user, body.device_id, reports, now=request.app[CLOCK].now()
+        request.app[POOL], workspace.id, body.user, body.device_id, reports, now=request.app[CLOCK].now(),
+        platform=platform,
     )
     rejected = [
         {"message_id": report.message_id, "type": report.type, "code": code}

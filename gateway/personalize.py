@@ -6,28 +6,113 @@ message's event: `name` and `data`) and `data` (a send's own values). Rendering 
 message is queued; a template that does not parse, or in strict mode a variable that is
 missing, is a 422 naming the field, the line and the reason, never a broken message later.
 Output is plain text: devices put it in the page as text, so nothing here escapes HTML.
+
+Templates come from API callers and run in the gateway's event loop, so rendering is bounded:
+loops, output, local variables and every filter's input and output have limits (a limit
+reached is a 422 like any other template error), and the rendered content must still be valid
+content (lengths, URL schemes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+import msgspec
 from liquid import BoundTemplate, Environment, StrictDefaultUndefined
-from liquid.exceptions import LiquidError
+from liquid.exceptions import FilterArgumentError, LiquidError
+
+from storage import Person
 
 from .errors import Unprocessable
+from .schemas import Content
 
-__all__ = ["TEXT_FIELDS", "CompiledContent", "TemplateError", "compile_content", "has_templates"]
+__all__ = [
+    "TEXT_FIELDS",
+    "CompiledContent",
+    "TemplateError",
+    "compile_content",
+    "customer_of",
+    "has_templates",
+]
 
 # The content fields that are templates; action names are identifiers, not text.
 TEXT_FIELDS = ("title", "body", "image_url")
 _ACTION_TEXT = ("label", "url")
 
-_LENIENT = Environment(autoescape=False)
+# How big any one value may grow while rendering: characters of a string, items of a list or
+# range (plus the characters of its string items). Content fields are at most 10,000 characters.
+MAX_VALUE_SIZE = 100_000
+# Integers beyond this many bits are refused (Python cannot even print one of 4,300 digits).
+_MAX_INT_BITS = 1024
+
+
+class _Bounded(Environment):
+    """Liquid with resource limits, so that one send cannot hold the event loop or the memory."""
+
+    loop_iteration_limit: ClassVar[int | None] = 10_000
+    output_stream_limit: ClassVar[int | None] = 4 * MAX_VALUE_SIZE // 10  # bytes per field
+    local_namespace_limit: ClassVar[int | None] = MAX_VALUE_SIZE
+
+
+# Types are tested with type(), never isinstance(): isinstance() reads `__class__`, which a strict
+# undefined answers by raising, and `default` must still see it.
+def _size(value: Any) -> int:
+    kind = type(value)
+    if issubclass(kind, str | dict):
+        return len(value)
+    if kind is range:  # len() of a huge range overflows
+        return max(0, int(value.stop - value.start) // int(value.step or 1))
+    if issubclass(kind, list | tuple):
+        return len(value) + sum(len(v) for v in value if type(v) is str)
+    return 0
+
+
+def _check_value(name: str, value: Any) -> None:
+    if _size(value) > MAX_VALUE_SIZE:
+        raise FilterArgumentError(f"{name}: a value grew beyond {MAX_VALUE_SIZE} characters or items", token=None)
+    if type(value) is int and value.bit_length() > _MAX_INT_BITS:
+        raise FilterArgumentError(f"{name}: a number grew too large", token=None)
+
+
+def _guard(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter that refuses oversized inputs and outputs, and whose Python errors name it."""
+
+    @functools.wraps(func)  # keeps `with_environment` and other markers Liquid reads
+    def guarded(left: object, *args: object, **kwargs: object) -> object:
+        for value in (left, *args):
+            _check_value(name, value)
+        # The two filters whose output can be a product of their inputs' sizes.
+        if name == "join" and type(left) in (list, tuple, range):
+            separator = args[0] if args else kwargs.get("separator", " ")
+            if _size(left) * max(1, len(str(separator))) > MAX_VALUE_SIZE:
+                raise FilterArgumentError(f"join: the result would exceed {MAX_VALUE_SIZE} characters", token=None)
+        if name == "replace" and type(left) is str and len(args) >= 2:
+            if left.count(str(args[0])) * len(str(args[1])) > MAX_VALUE_SIZE:
+                raise FilterArgumentError(
+                    f"replace: the result would exceed {MAX_VALUE_SIZE} characters", token=None
+                )
+        try:
+            result = func(left, *args, **kwargs)
+        except (ValueError, ArithmeticError, RecursionError) as exc:
+            raise FilterArgumentError(f"{name}: {exc}", token=None) from None
+        _check_value(name, result)
+        return result
+
+    return guarded
+
+
+def _environment(**options: Any) -> Environment:
+    env = _Bounded(autoescape=False, **options)
+    env.filters = {name: _guard(name, func) for name, func in env.filters.items()}
+    return env
+
+
+_LENIENT = _environment()
 # Strict: a missing variable is an error, unless the template gives it a `default`.
-_STRICT = Environment(autoescape=False, undefined=StrictDefaultUndefined)
+_STRICT = _environment(undefined=StrictDefaultUndefined)
 
 
 class TemplateError(Unprocessable):
@@ -41,6 +126,19 @@ def has_templates(content: Mapping[str, Any]) -> bool:
     return any(("{{" in text or "{%" in text) for _, text in _texts(content))
 
 
+def customer_of(person: Person) -> dict[str, Any]:
+    """`customer` in a template: the person's attributes with `id` and `email` as stored.
+
+    An id or email the person does not have is absent, not null, so that strict mode flags it.
+    """
+    customer = dict(person.attributes)
+    for key, value in (("id", person.external_id), ("email", person.email)):
+        customer.pop(key, None)
+        if value is not None:
+            customer[key] = value
+    return customer
+
+
 def _texts(content: Mapping[str, Any]) -> list[tuple[str, str]]:
     found = [(name, content[name]) for name in TEXT_FIELDS if isinstance(content.get(name), str)]
     for index, action in enumerate(content.get("actions") or []):
@@ -50,14 +148,29 @@ def _texts(content: Mapping[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
-def _describe(field: str, text: str, exc: LiquidError) -> str:
+def _describe(field: str, text: str, exc: Exception) -> str:
     """`template error in content.body (line 2): 'plan' is undefined`."""
-    reason = getattr(exc, "message", None) or str(exc).strip().splitlines()[0]
+    lines = str(exc).strip().splitlines()
+    reason = getattr(exc, "message", None) or (lines[0] if lines else type(exc).__name__)
     token = getattr(exc, "token", None)
     start = getattr(token, "start_index", -1)
     # A token at -1 is the end of the template: an unclosed tag reports its last line.
     line = text.count("\n", 0, start) + 1 if isinstance(start, int) and start >= 0 else text.count("\n") + 1
     return f"template error in content.{field} (line {line}): {reason}"
+
+
+def _checked(rendered: dict[str, Any]) -> dict[str, Any]:
+    """Rendered content is content: an empty URL means none; lengths and URL schemes still hold."""
+    if rendered.get("image_url") == "":
+        rendered["image_url"] = None
+    for action in rendered["actions"]:
+        if action.get("url") == "":
+            action["url"] = None
+    try:
+        msgspec.convert(rendered, Content, strict=True)
+    except msgspec.ValidationError as exc:
+        raise TemplateError(f"the rendered content is invalid: {str(exc).replace('`$', '`content')}") from None
+    return rendered
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,17 +185,20 @@ class CompiledContent:
         """The content with every template rendered against `context`; 422 on a render error."""
         rendered: dict[str, Any] = dict(self.content)
         rendered["actions"] = [dict(a) for a in self.content.get("actions") or []]
+        if not self.templates:
+            return rendered
         for field, template in self.templates.items():
             try:
                 text = template.render(**context)
-            except LiquidError as exc:
+            # A template is the caller's code: whatever it raises is the caller's error.
+            except Exception as exc:
                 raise TemplateError(_describe(field, self.sources[field], exc)) from None
             if field.startswith("actions["):
                 index, name = field[len("actions["):].split("].")
                 rendered["actions"][int(index)][name] = text
             else:
                 rendered[field] = text
-        return rendered
+        return _checked(rendered)
 
 
 def compile_content(content: Mapping[str, Any], *, strict: bool = False) -> CompiledContent:
@@ -95,7 +211,20 @@ def compile_content(content: Mapping[str, Any], *, strict: bool = False) -> Comp
             continue
         try:
             templates[field] = env.from_string(text)
-        except LiquidError as exc:
+        except (LiquidError, ValueError, RecursionError) as exc:
             raise TemplateError(_describe(field, text, exc)) from None
+        _check_filters(env, field, text, templates[field])
         sources[field] = text
     return CompiledContent(content, templates, sources)
+
+
+def _check_filters(env: Environment, field: str, text: str, template: BoundTemplate) -> None:
+    """Liquid finds an unknown filter only when it runs; a stored template must fail when stored."""
+    try:
+        used = template.analyze().filters
+    except (LiquidError, ValueError, RecursionError):  # rendering reports what analysis cannot
+        return
+    for name, spans in used.items():
+        if name not in env.filters:
+            line = text.count("\n", 0, max(0, spans[0].index)) + 1 if spans else 1
+            raise TemplateError(f"template error in content.{field} (line {line}): unknown filter '{name}'")

@@ -16,8 +16,10 @@ import storage
 
 from .errors import NotFound
 from .keys import POOL
+from .render import json_response
+from .setup_api import setup_view
 
-__all__ = ["SDK_PATH", "demo", "script"]
+__all__ = ["SDK_PATH", "demo", "demo_setup", "script"]
 
 SDK_PATH = "/sdk/v1/mailslot.js"
 DEMO_WORKSPACE = "demo"
@@ -36,14 +38,26 @@ async def script(request: web.Request) -> web.Response:
     )
 
 
-async def demo(request: web.Request) -> web.Response:
-    """A page of a pretend product with the snippet pasted in, for the demo workspace."""
+async def _demo_workspace(request: web.Request) -> storage.Workspace:
     workspace = await storage.get_workspace_by_name(request.app[POOL], DEMO_WORKSPACE)
     if workspace is None:
         raise NotFound("no demo workspace: start with `mailslot serve --demo-workspace true`", code="no_demo_workspace")
+    return workspace
+
+
+async def demo(request: web.Request) -> web.Response:
+    """A page of a pretend product with the snippet pasted in, for the demo workspace."""
+    workspace = await _demo_workspace(request)
     endpoint = f"{request.scheme}://{request.host}"
     page = _static("demo.html").decode()
     # json.dumps()[1:-1] makes a value safe inside a JS string; html.escape inside markup.
     for token, value in (("{{ENDPOINT}}", endpoint), ("{{SITE_ID}}", workspace.site_id)):
         page = page.replace(token, html.escape(json.dumps(value)[1:-1]))
     return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-store"})
+
+
+async def demo_setup(request: web.Request) -> web.Response:
+    """The demo workspace's setup status, which the demo page polls (no credentials: demo only)."""
+    workspace = await _demo_workspace(request)
+    setup = await storage.get_workspace_setup(request.app[POOL], workspace.id)
+    return json_response(setup_view(setup), headers={"Cache-Control": "no-store"})

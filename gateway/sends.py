@@ -1,4 +1,5 @@
-"""What single sends and broadcasts share: content, expiry and idempotency from a request."""
+"""What single sends and broadcasts share: content, expiry and idempotency from a request;
+and the single send itself, personalized per person."""
 
 from __future__ import annotations
 
@@ -7,14 +8,19 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import orjson
 from aiohttp import web
 
+import storage
+from storage import ContentSource, Person, SendOutcome
+
 from .errors import Unprocessable
 from .keys import CLOCK
-from .schemas import Content, parse_object
+from .personalize import compile_content, customer_of
+from .schemas import Content, SendRequest, parse_object
 
-__all__ = ["DEFAULT_TTL_S", "content_of", "expiry_of", "idempotency_of"]
+__all__ = ["DEFAULT_TTL_S", "content_of", "expiry_of", "idempotency_of", "personalized", "send_to_person"]
 
 DEFAULT_TTL_S = 30 * 86400
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -57,3 +63,62 @@ def idempotency_of(request: web.Request, raw_body: bytes) -> tuple[str | None, b
         )
     canonical = orjson.dumps(parse_object(raw_body), option=orjson.OPT_SORT_KEYS)
     return key, hashlib.sha256(canonical).digest()
+
+
+def personalized(content: dict[str, Any], *, data: dict[str, Any], strict: bool) -> ContentSource:
+    """The content to store or, when it holds Liquid, a function rendering it for a person.
+
+    Templates parse here, before any database work: a broken one is a 422 at once.
+    """
+    compiled = compile_content(content, strict=strict)
+    if not compiled.templates:
+        return content
+
+    def render(person: Person) -> dict[str, Any]:
+        return compiled.render({"customer": customer_of(person), "data": data})
+
+    return render
+
+
+async def send_to_person(
+    pool: asyncpg.Pool,
+    workspace_id: int,
+    body: SendRequest,
+    *,
+    expires_at: datetime | None,
+    ttl_s: int,
+    idempotency_key: str | None,
+    idempotency_hash: bytes | None,
+    now: datetime | None,
+) -> SendOutcome:
+    """POST /v1/messages: the given content or a stored template's, rendered for the person.
+
+    A template's properties are the defaults under the send's own.
+    """
+    if body.template_id is not None:
+        template = await storage.get_template(pool, workspace_id, body.template_id)
+        if template is None:
+            raise Unprocessable(
+                "no template has this id in this workspace - at `$.template_id`", code="unknown_template"
+            )
+        content, properties = template.content, {**template.properties, **body.properties}
+    else:
+        assert body.content is not None
+        content, properties = content_of(body.content), body.properties
+    return await storage.send_message(
+        pool,
+        workspace_id,
+        external_id=body.to.id,
+        email=body.to.email,
+        content=personalized(content, data=body.data, strict=body.strict),
+        properties=properties,
+        priority=body.priority,
+        persistent=body.persistent,
+        campaign=body.campaign,
+        expires_at=expires_at,
+        ttl_s=ttl_s,
+        idempotency_key=idempotency_key,
+        idempotency_hash=idempotency_hash,
+        now=now,
+        template_id=body.template_id,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -12,13 +13,14 @@ import asyncpg
 import orjson
 
 from .errors import translate_errors
-from .models import Claim, DeliveredMessage, Event, Message
+from .models import Claim, DeliveredMessage, Event, Message, Person
 from .people import ensure_person
 from .pool import Executor
 from .sql import queries
 
 __all__ = [
     "NOTIFY_CHANNEL",
+    "ContentSource",
     "DeviceReport",
     "SendOutcome",
     "claim_messages",
@@ -33,6 +35,11 @@ __all__ = [
 
 # Versioned so that a rolling deploy can change the payload without confusing old listeners.
 NOTIFY_CHANNEL = "mailslot_queue_v1"
+
+# A send's content, or a function of the person that makes it (personalization). The function
+# runs inside the send's transaction, after the person is resolved: whatever it raises rolls the
+# send back, so a refused render leaves neither a message nor a new person behind.
+ContentSource = dict[str, Any] | Callable[[Person], dict[str, Any]]
 
 
 def _message(row: asyncpg.Record) -> Message:
@@ -71,7 +78,7 @@ async def _insert_message(
     workspace_id: int,
     external_id: str | None,
     email: str | None,
-    content: dict[str, Any],
+    content: ContentSource,
     properties: dict[str, Any],
     priority: int,
     persistent: bool,
@@ -81,8 +88,11 @@ async def _insert_message(
     idempotency_key: str | None,
     idempotency_hash: bytes | None,
     now: datetime | None,
+    template_id: uuid.UUID | None,
 ) -> asyncpg.Record:
     person = await ensure_person(conn, workspace_id, external_id=external_id, email=email)
+    if callable(content):
+        content = content(person)
     payload = orjson.dumps(
         {"type": "queued", "workspace": workspace_id, "person": person.id,
          "keys": [k for k in (person.external_id, person.email) if k is not None],
@@ -91,7 +101,7 @@ async def _insert_message(
     row: asyncpg.Record = await conn.fetchrow(
         queries["send_message"],
         workspace_id, person.id, content, properties, priority, persistent, campaign,
-        expires_at, idempotency_key, idempotency_hash, now, payload, ttl_s,
+        expires_at, idempotency_key, idempotency_hash, now, payload, ttl_s, template_id,
     )
     if not row["enabled"]:
         raise _Disabled
@@ -105,7 +115,7 @@ async def send_message(
     *,
     external_id: str | None,
     email: str | None,
-    content: dict[str, Any],
+    content: ContentSource,
     properties: dict[str, Any],
     priority: int,
     persistent: bool,
@@ -115,17 +125,20 @@ async def send_message(
     idempotency_key: str | None = None,
     idempotency_hash: bytes | None = None,
     now: datetime | None = None,
+    template_id: uuid.UUID | None = None,
 ) -> SendOutcome:
     """Queue a message for the person with this id or email, creating the person if new.
 
     Without `expires_at` the message expires `ttl_s` after the database's (or the given) now.
+    A callable `content` is called with the person (attributes included) to make the content;
+    an exception it raises propagates after the transaction rolled back.
     """
     async with pool.acquire() as conn:
         try:
             async with conn.transaction():
                 row = await _insert_message(
                     conn, workspace_id, external_id, email, content, properties, priority, persistent,
-                    campaign, expires_at, ttl_s, idempotency_key, idempotency_hash, now,
+                    campaign, expires_at, ttl_s, idempotency_key, idempotency_hash, now, template_id,
                 )
         except _Disabled:
             return SendOutcome("disabled", None)
@@ -221,14 +234,18 @@ async def record_device_events(
     device_id: str,
     reports: list[DeviceReport],
     now: datetime | None = None,
+    platform: str = "other",
 ) -> list[str | None]:
-    """Apply reports in order; per report None (accepted) or why it was rejected."""
+    """Apply reports in order; per report None (accepted) or why it was rejected.
+
+    `platform` (web, ios, android, other) is recorded with the workspace's first `shown`.
+    """
     results: list[str | None] = []
     async with pool.acquire() as conn:
         for report in reports:
             row = await conn.fetchrow(
                 queries["record_device_event"],
-                workspace_id, report.message_id, device_id, user, report.type, report.action, now,
+                workspace_id, report.message_id, device_id, user, report.type, report.action, now, platform,
             )
             if row["accepted"]:
                 results.append(None)

@@ -88,14 +88,14 @@ FROM updated;
 INSERT INTO people (workspace_id, external_id)
 VALUES ($1, $2)
 ON CONFLICT (workspace_id, external_id) DO UPDATE SET external_id = EXCLUDED.external_id
-RETURNING id, external_id, email;
+RETURNING id, external_id, email, attributes;
 
 -- ensure_person_by_email --
 -- The person with this email, created if new. $1 workspace_id, $2 lower-cased email
 INSERT INTO people (workspace_id, email)
 VALUES ($1, $2)
 ON CONFLICT (workspace_id, email) DO UPDATE SET email = EXCLUDED.email
-RETURNING id, external_id, email;
+RETURNING id, external_id, email, attributes;
 
 -- get_person --
 -- A person by id, or by email when no one has that id. $1 workspace_id, $2 external id or email
@@ -120,9 +120,18 @@ FROM people
 WHERE workspace_id = $1 AND email = $2
 FOR UPDATE;
 
--- move_person_messages --
--- Move every message of one person to another (identify linking an email-only person). $1 to person id, $2 from person id
-UPDATE messages SET person_id = $1 WHERE person_id = $2;
+-- move_person_history --
+-- Move one person's messages, tracked events and trigger deliveries to another (identify linking an email-only person), so a once-per-person trigger stays used. $1 to person id, $2 from person id
+WITH moved_messages AS (
+    UPDATE messages SET person_id = $1 WHERE person_id = $2
+),
+moved_events AS (
+    UPDATE person_events SET person_id = $1 WHERE person_id = $2
+)
+UPDATE trigger_deliveries d
+SET person_id = $1
+WHERE d.person_id = $2
+  AND NOT EXISTS (SELECT 1 FROM trigger_deliveries mine WHERE mine.person_id = $1 AND mine.trigger_id = d.trigger_id);
 
 -- delete_person --
 -- Delete a person that identify merged into another. $1 person id
@@ -136,7 +145,7 @@ WHERE id = $1
 RETURNING id, external_id, email, attributes;
 
 -- send_message --
--- Queue one message for a person unless the workspace is disabled or the idempotency key was used; wake the person's devices. $1 workspace_id, $2 person_id, $3 content, $4 properties, $5 priority, $6 persistent, $7 campaign, $8 expires_at or NULL, $9 idempotency_key, $10 idempotency_hash, $11 now, $12 notification payload, $13 ttl_s when $8 is NULL
+-- Queue one message for a person unless the workspace is disabled or the idempotency key was used; wake the person's devices. $1 workspace_id, $2 person_id, $3 content, $4 properties, $5 priority, $6 persistent, $7 campaign, $8 expires_at or NULL, $9 idempotency_key, $10 idempotency_hash, $11 now, $12 notification payload, $13 ttl_s when $8 is NULL, $14 template id or NULL
 WITH clock AS (
     SELECT coalesce($11::timestamptz, now()) AS now
 ),
@@ -145,10 +154,10 @@ workspace AS (
 ),
 inserted AS (
     INSERT INTO messages (workspace_id, person_id, content, properties, priority, persistent,
-                          campaign, expires_at, idempotency_key, idempotency_hash, created_at)
+                          campaign, expires_at, idempotency_key, idempotency_hash, created_at, template_id)
     SELECT workspace.id, $2, $3, $4, $5, $6, $7,
            coalesce($8::timestamptz, clock.now + make_interval(secs => $13::integer)),
-           $9, $10, clock.now
+           $9, $10, clock.now, $14::uuid
     FROM workspace, clock
     ON CONFLICT (workspace_id, idempotency_key) DO NOTHING
     RETURNING id, workspace_id, created_at
@@ -307,7 +316,7 @@ LEFT JOIN delivered d ON true
 ORDER BY d.priority, d.created_at;
 
 -- record_device_event --
--- Apply one client report (shown, action, dismissed) to a message offered or shown to this device; a repeated report is recorded once. $1 workspace_id, $2 message id, $3 device_id, $4 user (id or email), $5 type, $6 action name or NULL, $7 now
+-- Apply one client report (shown, action, dismissed) to a message offered or shown to this device; a repeated report is recorded once; the workspace's first `shown` completes its setup. $1 workspace_id, $2 message id, $3 device_id, $4 user (id or email), $5 type, $6 action name or NULL, $7 now, $8 the device's platform
 WITH clock AS (
     SELECT coalesce($7::timestamptz, now()) AS now
 ),
@@ -339,11 +348,20 @@ changed AS (
     WHERE m.id = target.id
       AND (($5::text = 'shown' AND target.state = 'offered')
            OR ($5::text = 'dismissed' AND target.state IN ('offered', 'shown')))
+    RETURNING m.id
 ),
 recorded AS (
     INSERT INTO events (workspace_id, message_id, type, device_id, action, at)
     SELECT target.workspace_id, target.id, $5::text, $3, $6::text, clock.now FROM target, clock
     ON CONFLICT DO NOTHING
+),
+-- Setup status: only a newly accepted `shown` while none was recorded; afterwards the WHERE
+-- matches no row, so later reports take no workspace lock.
+first_shown AS (
+    UPDATE workspaces w
+    SET first_shown_at = clock.now, first_shown_platform = $8::text
+    FROM changed, clock
+    WHERE w.id = $1 AND $5::text = 'shown' AND w.first_shown_at IS NULL
 )
 SELECT EXISTS (SELECT 1 FROM target) AS accepted,
        EXISTS (SELECT 1 FROM messages WHERE id = $2 AND workspace_id = $1) AS known;
@@ -398,7 +416,7 @@ SELECT $1, unnest($3::text[])
 ON CONFLICT DO NOTHING;
 
 -- queue_broadcast --
--- Queue one message per person of the audience in one set-based statement, record the queued events, and wake the workspace's devices with one notification. $1 workspace_id, $2 broadcast id, $3 external ids, $4 lower-cased emails, $5 everyone, $6 now
+-- Queue one message per person of the audience in one set-based statement, record the queued events, and wake the workspace's devices with one notification. $1 workspace_id, $2 broadcast id, $3 external ids, $4 lower-cased emails, $5 everyone, $6 now, $7 attribute filter as jsonpath or NULL, $8 the filter's variables
 WITH clock AS (
     SELECT coalesce($6::timestamptz, now()) AS now
 ),
@@ -417,6 +435,10 @@ audience AS (
     SELECT p.id FROM people p WHERE p.workspace_id = $1 AND p.external_id = ANY ($3::text[])
     UNION ALL
     SELECT p.id FROM people p WHERE p.workspace_id = $1 AND p.email = ANY ($4::text[])
+    UNION ALL
+    SELECT p.id FROM people p
+    WHERE $7::jsonpath IS NOT NULL AND p.workspace_id = $1
+      AND jsonb_path_match(p.attributes, $7::jsonpath, $8::jsonb, true)
 ),
 inserted AS (
     INSERT INTO messages (workspace_id, person_id, broadcast_id, content, properties, priority, persistent,
@@ -448,12 +470,31 @@ SELECT (SELECT count(*) FROM workspace) > 0 AS enabled,
        (SELECT count(*) FROM notified) AS notified;
 
 -- get_broadcast --
--- A broadcast of a workspace with its live counts by message state. $1 workspace_id, $2 broadcast id
-SELECT b.id, b.status, b.queued, b.campaign, b.created_at, b.idempotency_hash,
-       coalesce((SELECT jsonb_object_agg(s.state, s.n)
-                 FROM (SELECT m.state, count(*) AS n FROM messages m
-                       WHERE m.broadcast_id = b.id GROUP BY m.state) s), '{}') AS states
+-- A broadcast of a workspace with live counts of its messages by state (queued or offered past expires_at count as expired) and of those with an action. $1 workspace_id, $2 broadcast id, $3 now
+WITH clock AS (
+    SELECT coalesce($3::timestamptz, now()) AS now
+)
+SELECT b.id, b.status, b.audience, b.queued, b.sends, b.campaign, b.created_at,
+       coalesce(b.last_sent_at, b.created_at) AS last_sent_at, b.recalled_at, b.idempotency_hash,
+       c.total, c.n_queued, c.n_offered, c.n_shown, c.n_action, c.n_dismissed, c.n_expired, c.n_recalled
 FROM broadcasts b
+CROSS JOIN clock
+CROSS JOIN LATERAL (
+    SELECT count(*) AS total,
+           count(*) FILTER (WHERE m.state = 'queued' AND m.expires_at > clock.now) AS n_queued,
+           count(*) FILTER (WHERE m.state = 'offered' AND m.expires_at > clock.now) AS n_offered,
+           count(*) FILTER (WHERE m.state = 'shown') AS n_shown,
+           -- An action can only be reported on a shown message, which then stays shown or dismissed.
+           count(*) FILTER (WHERE m.state IN ('shown', 'dismissed')
+                              AND EXISTS (SELECT 1 FROM events e
+                                          WHERE e.message_id = m.id AND e.type = 'action')) AS n_action,
+           count(*) FILTER (WHERE m.state = 'dismissed') AS n_dismissed,
+           count(*) FILTER (WHERE m.state = 'expired'
+                              OR (m.state IN ('queued', 'offered') AND m.expires_at <= clock.now)) AS n_expired,
+           count(*) FILTER (WHERE m.state = 'recalled') AS n_recalled
+    FROM messages m
+    WHERE m.broadcast_id = b.id
+) c
 WHERE b.workspace_id = $1 AND b.id = $2;
 
 -- get_broadcast_id_by_idempotency_key --
@@ -465,3 +506,286 @@ SELECT id FROM broadcasts WHERE workspace_id = $1 AND idempotency_key = $2;
 INSERT INTO people (workspace_id, external_id)
 SELECT $1, unnest($2::text[])
 ON CONFLICT DO NOTHING;
+
+-- ===== event triggers and tracked events =====
+
+-- create_trigger --
+-- Define a trigger; with a template, only if the template is the workspace's (no row: unknown template). $1 workspace_id, $2 event name, $3 compiled filter or NULL, $4 message, $5 reentry, $6 template id or NULL, $7 now
+INSERT INTO triggers (workspace_id, event, filter, message, reentry, created_at)
+SELECT $1, $2, $3, $4, $5, coalesce($7::timestamptz, now())
+WHERE $6::uuid IS NULL
+   OR EXISTS (SELECT 1 FROM templates WHERE workspace_id = $1 AND id = $6::uuid)
+RETURNING id, event, filter, message, reentry, enabled, created_at;
+
+-- list_triggers --
+-- A workspace's triggers, enabled or not, oldest first. $1 workspace_id
+SELECT id, event, filter, message, reentry, enabled, created_at
+FROM triggers
+WHERE workspace_id = $1
+ORDER BY created_at, id;
+
+-- disable_trigger --
+-- Disable a trigger for good (it is kept for the messages it queued); no row: unknown. $1 workspace_id, $2 trigger id
+UPDATE triggers SET enabled = false
+WHERE workspace_id = $1 AND id = $2
+RETURNING id, event, filter, message, reentry, enabled, created_at;
+
+-- record_person_event --
+-- Record an event a person did (creating the person, by id, if new) and return the person with every enabled trigger of that event whose filter matches, skipping `once` triggers already delivered to them; no trigger: one row with NULL trigger_id. $1 workspace_id, $2 person id (or, with $3, email), $3 also match people by email, $4 event name, $5 event data, $6 source, $7 now
+WITH clock AS (
+    SELECT coalesce($7::timestamptz, now()) AS now
+),
+found AS (
+    SELECT p.id, p.external_id, p.email, p.attributes
+    FROM people p
+    WHERE p.workspace_id = $1 AND (p.external_id = $2 OR ($3::boolean AND p.email = lower($2)))
+    ORDER BY (p.external_id = $2) IS TRUE DESC
+    LIMIT 1
+),
+created AS (
+    INSERT INTO people (workspace_id, external_id)
+    SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM found)
+    ON CONFLICT (workspace_id, external_id) DO UPDATE SET external_id = EXCLUDED.external_id
+    RETURNING id, external_id, email, attributes
+),
+person AS (
+    SELECT id, external_id, email, attributes FROM found
+    UNION ALL
+    SELECT id, external_id, email, attributes FROM created
+),
+recorded AS (
+    INSERT INTO person_events (workspace_id, person_id, name, data, source, at)
+    SELECT $1, person.id, $4, $5, $6, clock.now FROM person, clock
+)
+SELECT person.id AS person_id, person.external_id, person.email, person.attributes,
+       t.id AS trigger_id, t.reentry, t.message,
+       tpl.content AS template_content, tpl.properties AS template_properties
+FROM person
+LEFT JOIN triggers t
+       ON t.workspace_id = $1 AND t.event = $4 AND t.enabled
+      AND (t.filter IS NULL
+           OR jsonb_path_match(person.attributes, (t.filter ->> 'path')::jsonpath, t.filter -> 'vars', true))
+      AND (t.reentry = 'every_time'
+           OR NOT EXISTS (SELECT 1 FROM trigger_deliveries d WHERE d.trigger_id = t.id AND d.person_id = person.id))
+LEFT JOIN templates tpl
+       ON tpl.workspace_id = $1 AND tpl.id = (t.message ->> 'template_id')::uuid
+ORDER BY t.created_at, t.id;
+
+-- queue_triggered_messages --
+-- Queue a person's triggered messages unless the workspace is disabled: a `once` trigger's message only if its delivery row is new, so exactly one concurrent event wins; record the queued events and wake the person's devices. $1 workspace_id, $2 person id, $3 JSON array of {message_id, trigger_id, template_id, once, content, properties, priority, persistent, campaign, ttl_s}, $4 now, $5 notification payload
+WITH clock AS (
+    SELECT coalesce($4::timestamptz, now()) AS now
+),
+workspace AS (
+    SELECT id FROM workspaces WHERE id = $1 AND in_app_enabled FOR SHARE
+),
+wanted AS (
+    SELECT w.message_id, w.trigger_id, w.template_id, w.once, w.content, w.properties, w.priority,
+           w.persistent, w.campaign, w.ttl_s
+    FROM jsonb_to_recordset($3::jsonb) AS w(message_id uuid, trigger_id uuid, template_id uuid, once boolean,
+                                            content jsonb, properties jsonb, priority integer,
+                                            persistent boolean, campaign text, ttl_s integer)
+    JOIN triggers t ON t.id = w.trigger_id AND t.workspace_id = $1 AND t.enabled
+    CROSS JOIN workspace
+),
+delivered AS (
+    INSERT INTO trigger_deliveries (trigger_id, person_id, message_id, at)
+    SELECT wanted.trigger_id, $2, wanted.message_id, clock.now FROM wanted, clock WHERE wanted.once
+    ON CONFLICT (trigger_id, person_id) DO NOTHING
+    RETURNING message_id
+),
+inserted AS (
+    INSERT INTO messages (id, workspace_id, person_id, trigger_id, template_id, content, properties, priority,
+                          persistent, campaign, expires_at, created_at)
+    SELECT wanted.message_id, $1, $2, wanted.trigger_id, wanted.template_id, wanted.content, wanted.properties,
+           wanted.priority, wanted.persistent, wanted.campaign,
+           clock.now + make_interval(secs => wanted.ttl_s), clock.now
+    FROM wanted, clock
+    WHERE NOT wanted.once OR wanted.message_id IN (SELECT message_id FROM delivered)
+    RETURNING id, workspace_id, created_at
+),
+recorded AS (
+    INSERT INTO events (workspace_id, message_id, type, at)
+    SELECT workspace_id, id, 'queued', created_at FROM inserted
+),
+notified AS (
+    SELECT pg_notify('mailslot_queue_v1', $5) WHERE EXISTS (SELECT 1 FROM inserted)
+)
+SELECT (SELECT count(*) FROM workspace) > 0 AS enabled,
+       ARRAY(SELECT id FROM inserted) AS queued,
+       (SELECT count(*) FROM notified) AS notified;
+
+-- ===== broadcasts =====
+
+-- list_broadcast_audience --
+-- The people of a broadcast's audience with what personalization needs, in one query. $1 workspace_id, $2 external ids, $3 lower-cased emails, $4 everyone, $5 attribute filter as jsonpath or NULL, $6 the filter's variables
+SELECT p.id, p.external_id, p.email, p.attributes FROM people p WHERE $4::boolean AND p.workspace_id = $1
+UNION ALL
+SELECT p.id, p.external_id, p.email, p.attributes FROM people p
+WHERE p.workspace_id = $1 AND p.external_id = ANY ($2::text[])
+UNION ALL
+SELECT p.id, p.external_id, p.email, p.attributes FROM people p
+WHERE p.workspace_id = $1 AND p.email = ANY ($3::text[])
+UNION ALL
+SELECT p.id, p.external_id, p.email, p.attributes FROM people p
+WHERE $5::jsonpath IS NOT NULL AND p.workspace_id = $1
+  AND jsonb_path_match(p.attributes, $5::jsonpath, $6::jsonb, true);
+
+-- queue_rendered_broadcast --
+-- Queue a personalized broadcast: one message per (person, rendered content) pair in one set-based statement, record the queued events, and wake the workspace's devices with one notification. $1 workspace_id, $2 broadcast id, $3 person ids, $4 their rendered contents (same order), $5 now
+WITH clock AS (
+    SELECT coalesce($5::timestamptz, now()) AS now
+),
+workspace AS (
+    SELECT id FROM workspaces WHERE id = $1 AND in_app_enabled FOR SHARE
+),
+broadcast AS (
+    SELECT b.id, b.properties, b.priority, b.persistent, b.campaign,
+           coalesce(b.expires_at, clock.now + make_interval(secs => b.ttl_s)) AS expires_at
+    FROM broadcasts b, workspace, clock
+    WHERE b.id = $2 AND b.workspace_id = workspace.id
+),
+inserted AS (
+    INSERT INTO messages (workspace_id, person_id, broadcast_id, content, properties, priority, persistent,
+                          campaign, expires_at, created_at)
+    SELECT $1, r.person_id, broadcast.id, r.content, broadcast.properties, broadcast.priority,
+           broadcast.persistent, broadcast.campaign, broadcast.expires_at, clock.now
+    FROM unnest($3::bigint[], $4::jsonb[]) AS r(person_id, content), broadcast, clock
+    RETURNING id
+),
+recorded AS (
+    INSERT INTO events (workspace_id, message_id, type, at)
+    SELECT $1, inserted.id, 'queued', clock.now FROM inserted, clock
+),
+counted AS (
+    SELECT count(*) AS queued FROM inserted
+),
+updated AS (
+    UPDATE broadcasts SET queued = counted.queued FROM counted WHERE broadcasts.id = $2
+),
+notified AS (
+    SELECT pg_notify('mailslot_queue_v1',
+                     json_build_object('type', 'broadcast', 'workspace', $1,
+                                       'at', extract(epoch FROM clock_timestamp()))::text)
+    FROM counted
+    WHERE counted.queued > 0
+)
+SELECT (SELECT count(*) FROM workspace) > 0 AS enabled,
+       (SELECT queued FROM counted) AS queued,
+       (SELECT count(*) FROM notified) AS notified;
+
+-- resend_broadcast --
+-- Re-entry: give every person who got an entry of a broadcast a new one with the content of their latest entry, in one set-based statement, unless the broadcast is recalled, the workspace disabled or a fixed expires_at passed; wake the workspace's devices once. $1 workspace_id, $2 broadcast id, $3 now
+WITH clock AS (
+    SELECT coalesce($3::timestamptz, now()) AS now
+),
+target AS (
+    SELECT b.id, b.status, b.properties, b.priority, b.persistent, b.campaign, b.expires_at, b.ttl_s
+    FROM broadcasts b
+    WHERE b.workspace_id = $1 AND b.id = $2
+    FOR UPDATE
+),
+workspace AS (
+    SELECT id FROM workspaces WHERE id = $1 AND in_app_enabled FOR SHARE
+),
+broadcast AS (
+    SELECT target.id, target.properties, target.priority, target.persistent, target.campaign,
+           coalesce(target.expires_at, clock.now + make_interval(secs => target.ttl_s)) AS expires_at
+    FROM target, workspace, clock
+    WHERE target.status = 'queued' AND (target.expires_at IS NULL OR target.expires_at > clock.now)
+),
+latest AS (
+    SELECT DISTINCT ON (m.person_id) m.person_id, m.content
+    FROM messages m
+    WHERE m.broadcast_id = $2 AND m.workspace_id = $1
+    ORDER BY m.person_id, m.created_at DESC
+),
+inserted AS (
+    INSERT INTO messages (workspace_id, person_id, broadcast_id, content, properties, priority, persistent,
+                          campaign, expires_at, created_at)
+    SELECT $1, latest.person_id, broadcast.id, latest.content, broadcast.properties, broadcast.priority,
+           broadcast.persistent, broadcast.campaign, broadcast.expires_at, clock.now
+    FROM broadcast, latest, clock
+    RETURNING id
+),
+recorded AS (
+    INSERT INTO events (workspace_id, message_id, type, at)
+    SELECT $1, inserted.id, 'queued', clock.now FROM inserted, clock
+),
+counted AS (
+    SELECT count(*) AS queued FROM inserted
+),
+updated AS (
+    UPDATE broadcasts SET queued = counted.queued, sends = broadcasts.sends + 1, last_sent_at = clock.now
+    FROM counted, broadcast, clock
+    WHERE broadcasts.id = broadcast.id
+),
+notified AS (
+    SELECT pg_notify('mailslot_queue_v1',
+                     json_build_object('type', 'broadcast', 'workspace', $1,
+                                       'at', extract(epoch FROM clock_timestamp()))::text)
+    FROM counted
+    WHERE counted.queued > 0
+)
+SELECT (SELECT status FROM target) AS status,
+       (SELECT count(*) FROM workspace) > 0 AS enabled,
+       (SELECT count(*) FROM broadcast) > 0 AS resent,
+       (SELECT queued FROM counted) AS queued;
+
+-- lock_broadcast --
+-- Lock a broadcast row so that a recall sees every entry a concurrent resend committed. $1 workspace_id, $2 broadcast id
+SELECT id FROM broadcasts WHERE workspace_id = $1 AND id = $2 FOR UPDATE;
+
+-- recall_broadcast --
+-- Recall every entry of a broadcast not yet shown (queued or offered, not past expires_at), record the recalled events, and mark the broadcast recalled. $1 workspace_id, $2 broadcast id, $3 now
+WITH clock AS (
+    SELECT coalesce($3::timestamptz, now()) AS now
+),
+updated AS (
+    UPDATE broadcasts b SET status = 'recalled', recalled_at = coalesce(b.recalled_at, clock.now)
+    FROM clock
+    WHERE b.workspace_id = $1 AND b.id = $2
+    RETURNING b.id
+),
+recalled AS (
+    UPDATE messages m
+    SET state = 'recalled', closed_at = clock.now, lease_expires_at = NULL
+    FROM updated, clock
+    WHERE m.broadcast_id = updated.id AND m.workspace_id = $1
+      AND m.state IN ('queued', 'offered')
+      AND m.expires_at > clock.now
+    RETURNING m.id, m.workspace_id
+),
+recorded AS (
+    INSERT INTO events (workspace_id, message_id, type, at)
+    SELECT recalled.workspace_id, recalled.id, 'recalled', clock.now FROM recalled, clock
+)
+SELECT (SELECT count(*) FROM updated) > 0 AS found,
+       (SELECT count(*) FROM recalled) AS recalled;
+
+-- ===== personalization, stored templates, test sends and setup status =====
+
+-- create_template --
+-- Store a template (its Liquid already parsed by the gateway); a taken name is a unique violation. $1 workspace_id, $2 name, $3 content, $4 properties, $5 now
+INSERT INTO templates (workspace_id, name, content, properties, created_at)
+VALUES ($1, $2, $3, $4, coalesce($5::timestamptz, now()))
+RETURNING id, name, content, properties, created_at;
+
+-- get_template --
+-- One template of a workspace. $1 workspace_id, $2 template id
+SELECT id, name, content, properties, created_at
+FROM templates
+WHERE workspace_id = $1 AND id = $2;
+
+-- list_templates --
+-- A workspace's templates, newest first. $1 workspace_id
+SELECT id, name, content, properties, created_at
+FROM templates
+WHERE workspace_id = $1
+ORDER BY created_at DESC, name;
+
+-- get_workspace_setup --
+-- When and on which platform a device first showed a message of the workspace (NULLs: not yet). $1 workspace_id
+SELECT first_shown_at, first_shown_platform
+FROM workspaces
+WHERE id = $1;

@@ -1,5 +1,5 @@
 /*! mailslot web SDK v1 (1.0.0): in-app messages from a mailslot gateway.
- * Plain modern JavaScript, no dependencies, no build step. Size: 26486 bytes, unminified.
+ * Plain modern JavaScript, no dependencies, no build step. Size: 28621 bytes, unminified.
  * Usage and behaviour: docs/sdk.md. The snippet defines window.mailslot as a stub whose `q`
  * holds [method, args] pairs; this file replaces the stub and replays them in order.
  */
@@ -15,6 +15,7 @@
   const DEVICE_KEY = 'mailslot.device_id';
   const LAYOUTS = ['modal', 'banner_top', 'banner_bottom', 'inline'];
   const EVENTS = ['shown', 'action', 'dismissed', 'error'];
+  const MAX_TRACKED = 100;      // track() calls kept while the SDK cannot send them yet
   const script = document.currentScript;
 
   // ---- state -------------------------------------------------------------------------------
@@ -24,7 +25,7 @@
   let deviceId = null;
   let pendingAttrs = null;                    // identify() attributes waiting for load()
   const listeners = { shown: [], action: [], dismissed: [], error: [] };
-  const tracked = [];                         // track() calls, kept until the endpoint exists
+  const tracked = [];                         // track() calls waiting for load() and identify()
   const poll = { timer: 0, ctl: null, failures: 0, gen: 0, sync: true };
   const outbox = [];                          // [{a: identity, e: event}] waiting to be sent
   const ev = { timer: 0, inflight: 0, failures: 0 };
@@ -396,7 +397,9 @@
     let retry = false;
     try {
       // keepalive always: an action with a URL navigates right after, and pages close.
-      res = await post('/v1/events', Object.assign({}, batch[0].a, { events: batch.map((x) => x.e) }), { keepalive: true });
+      // platform: the gateway records it with the workspace's first `shown` (setup status).
+      const body = Object.assign({}, batch[0].a, { platform: 'web', events: batch.map((x) => x.e) });
+      res = await post('/v1/events', body, { keepalive: true });
       if (res.ok) {
         ev.failures = 0;
         const data = await res.json().catch(() => ({}));
@@ -440,6 +443,38 @@
     else fail('identify_failed', 'could not record the attributes; giving up');
   }
 
+  // ---- track -------------------------------------------------------------------------------
+  // Each event is its own request (the gateway fires triggers per event), retried like identify.
+  async function sendTrack(body, tries) {
+    let res = null;
+    try {
+      // keepalive: a page often tracks something and navigates away at once.
+      res = await post('/v1/track', body, { keepalive: true });
+      if (res.ok) return;
+      if (!retryable(res.status)) { // wrong site id, identity proof, bad name or data: never taken
+        const err = await errorOf(res);
+        fail(err.code, err.message, { status: res.status, event: body.name });
+        return;
+      }
+    } catch (e) { /* network: retry below */ }
+    if (tries < 5) setTimeout(() => sendTrack(body, tries + 1), backoffMs(tries + 1, res));
+    else fail('track_failed', 'could not record the event ' + body.name + '; giving up', { event: body.name });
+  }
+
+  // Sends what was tracked before load() and identify(); an event tracked while someone was
+  // identified goes out as that person, one tracked before anyone was, as the person identified now.
+  function flushTracked() {
+    if (!cfg.siteId || !user) return;
+    for (const t of tracked.splice(0)) {
+      const body = Object.assign(identity(), { name: t.name, data: t.data });
+      if (t.user !== null && t.user !== user) {
+        body.user = t.user;
+        if (t.userHash) body.user_hash = t.userHash; else delete body.user_hash;
+      }
+      sendTrack(body, 0);
+    }
+  }
+
   // ---- public API --------------------------------------------------------------------------
   function load(options) {
     const o = options || {};
@@ -453,6 +488,7 @@
       pendingAttrs = null;
       sendIdentify(Object.assign(identity(), { attributes: attrs }), 0);
     }
+    flushTracked();
     startPolling();
   }
 
@@ -468,6 +504,7 @@
       if (cfg.siteId) sendIdentify(Object.assign(identity(), { attributes }), 0);
       else pendingAttrs = Object.assign(pendingAttrs || {}, attributes);
     }
+    flushTracked();
     if (changed && cfg.siteId) startPolling();
   }
 
@@ -490,11 +527,23 @@
     return () => { const i = listeners[event].indexOf(fn); if (i >= 0) listeners[event].splice(i, 1); };
   }
 
-  // Stub: kept in memory (at most 100) until the gateway has an endpoint for custom events.
+  // An event the person did, for the workspace's triggers (POST /v1/track). Before load() and
+  // identify() it waits in memory (the last 100), then goes out.
   function track(name, data) {
-    if (!name) return;
-    tracked.push({ name: String(name), data: data == null ? null : data, at: Math.floor(Date.now() / 1000) });
-    if (tracked.length > 100) tracked.shift();
+    if (typeof name !== 'string' || name.length < 1 || name.length > 64) {
+      fail('invalid_event', 'mailslot.track() needs an event name of 1 to 64 characters');
+      return;
+    }
+    if (data != null && (typeof data !== 'object' || Array.isArray(data))) {
+      fail('invalid_event', 'mailslot.track() takes its data as an object');
+      return;
+    }
+    if (cfg.siteId && user) {
+      sendTrack(Object.assign(identity(), { name, data: data || {} }), 0);
+      return;
+    }
+    tracked.push({ name, data: data || {}, user, userHash });
+    if (tracked.length > MAX_TRACKED) tracked.shift();
   }
 
   // ---- lifecycle ---------------------------------------------------------------------------
