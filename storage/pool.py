@@ -29,6 +29,16 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's reset query (RESET ALL, UNLISTEN *, …).
+
+    That query is a second round trip on every release, i.e. on every poll. Pool connections
+    never LISTEN, take advisory locks or change settings (the listener and the migrator use
+    connections of their own), so there is no session state to reset; asyncpg still rolls back
+    any transaction left open before calling this.
+    """
+
+
 @translate_errors
 async def create_pool(
     dsn: str, *, min_size: int = 2, max_size: int = 10, command_timeout: float = 30.0
@@ -39,6 +49,7 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_keep_session,
         command_timeout=command_timeout,
         statement_cache_size=max(100, 2 * len(queries)),
         server_settings={"application_name": "mailslot"},
