@@ -29,6 +29,7 @@ from .keys import (
     METRICS,
     POLLER,
     POOL,
+    QUIET,
     RNG,
     STOPPING,
     WAITERS,
@@ -43,6 +44,7 @@ from .middlewares import (
     request_id_middleware,
 )
 from .poll import Poller
+from .quiet import QuietPeople
 from .routes import add_routes
 from .waiters import Waiters, Wake
 from .workspaces import WorkspaceCache
@@ -65,6 +67,7 @@ def create_app(config: Config, *, clock: Clock | None = None, rng: random.Random
     app[METRICS] = Metrics(multiprocess=config.metrics_dir is not None)
     app[STOPPING] = asyncio.Event()
     app[WAITERS] = Waiters(max_total=config.max_parked, max_per_person=config.max_parked_per_person)
+    app[QUIET] = QuietPeople(config.quiet_ttl_s)
     add_routes(app)
     app.cleanup_ctx.extend([database, pool_and_caches, waiter_expiry, listener, expiry_sweeper])
     app.on_shutdown.append(answer_parked_polls)
@@ -91,7 +94,8 @@ async def pool_and_caches(app: web.Application) -> AsyncIterator[None]:
     app[POOL] = pool
     app[WORKSPACES] = WorkspaceCache(pool, config.workspace_cache_s)
     app[POLLER] = Poller(
-        pool, app[CLOCK], app[RNG], claim_limit=config.claim_limit, waiters=app[WAITERS], metrics=app[METRICS]
+        pool, app[CLOCK], app[RNG], claim_limit=config.claim_limit, waiters=app[WAITERS], metrics=app[METRICS],
+        quiet=app[QUIET],
     )
     try:
         yield
@@ -106,27 +110,39 @@ async def waiter_expiry(app: web.Application) -> AsyncIterator[None]:
 
 async def listener(app: web.Application) -> AsyncIterator[None]:
     """LISTEN for sends from every process; wake the matching parked polls."""
-    waiters, metrics, workspaces = app[WAITERS], app[METRICS], app[WORKSPACES]
+    waiters, metrics, workspaces, quiet = app[WAITERS], app[METRICS], app[WORKSPACES], app[QUIET]
 
     def on_notice(notice: storage.Notice) -> None:
         if isinstance(notice, storage.WorkspaceNotice):
             workspaces.forget(notice.workspace)
+            quiet.forget_workspace(notice.workspace)
             return
         if notice.at is not None:
             metrics.notification_lag.observe(max(0.0, time.time() - notice.at))
+        # Forget before waking: a woken poll must not find a stale "nothing pending".
         if isinstance(notice, storage.BroadcastNotice):
+            quiet.forget_workspace(notice.workspace)
             waiters.wake_workspace(notice.workspace)
         else:
+            quiet.forget(notice.workspace, notice.keys)
             waiters.wake(notice.workspace, notice.keys)
 
     def on_connect() -> None:
         # Anything sent while the connection was down was not heard: every held poll claims again.
+        quiet.clear()
+        quiet.enabled = app[CONFIG].quiet_ttl_s > 0
         waiters.wake_all(Wake.RECONNECT)
         workspaces.forget()
 
+    def on_disconnect() -> None:
+        # Without notifications nothing here can be trusted: every poll claims until reconnected.
+        quiet.enabled = False
+        quiet.clear()
+
     the_listener = storage.Listener(
         app[DATABASE_URL], on_notice, on_connect,
-        on_reconnect=metrics.listener_reconnects.inc, probe_interval_s=app[CONFIG].listener_probe_s,
+        on_reconnect=metrics.listener_reconnects.inc, on_disconnect=on_disconnect,
+        probe_interval_s=app[CONFIG].listener_probe_s,
     )
     app[LISTENER] = the_listener
     async with _background(the_listener.run(), "mailslot.listener"):

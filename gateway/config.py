@@ -41,6 +41,7 @@ class Config:
     max_parked_per_person: int = 10
     shutdown_timeout_s: float = 10.0
     listener_probe_s: float = 10.0
+    quiet_ttl_s: float = 30.0
     metrics_dir: Path | None = None
     demo_workspace: bool = True
     log_level: str = "INFO"
@@ -122,6 +123,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_parked_per_person", _at_least_one, "most held polls per person per process"),
     Setting("shutdown_timeout_s", _seconds, "seconds in-flight requests get to finish on SIGTERM"),
     Setting("listener_probe_s", _interval, "seconds of silence before the LISTEN connection is probed"),
+    Setting("quiet_ttl_s", _seconds, "seconds an empty poll result is reused without the database (0: never)"),
     Setting("metrics_dir", Path, "folder shared by worker processes for /metrics (set by serve)"),
     Setting("demo_workspace", _bool, "create a demo workspace on first start"),
     Setting("log_level", _log_level, "DEBUG, INFO, WARNING or ERROR"),

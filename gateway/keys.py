@@ -15,6 +15,7 @@ from .clock import Clock
 from .config import Config
 from .metrics import Metrics
 from .poll import Poller
+from .quiet import QuietPeople
 from .waiters import Waiters
 from .workspaces import WorkspaceCache
 
@@ -26,6 +27,7 @@ __all__ = [
     "METRICS",
     "POLLER",
     "POOL",
+    "QUIET",
     "REQUEST_ID",
     "RNG",
     "STOPPING",
@@ -42,6 +44,7 @@ POOL = web.AppKey("mailslot.pool", asyncpg.Pool)
 WORKSPACES = web.AppKey("mailslot.workspaces", WorkspaceCache)
 POLLER = web.AppKey("mailslot.poller", Poller)
 WAITERS = web.AppKey("mailslot.waiters", Waiters)
+QUIET = web.AppKey("mailslot.quiet", QuietPeople)
 METRICS = web.AppKey("mailslot.metrics", Metrics)
 LISTENER = web.AppKey("mailslot.listener", storage.Listener)
 # Set when shutdown starts: /readyz answers 503 so a load balancer stops sending traffic.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 
@@ -15,6 +16,7 @@ from storage import DeliveredMessage, Workspace
 from .clock import Clock
 from .intervals import Intervals, NextPoll, next_poll
 from .metrics import Metrics
+from .quiet import QuietPeople
 from .waiters import Waiters, Wake
 
 __all__ = ["SHUTDOWN_POLL_S", "PollAnswer", "Poller"]
@@ -46,6 +48,7 @@ class Poller:
         claim_limit: int,
         waiters: Waiters,
         metrics: Metrics,
+        quiet: QuietPeople,
     ) -> None:
         self._pool = pool
         self._clock = clock
@@ -53,6 +56,7 @@ class Poller:
         self._claim_limit = claim_limit
         self._waiters = waiters
         self._metrics = metrics
+        self._quiet = quiet
 
     async def poll(self, workspace: Workspace, user: str, device_id: str, *, wait_s: float = 0) -> PollAnswer:
         answer = await self._poll(workspace, user, device_id, wait_s)
@@ -74,7 +78,7 @@ class Poller:
                 return PollAnswer(answer.messages, answer.next_poll, outcome)
             self._metrics.parked_polls.inc()
             try:
-                answer = await self.claim(workspace, user, device_id)
+                answer = await self.claim(workspace, user, device_id, parked=True)
                 if answer.has_offer:
                     return answer
                 reason = await waiter.future
@@ -89,8 +93,22 @@ class Poller:
                 return PollAnswer(answer.messages, NextPoll(answer.next_poll.tier, seconds), "shutdown")
             woken = True
 
-    async def claim(self, workspace: Workspace, user: str, device_id: str) -> PollAnswer:
-        """Claim for this device and compute its next interval, in one database round trip."""
+    async def claim(self, workspace: Workspace, user: str, device_id: str, *, parked: bool = False) -> PollAnswer:
+        """Claim for this device and compute its next interval, in one database round trip.
+
+        A parked poll skips the database when this person is known to have nothing pending
+        (gateway/quiet.py): it is already registered for the notification that any new
+        message sends, so even a stale answer only delays it by that notification's flight.
+        A short poll always claims: no message committed before it may be missed."""
+        quiet = self._quiet.get(workspace.id, user) if parked else None
+        if quiet is not None:
+            now = self._clock.now() or datetime.now(UTC)
+            interval = next_poll(
+                has_message=False, last_message_at=quiet.last_message_at, now=now,
+                intervals=intervals_of(workspace), rng=self._rng,
+            )
+            return PollAnswer((), interval, "quiet")
+        mark = self._quiet.mark()
         claim = await storage.claim_messages(
             self._pool,
             workspace.id,
@@ -103,6 +121,8 @@ class Poller:
         offered = sum(1 for m in claim.messages if m.offered)
         if offered:
             self._metrics.claimed.inc(offered)
+        elif not claim.messages and not claim.pending and not claim.showing:
+            self._quiet.remember(workspace.id, user, claim.last_message_at, mark)
         interval = next_poll(
             has_message=offered > 0,
             last_message_at=claim.last_message_at,

@@ -87,6 +87,7 @@ class Listener:
         on_connect: Callable[[], None],
         *,
         on_reconnect: Callable[[], None] | None = None,
+        on_disconnect: Callable[[], None] | None = None,
         probe_interval_s: float = 10.0,
         max_backoff_s: float = 5.0,
         channel: str = NOTIFY_CHANNEL,
@@ -95,6 +96,7 @@ class Listener:
         self._on_notice = on_notice
         self._on_connect = on_connect
         self._on_reconnect = on_reconnect
+        self._on_disconnect = on_disconnect
         self._probe_interval_s = probe_interval_s
         self._max_backoff_s = max_backoff_s
         self._channel = channel
@@ -133,6 +135,8 @@ class Listener:
             except Exception as exc:
                 log.warning("listener connection failed: %s; retrying in %.1fs", exc, backoff)
             finally:
+                if self.connected.is_set() and self._on_disconnect is not None:
+                    self._on_disconnect()
                 self.connected.clear()
                 if conn is not None:
                     with contextlib.suppress(Exception):

@@ -215,7 +215,12 @@ async def claim_messages(
         if r["id"] is not None
     )
     return Claim(
-        now=first["now"], person_id=first["person_id"], last_message_at=first["last_message_at"], messages=messages
+        now=first["now"],
+        person_id=first["person_id"],
+        last_message_at=first["last_message_at"],
+        messages=messages,
+        pending=bool(first["pending"]),
+        showing=bool(first["showing"]),
     )
 
 

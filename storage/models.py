@@ -101,3 +101,7 @@ class Claim:
     person_id: int | None
     last_message_at: datetime | None
     messages: tuple[DeliveredMessage, ...]
+    # As of the claim's snapshot: any queued/offered message for any device, or a persistent
+    # one on display. Neither means that nothing can become deliverable without a NOTIFY.
+    pending: bool = False
+    showing: bool = False

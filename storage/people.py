@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+import orjson
 
 from .errors import Conflict, translate_errors
 from .models import Person
@@ -73,6 +74,9 @@ async def identify_person(
                 if holder["external_id"] is not None:
                     raise Conflict("email_in_use", f"{email} belongs to another person")
                 await conn.execute(queries["move_person_history"], row["id"], holder["id"])
+                keys = [k for k in (external_id, email) if k is not None]
+                payload = {"type": "queued", "workspace": workspace_id, "person": row["id"], "keys": keys}
+                await conn.execute(queries["notify_queue"], orjson.dumps(payload).decode())
                 await conn.execute(queries["delete_person"], holder["id"])
                 inherited = holder["attributes"]
         row = await conn.fetchrow(queries["set_person_email"], row["id"], email, inherited)

@@ -237,7 +237,7 @@ recorded AS (
 SELECT state AS previous_state FROM target;
 
 -- claim_messages --
--- The poll: claim a person's deliverable messages for one device under a lease, record the offers and expiries, and return what the device holds with the tier's facts. $1 workspace_id, $2 user (id or email), $3 device_id, $4 now, $5 lease_s, $6 at most this many new claims
+-- The poll: claim a person's deliverable messages for one device under a lease, record the offers and expiries, and return what the device holds with the tier's facts (and whether anything was pending or on display, as of the statement's snapshot). $1 workspace_id, $2 user (id or email), $3 device_id, $4 now, $5 lease_s, $6 at most this many new claims
 WITH clock AS MATERIALIZED (
     SELECT coalesce($4::timestamptz, now()) AS now
 ),
@@ -306,10 +306,14 @@ delivered AS (
 ),
 facts AS (
     SELECT clock.now, person.id AS person_id,
-           (SELECT max(m.created_at) FROM messages m WHERE m.person_id = person.id) AS last_message_at
+           (SELECT max(m.created_at) FROM messages m WHERE m.person_id = person.id) AS last_message_at,
+           EXISTS (SELECT 1 FROM messages m
+                   WHERE m.person_id = person.id AND m.state IN ('queued', 'offered')) AS pending,
+           EXISTS (SELECT 1 FROM messages m
+                   WHERE m.person_id = person.id AND m.state = 'shown' AND m.persistent) AS showing
     FROM clock LEFT JOIN person ON true
 )
-SELECT facts.now, facts.person_id, facts.last_message_at,
+SELECT facts.now, facts.person_id, facts.last_message_at, facts.pending, facts.showing,
        d.id, d.content, d.properties, d.priority, d.persistent, d.expires_at, d.campaign, d.offered
 FROM facts
 LEFT JOIN delivered d ON true
@@ -789,3 +793,7 @@ ORDER BY created_at DESC, name;
 SELECT first_shown_at, first_shown_platform
 FROM workspaces
 WHERE id = $1;
+
+-- notify_queue --
+-- Wake every process's polls for a person without a send (identify moved messages to them). $1 notification payload
+SELECT pg_notify('mailslot_queue_v1', $1);

@@ -20,7 +20,7 @@ import pytest
 
 from gateway import Config, create_app
 from gateway.clock import FixedClock
-from gateway.keys import CONFIG, LISTENER, POOL, WAITERS
+from gateway.keys import CONFIG, LISTENER, POOL, QUIET, WAITERS
 from tests.helpers import Api, Reply, metric_value, wait_until
 
 # Far longer than any test runs: a held poll that returns did not run out of time.
@@ -322,3 +322,51 @@ async def test_a_message_sent_while_the_listener_is_down_reaches_a_held_poll(
     metrics = await api.metrics_text()
     assert metric_value(metrics, "mailslot_listener_reconnects_total") == 1
     assert metric_value(metrics, "mailslot_wakeups_total", reason="reconnect") == 1
+
+
+async def test_a_held_poll_of_a_quiet_person_skips_the_claim_and_still_gets_a_new_message(
+    api: Api, start_gateway: StartGateway
+) -> None:
+    """After one claim found nothing pending, held polls park without the database; a message
+    sent through another app still reaches them, because its notification forgets the entry."""
+    other = await start_gateway()
+    first = await answer(api.hold("ada", "phone", wait=0.3))
+    assert first.body["messages"] == []
+    quiet = api.client.app[QUIET]
+    assert quiet.get(api.workspace.id, "ada") is not None
+
+    before = await api.metric("mailslot_claimed_messages_total")
+    task = api.hold("ada", "phone", wait=LONG_WAIT)
+    await parked(api, 1)
+    message_id = await sent_id(other, "ada")
+
+    reply = await answer(task)
+    assert [m["id"] for m in reply.body["messages"]] == [message_id]
+    assert await api.metric("mailslot_claimed_messages_total") == before + 1
+    assert quiet.get(api.workspace.id, "ada") is None
+
+
+async def test_a_short_poll_always_claims_even_for_a_quiet_person(api: Api, start_gateway: StartGateway) -> None:
+    other = await start_gateway()
+    await answer(api.hold("ada", "phone", wait=0.3))
+    assert api.client.app[QUIET].get(api.workspace.id, "ada") is not None
+    # Sent through another app: even if its notification had not arrived yet, a short poll
+    # goes to the database and finds the message.
+    message_id = await sent_id(other, "ada")
+    reply = await api.poll("ada", "phone")
+    assert [m["id"] for m in reply.body["messages"]] == [message_id]
+
+
+async def test_a_person_with_something_pending_is_never_remembered_as_quiet(api: Api) -> None:
+    await sent_id(api, "ada")
+    await answer(api.hold("ada", "phone", wait=0.3))  # gets it: offered to the phone
+    await answer(api.hold("ada", "tablet", wait=0.3))  # nothing for the tablet, but one is pending
+    assert api.client.app[QUIET].get(api.workspace.id, "ada") is None
+
+
+async def test_quiet_memory_is_dropped_while_the_listener_is_down(api: Api, pool: asyncpg.Pool) -> None:
+    await answer(api.hold("ada", "phone", wait=0.3))
+    quiet = api.client.app[QUIET]
+    assert quiet.get(api.workspace.id, "ada") is not None
+    await terminate_listener(api, pool)
+    await wait_until(lambda: len(quiet) == 0, what="quiet memory cleared after the listener dropped")

@@ -49,7 +49,7 @@ async def seed(pool: asyncpg.Pool) -> tuple[int, str]:
             """
             INSERT INTO messages (workspace_id, person_id, state, content, priority, persistent, device_id,
                                   lease_expires_at, created_at, expires_at, shown_at, closed_at)
-            SELECT p.workspace_id, p.id, s.state, '{"title": "hi"}', (n % 3), (n % 5 = 0),
+            SELECT p.workspace_id, p.id, s.state, '{"title": "hi"}', (n % 3), (n % 2 = 0),
                    CASE WHEN s.state <> 'queued' THEN 'device-' || (n % 2) END,
                    CASE WHEN s.state = 'offered' THEN $1::timestamptz + interval '1 minute' END,
                    $1::timestamptz - make_interval(days => n * 9 + (p.id % 7)::int),
