@@ -184,10 +184,11 @@ WHERE workspace_id = $1 AND idempotency_key = $2;
 SELECT m.id, p.external_id, p.email,
        CASE WHEN m.state IN ('queued', 'offered') AND m.expires_at <= coalesce($3::timestamptz, now())
             THEN 'expired' ELSE m.state END AS state,
-       m.content, m.properties, m.priority, m.persistent, m.campaign,
+       coalesce(m.content, b.content) AS content, m.properties, m.priority, m.persistent, m.campaign,
        m.created_at, m.expires_at, m.device_id, m.lease_expires_at, m.shown_at
 FROM messages m
 JOIN people p ON p.id = m.person_id
+LEFT JOIN broadcasts b ON b.id = m.broadcast_id
 WHERE m.workspace_id = $1 AND m.id = $2;
 
 -- list_message_events --
@@ -202,10 +203,11 @@ ORDER BY id;
 SELECT m.id, p.external_id, p.email,
        CASE WHEN m.state IN ('queued', 'offered') AND m.expires_at <= coalesce($3::timestamptz, now())
             THEN 'expired' ELSE m.state END AS state,
-       m.content, m.properties, m.priority, m.persistent, m.campaign,
+       coalesce(m.content, b.content) AS content, m.properties, m.priority, m.persistent, m.campaign,
        m.created_at, m.expires_at, m.device_id, m.lease_expires_at, m.shown_at
 FROM messages m
 JOIN people p ON p.id = m.person_id
+LEFT JOIN broadcasts b ON b.id = m.broadcast_id
 WHERE m.person_id = $1
 ORDER BY m.state IN ('queued', 'offered') DESC, m.created_at DESC
 LIMIT $2;
@@ -280,7 +282,7 @@ claimed AS (
         lease_expires_at = clock.now + make_interval(secs => $5::integer)
     FROM free, clock
     WHERE m.id = free.id
-    RETURNING m.id, m.workspace_id, m.content, m.properties, m.priority, m.persistent,
+    RETURNING m.id, m.workspace_id, m.content, m.broadcast_id, m.properties, m.priority, m.persistent,
               m.expires_at, m.campaign, m.created_at, true AS offered
 ),
 recorded AS (
@@ -290,7 +292,7 @@ recorded AS (
     SELECT expired.workspace_id, expired.id, 'expired', NULL, clock.now FROM expired, clock
 ),
 held AS (
-    SELECT m.id, m.workspace_id, m.content, m.properties, m.priority, m.persistent,
+    SELECT m.id, m.workspace_id, m.content, m.broadcast_id, m.properties, m.priority, m.persistent,
            m.expires_at, m.campaign, m.created_at, m.state = 'offered' AS offered
     FROM messages m, person, clock
     WHERE m.person_id = person.id
@@ -314,9 +316,11 @@ facts AS (
     FROM clock LEFT JOIN person ON true
 )
 SELECT facts.now, facts.person_id, facts.last_message_at, facts.pending, facts.showing,
-       d.id, d.content, d.properties, d.priority, d.persistent, d.expires_at, d.campaign, d.offered
+       d.id, coalesce(d.content, b.content) AS content, d.properties, d.priority, d.persistent,
+       d.expires_at, d.campaign, d.offered
 FROM facts
 LEFT JOIN delivered d ON true
+LEFT JOIN broadcasts b ON b.id = d.broadcast_id
 ORDER BY d.priority, d.created_at;
 
 -- record_device_event --
@@ -420,7 +424,7 @@ SELECT $1, unnest($3::text[])
 ON CONFLICT DO NOTHING;
 
 -- queue_broadcast --
--- Queue one message per person of the audience in one set-based statement, record the queued events, and wake the workspace's devices with one notification. $1 workspace_id, $2 broadcast id, $3 external ids, $4 lower-cased emails, $5 everyone, $6 now, $7 attribute filter as jsonpath or NULL, $8 the filter's variables
+-- Queue one message per person of the audience in one set-based statement (content stays on the broadcast), record the queued events, and wake the workspace's devices with one notification. $1 workspace_id, $2 broadcast id, $3 external ids, $4 lower-cased emails, $5 everyone, $6 now, $7 attribute filter as jsonpath or NULL, $8 the filter's variables
 WITH clock AS (
     SELECT coalesce($6::timestamptz, now()) AS now
 ),
@@ -447,7 +451,8 @@ audience AS (
 inserted AS (
     INSERT INTO messages (workspace_id, person_id, broadcast_id, content, properties, priority, persistent,
                           campaign, expires_at, created_at)
-    SELECT $1, audience.id, broadcast.id, broadcast.content, broadcast.properties, broadcast.priority,
+    -- NULL content: every entry shows the broadcast's, stored once on the broadcast.
+    SELECT $1, audience.id, broadcast.id, NULL, broadcast.properties, broadcast.priority,
            broadcast.persistent, broadcast.campaign, broadcast.expires_at, clock.now
     FROM audience, broadcast, clock
     RETURNING id
