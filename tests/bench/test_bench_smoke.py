@@ -1,0 +1,121 @@
+"""The bench at smoke size: every scenario runs end to end and counts no duplicate and no lost message.
+
+One run of all five scenarios is shared by the module (it starts servers, which takes most of
+its time). These tests check correctness counters and the report's shape, never timings. nginx
+with nchan is required, not optional: `make test` installs it, so its absence is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from bench.cli import run
+from bench.nchan import find_nginx
+from bench.settings import Settings
+from tests.conftest import database_url_for
+
+SMOKE = dict(
+    workers=2, loadgen_processes=2, durable=False,
+    s1_people=40, s1_connections=4, s1_seconds=1.0, s1_warmup_s=0.2,
+    s2_people=20, s2_messages=12, s2_devices=3, s2_concurrency=4,
+    s3_polls=20, s3_rate=20.0, s3_seconds=1.0, s3_workers=1,
+    s4_people=200, s4_parked=10, s4_chunk=100,
+    s5_subscribers=10, s5_rate=20.0,
+)
+
+
+@pytest.fixture(scope="module")
+def bench_run(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    """All five scenarios at smoke size against a fresh database of the session's server."""
+    name = "bench_" + uuid.uuid4().hex[:12]
+
+    async def create() -> None:
+        conn = await asyncpg.connect(server_url)
+        try:
+            await conn.execute(f"CREATE DATABASE {name}")
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    settings = Settings(database_url=database_url_for(server_url, name),
+                        results_dir=tmp_path_factory.mktemp("bench-results"), **SMOKE)  # type: ignore[arg-type]
+    return run(settings, command="pytest tests/bench")
+
+
+def scenario(bench_run: tuple[dict[str, Any], Path], key: str) -> dict[str, Any]:
+    entry: dict[str, Any] = bench_run[0]["scenarios"][key]
+    assert entry["status"] == "ok", entry
+    return entry
+
+
+def test_report_has_every_figure_the_machine_and_the_command(bench_run: tuple[dict[str, Any], Path]) -> None:
+    _, folder = bench_run
+    saved = json.loads((folder / "result.json").read_text())
+    assert set(saved) >= {"started_at", "command", "commit", "machine", "settings", "scenarios", "targets"}
+    assert set(saved["machine"]) >= {"cores", "memory_bytes", "python", "postgresql", "nginx"}
+    assert saved["machine"]["postgresql"].startswith("PostgreSQL")
+    assert set(saved["scenarios"]) == {"s1", "s2", "s3", "s4", "s5"}
+    assert {v["scenario"] for v in saved["targets"]} == {"s1", "s2", "s3", "s4"}
+    markdown = (folder / "report.md").read_text()
+    assert "| Scenario | Figure | mailslot | Ceiling / peer | Ratio | Target |" in markdown
+    assert "pytest tests/bench" in markdown
+    assert importlib.util.find_spec("matplotlib") is not None, "the plot needs matplotlib: pip install -e '.[bench]'"
+    assert (folder / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![latency distributions](latency.png)" in markdown
+
+
+def test_empty_short_polls_against_the_ceiling(bench_run: tuple[dict[str, Any], Path]) -> None:
+    s1 = scenario(bench_run, "s1")
+    assert s1["gateway"]["polls"] > 0 and s1["ceiling"]["polls"] > 0
+    assert s1["gateway"]["errors"] == {} and s1["ceiling"]["errors"] == {}
+    assert s1["ratio"] is not None
+    assert (s1["duplicates"], s1["lost"]) == (0, 0)
+
+
+def test_claim_race_delivers_each_message_to_one_device_once(bench_run: tuple[dict[str, Any], Path]) -> None:
+    s2 = scenario(bench_run, "s2")
+    for side in ("gateway", "ceiling"):
+        figures = s2[side]
+        assert figures["expected"] == SMOKE["s2_people"] * SMOKE["s2_messages"]
+        assert (figures["duplicates"], figures["lost"], figures["delivered"]) == (0, 0, figures["expected"])
+        assert figures["errors"] == {}
+    assert s2["gateway"]["left_queued"] == 0
+
+
+def test_held_polls_get_every_sent_message(bench_run: tuple[dict[str, Any], Path]) -> None:
+    s3 = scenario(bench_run, "s3")
+    assert s3["held"] == s3["target_held"] == SMOKE["s3_polls"]
+    assert s3["sent"] == s3["due"] > 0
+    assert (s3["duplicates"], s3["lost"], s3["late"], s3["delivered"]) == (0, 0, 0, s3["sent"])
+    assert s3["send_to_receive"]["count"] == s3["sent"]
+    assert s3["rss_per_held_poll_bytes"] is not None
+    assert "kernel_tcp_buffers_per_held_poll_bytes" in s3
+
+
+def test_broadcast_reaches_the_whole_audience_and_each_parked_person_once(
+    bench_run: tuple[dict[str, Any], Path],
+) -> None:
+    s4 = scenario(bench_run, "s4")
+    assert s4["broadcast_failure"] is None
+    assert s4["queued"] == SMOKE["s4_people"]
+    assert s4["parked_devices"] == SMOKE["s4_parked"]
+    assert s4["delivered"] == SMOKE["s4_parked"] // 2
+    assert (s4["duplicates"], s4["lost"]) == (0, 0)
+
+
+def test_nchan_peer_runs_beside_held_polls(bench_run: tuple[dict[str, Any], Path]) -> None:
+    if find_nginx() is None:
+        pytest.fail("nginx with the nchan module is not installed: apt-get install -y nginx-light "
+                    "libnginx-mod-nchan (make test installs it)")
+    s5 = scenario(bench_run, "s5")
+    assert s5["held"] == SMOKE["s5_subscribers"]
+    assert s5["published"] == SMOKE["s5_subscribers"]
+    assert (s5["duplicates"], s5["lost"]) == (0, 0)
