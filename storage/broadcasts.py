@@ -41,6 +41,10 @@ COUNT_KEYS = ("queued", "offered", "shown", "action", "dismissed", "expired", "r
 # Render this many people between two yields to the event loop, so held polls keep being answered.
 _RENDER_CHUNK = 500
 
+# A million-person audience takes tens of seconds on a small host: more than the pool's
+# per-statement limit, which is sized for polls.
+BULK_TIMEOUT_S = 600.0
+
 
 @dataclass(frozen=True, slots=True)
 class AudienceFilter:
@@ -193,7 +197,7 @@ async def send_broadcast(
                 if render is None:
                     result = await conn.fetchrow(
                         queries["queue_broadcast"], workspace_id, broadcast_id, ids, emails, audience.everyone,
-                        now, path, variables,
+                        now, path, variables, timeout=BULK_TIMEOUT_S,
                     )
                 else:
                     people = await conn.fetch(
@@ -203,7 +207,7 @@ async def send_broadcast(
                     contents = await _render_all(people, render)
                     result = await conn.fetchrow(
                         queries["queue_rendered_broadcast"], workspace_id, broadcast_id,
-                        [p["id"] for p in people], contents, now,
+                        [p["id"] for p in people], contents, now, timeout=BULK_TIMEOUT_S,
                     )
                 if not result["enabled"]:
                     raise _Disabled
@@ -219,7 +223,9 @@ async def resend_broadcast(
 ) -> ResendOutcome:
     """Give every person who got an entry a new one (re-entry) with the same content, in one statement."""
     async with pool.acquire() as conn:
-        result = await conn.fetchrow(queries["resend_broadcast"], workspace_id, broadcast_id, now)
+        result = await conn.fetchrow(
+            queries["resend_broadcast"], workspace_id, broadcast_id, now, timeout=BULK_TIMEOUT_S
+        )
         if result["status"] is None:
             return ResendOutcome("unknown", None)
         row = await conn.fetchrow(queries["get_broadcast"], workspace_id, broadcast_id, now)
@@ -244,7 +250,9 @@ async def recall_broadcast(
             # a resend that held the lock committed.
             if await conn.fetchval(queries["lock_broadcast"], workspace_id, broadcast_id) is None:
                 return RecallOutcome(None, 0)
-            result = await conn.fetchrow(queries["recall_broadcast"], workspace_id, broadcast_id, now)
+            result = await conn.fetchrow(
+                queries["recall_broadcast"], workspace_id, broadcast_id, now, timeout=BULK_TIMEOUT_S
+            )
         row = await conn.fetchrow(queries["get_broadcast"], workspace_id, broadcast_id, now)
     return RecallOutcome(_broadcast(row), result["recalled"])
 
