@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +14,7 @@ from storage import AudienceMember, Broadcast
 from .errors import Conflict, IdempotencyKeyReused, InAppDisabled, NotFound
 from .filters import compile_filter
 from .keys import CLOCK, POOL, WORKSPACE
+from .paths import path_uuid
 from .personalize import CompiledContent, TemplateError, compile_content, has_templates
 from .render import json_response
 from .schemas import AudienceSpec, BroadcastRequest, parse_body
@@ -68,13 +68,6 @@ def _renderer(compiled: CompiledContent, data: dict[str, Any] | None) -> Callabl
     return render
 
 
-def _broadcast_id(request: web.Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info["id"])
-    except ValueError:
-        raise NotFound("no broadcast has this id", code="unknown_broadcast") from None
-
-
 def _unknown() -> NotFound:
     return NotFound("no broadcast has this id in this workspace", code="unknown_broadcast")
 
@@ -116,7 +109,7 @@ async def send_broadcast(request: web.Request) -> web.Response:
 
 async def get_broadcast(request: web.Request) -> web.Response:
     broadcast = await storage.get_broadcast(
-        request.app[POOL], request[WORKSPACE].id, _broadcast_id(request), request.app[CLOCK].now()
+        request.app[POOL], request[WORKSPACE].id, path_uuid(request, "broadcast"), request.app[CLOCK].now()
     )
     if broadcast is None:
         raise _unknown()
@@ -125,7 +118,7 @@ async def get_broadcast(request: web.Request) -> web.Response:
 
 async def resend_broadcast(request: web.Request) -> web.Response:
     outcome = await storage.resend_broadcast(
-        request.app[POOL], request[WORKSPACE].id, _broadcast_id(request), request.app[CLOCK].now()
+        request.app[POOL], request[WORKSPACE].id, path_uuid(request, "broadcast"), request.app[CLOCK].now()
     )
     if outcome.status == "unknown":
         raise _unknown()
@@ -143,7 +136,7 @@ async def resend_broadcast(request: web.Request) -> web.Response:
 
 async def recall_broadcast(request: web.Request) -> web.Response:
     outcome = await storage.recall_broadcast(
-        request.app[POOL], request[WORKSPACE].id, _broadcast_id(request), request.app[CLOCK].now()
+        request.app[POOL], request[WORKSPACE].id, path_uuid(request, "broadcast"), request.app[CLOCK].now()
     )
     if outcome.broadcast is None:
         raise _unknown()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-
 from aiohttp import web
 
 import storage
 
 from .errors import Conflict, IdempotencyKeyReused, InAppDisabled, NotFound, Unprocessable
 from .keys import CLOCK, POOL, WORKSPACE, WORKSPACES
+from .paths import path_person_id, path_uuid
 from .people import identify_person
 from .render import json_response, person_view, server_message, workspace_view
 from .schemas import SendRequest, WorkspacePatch, parse_body, parse_object
@@ -24,22 +23,6 @@ __all__ = [
     "recall_message",
     "send_message",
 ]
-
-def _message_id(request: web.Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info["id"])
-    except ValueError:
-        raise NotFound("no message has this id", code="unknown_message") from None
-
-
-def _person_key(request: web.Request) -> str:
-    key = request.match_info["id"]
-    if not 1 <= len(key) <= 255:
-        raise Unprocessable("a person id has 1 to 255 characters")
-    if "\x00" in key:
-        raise Unprocessable("a person id cannot contain the NUL character")
-    return key
-
 
 async def send_message(request: web.Request) -> web.Response:
     raw = await request.read()
@@ -68,7 +51,7 @@ async def send_message(request: web.Request) -> web.Response:
 
 async def get_message(request: web.Request) -> web.Response:
     workspace, pool = request[WORKSPACE], request.app[POOL]
-    message = await storage.get_message(pool, workspace.id, _message_id(request), request.app[CLOCK].now())
+    message = await storage.get_message(pool, workspace.id, path_uuid(request, "message"), request.app[CLOCK].now())
     if message is None:
         raise NotFound("no message has this id in this workspace", code="unknown_message")
     events = await storage.list_message_events(pool, message.id)
@@ -77,7 +60,7 @@ async def get_message(request: web.Request) -> web.Response:
 
 async def recall_message(request: web.Request) -> web.Response:
     workspace, pool, now = request[WORKSPACE], request.app[POOL], request.app[CLOCK].now()
-    message_id = _message_id(request)
+    message_id = path_uuid(request, "message")
     previous = await storage.recall_message(pool, workspace.id, message_id, now)
     if previous is None:
         raise NotFound("no message has this id in this workspace", code="unknown_message")
@@ -92,12 +75,12 @@ async def recall_message(request: web.Request) -> web.Response:
 
 async def identify(request: web.Request) -> web.Response:
     attributes = parse_object(await request.read())
-    person = await identify_person(request.app[POOL], request[WORKSPACE].id, _person_key(request), attributes)
+    person = await identify_person(request.app[POOL], request[WORKSPACE].id, path_person_id(request), attributes)
     return json_response(person_view(person))
 
 
 async def list_person_messages(request: web.Request) -> web.Response:
-    key = _person_key(request)
+    key = path_person_id(request)
     by = request.query.get("by", "id")
     if by not in ("id", "email"):
         raise Unprocessable("`by` is `id` or `email`")

@@ -6,7 +6,6 @@ Templates are immutable: a message records the id of the template it was made fr
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +17,7 @@ from storage import Template
 
 from .errors import Conflict, NotFound
 from .keys import CLOCK, POOL, WORKSPACE
+from .paths import path_uuid
 from .personalize import compile_content
 from .render import json_response
 from .schemas import TemplateRequest, parse_body
@@ -60,10 +60,7 @@ async def create_template(request: web.Request) -> web.Response:
 
 
 async def get_template(request: web.Request) -> web.Response:
-    try:
-        template_id = uuid.UUID(request.match_info["id"])
-    except ValueError:
-        raise NotFound("no template has this id", code="unknown_template") from None
+    template_id = path_uuid(request, "template")
     template = await storage.get_template(request.app[POOL], request[WORKSPACE].id, template_id)
     if template is None:
         raise NotFound("no template has this id in this workspace", code="unknown_template")

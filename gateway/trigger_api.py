@@ -22,6 +22,7 @@ from .device_api import device_workspace
 from .errors import NotFound, Unprocessable
 from .filters import compile_filter
 from .keys import CLOCK, POOL, WORKSPACE
+from .paths import path_person_id, path_uuid
 from .personalize import compile_content, customer_of, has_templates
 from .render import json_response
 from .schemas import PersonEventRequest, TrackRequest, TriggerMessage, TriggerRequest, parse_body
@@ -96,10 +97,7 @@ async def list_triggers(request: web.Request) -> web.Response:
 
 
 async def disable_trigger(request: web.Request) -> web.Response:
-    try:
-        trigger_id = uuid.UUID(request.match_info["id"])
-    except ValueError:
-        raise NotFound("no trigger has this id", code="unknown_trigger") from None
+    trigger_id = path_uuid(request, "trigger")
     trigger = await storage.disable_trigger(request.app[POOL], request[WORKSPACE].id, trigger_id)
     if trigger is None:
         raise NotFound("no trigger has this id in this workspace", code="unknown_trigger")
@@ -162,18 +160,9 @@ async def _record_event(
     return outcome, renderer.failed
 
 
-def _person_key(request: web.Request) -> str:
-    key = request.match_info["id"]
-    if not 1 <= len(key) <= 255:
-        raise Unprocessable("a person id has 1 to 255 characters")
-    if "\x00" in key:
-        raise Unprocessable("a person id cannot contain the NUL character")
-    return key
-
-
 async def record_person_event(request: web.Request) -> web.Response:
     """An event from the backend; the person (by id) is created if new."""
-    key = _person_key(request)
+    key = path_person_id(request)
     body = parse_body(await request.read(), PersonEventRequest)
     outcome, failed = await _record_event(
         request, request[WORKSPACE].id, key, match_email=False, name=body.name, data=body.data or {},
