@@ -802,3 +802,7 @@ WHERE id = $1;
 -- notify_queue --
 -- Wake every process's polls for a person without a send (identify moved messages to them). $1 notification payload
 SELECT pg_notify('mailslot_queue_v1', $1);
+
+-- analyze_queue --
+-- Refresh the planner's statistics of the queue after a bulk insert (a large broadcast).
+ANALYZE messages, events;
