@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import storage
@@ -138,11 +136,3 @@ def _print_credentials(credentials: storage.WorkspaceCredentials, *, as_json: bo
     print(f"  site id:         {values['site_id']}")
     print(f"  API key:         {values['api_key']}   (shown once: store it now)")
     print(f"  identity secret: {values['identity_secret']}")
-
-
-def config_with_url(config: Config, url: str) -> Config:
-    return dataclasses.replace(config, database_url=url)
-
-
-def data_file(config: Config, name: str) -> Path:
-    return config.data_dir / name

@@ -22,6 +22,7 @@ from .setup_api import setup_view
 __all__ = ["SDK_PATH", "demo", "demo_setup", "script"]
 
 SDK_PATH = "/sdk/v1/mailslot.js"
+# The workspace `serve` creates on first start and /demo shows.
 DEMO_WORKSPACE = "demo"
 
 

@@ -28,12 +28,12 @@ import storage
 
 from .app import create_app
 from .config import Config
+from .sdk import DEMO_WORKSPACE
 
 __all__ = ["run_worker", "serve"]
 
 log = logging.getLogger("mailslot")
 
-DEMO_WORKSPACE = "demo"
 # Clients reconnect in bursts after a restart; aiohttp's default of 128 drops their SYNs.
 LISTEN_BACKLOG = 4096
 GC_THRESHOLD = 50_000

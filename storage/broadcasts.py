@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from .errors import translate_errors
+from .errors import RefusedWrite, translate_errors
 from .pool import Executor
 from .sql import queries
 
@@ -125,10 +125,6 @@ class RecallOutcome:
     recalled: int
 
 
-class _Disabled(Exception):
-    """Raised inside the transaction so that nothing of a refused broadcast stays."""
-
-
 def _broadcast(row: asyncpg.Record) -> Broadcast:
     return Broadcast(
         id=row["id"], status=row["status"], audience=row["audience"], queued=row["queued"], sends=row["sends"],
@@ -212,8 +208,8 @@ async def send_broadcast(
                         [p["id"] for p in people], contents, now, timeout=BULK_TIMEOUT_S,
                     )
                 if not result["enabled"]:
-                    raise _Disabled
-        except _Disabled:
+                    raise RefusedWrite
+        except RefusedWrite:
             return BroadcastOutcome("disabled", None)
         if result["queued"] >= ANALYZE_AFTER:
             # Until autovacuum gets to them, a million new rows make the planner's statistics

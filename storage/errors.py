@@ -41,6 +41,13 @@ class MigrationError(StorageError):
     """The applied migrations do not match the files on disk."""
 
 
+class RefusedWrite(Exception):
+    """Raised inside a transaction so that a write the workspace refuses leaves nothing behind.
+
+    Internal to storage: callers get an outcome saying `disabled`, never this exception.
+    """
+
+
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.InterfaceError,
