@@ -12,7 +12,7 @@ from typing import Any, Literal
 import asyncpg
 import orjson
 
-from .errors import translate_errors
+from .errors import RefusedWrite, translate_errors
 from .models import Claim, DeliveredMessage, Event, Message, Person
 from .people import ensure_person
 from .pool import Executor
@@ -69,10 +69,6 @@ class SendOutcome:
     message: Message | None
 
 
-class _Disabled(Exception):
-    """Raised inside the send's transaction so that a refused send leaves nothing behind."""
-
-
 async def _insert_message(
     conn: asyncpg.Connection,
     workspace_id: int,
@@ -89,7 +85,7 @@ async def _insert_message(
     idempotency_hash: bytes | None,
     now: datetime | None,
     template_id: uuid.UUID | None,
-) -> asyncpg.Record:
+) -> tuple[asyncpg.Record, Person]:
     person = await ensure_person(conn, workspace_id, external_id=external_id, email=email)
     if callable(content):
         content = content(person)
@@ -104,8 +100,8 @@ async def _insert_message(
         expires_at, idempotency_key, idempotency_hash, now, payload, ttl_s, template_id,
     )
     if not row["enabled"]:
-        raise _Disabled
-    return row
+        raise RefusedWrite
+    return row, person
 
 
 @translate_errors
@@ -136,23 +132,25 @@ async def send_message(
     async with pool.acquire() as conn:
         try:
             async with conn.transaction():
-                row = await _insert_message(
+                row, person = await _insert_message(
                     conn, workspace_id, external_id, email, content, properties, priority, persistent,
                     campaign, expires_at, ttl_s, idempotency_key, idempotency_hash, now, template_id,
                 )
-        except _Disabled:
+        except RefusedWrite:
             return SendOutcome("disabled", None)
-        message_id = row["id"]
-        status: Literal["queued", "replayed"] = "queued"
-        if message_id is None:
-            earlier = await conn.fetchrow(
-                queries["get_message_id_by_idempotency_key"], workspace_id, idempotency_key
-            )
-            if earlier["idempotency_hash"] != idempotency_hash:
-                return SendOutcome("key_reused", None)
-            message_id, status = earlier["id"], "replayed"
-        message = await conn.fetchrow(queries["get_message"], workspace_id, message_id, now)
-    return SendOutcome(status, _message(message))
+        if row["id"] is not None:
+            return SendOutcome("queued", Message(
+                id=row["id"], external_id=person.external_id, email=person.email, state="queued",
+                content=row["content"], properties=row["properties"], priority=row["priority"],
+                persistent=row["persistent"], campaign=row["campaign"], created_at=row["created_at"],
+                expires_at=row["expires_at"], device_id=None, lease_expires_at=None, shown_at=None,
+            ))
+        # The idempotency key was used before: answer with that send's message as it is now.
+        earlier = await conn.fetchrow(queries["get_message_id_by_idempotency_key"], workspace_id, idempotency_key)
+        if earlier["idempotency_hash"] != idempotency_hash:
+            return SendOutcome("key_reused", None)
+        message = await conn.fetchrow(queries["get_message"], workspace_id, earlier["id"], now)
+    return SendOutcome("replayed", _message(message))
 
 
 @translate_errors

@@ -160,7 +160,7 @@ inserted AS (
            $9, $10, clock.now, $14::uuid
     FROM workspace, clock
     ON CONFLICT (workspace_id, idempotency_key) DO NOTHING
-    RETURNING id, workspace_id, created_at
+    RETURNING id, workspace_id, content, properties, priority, persistent, campaign, created_at, expires_at
 ),
 recorded AS (
     INSERT INTO events (workspace_id, message_id, type, at)
@@ -169,9 +169,12 @@ recorded AS (
 notified AS (
     SELECT pg_notify('mailslot_queue_v1', $12) FROM inserted
 )
-SELECT (SELECT count(*) FROM workspace) > 0 AS enabled,
-       (SELECT id FROM inserted) AS id,
-       (SELECT count(*) FROM notified) AS notified;
+-- The new message comes back whole, so the send needs no read-back.
+SELECT (SELECT count(*) FROM workspace) > 0 AS enabled, (SELECT count(*) FROM notified) AS notified,
+       inserted.id, inserted.content, inserted.properties, inserted.priority, inserted.persistent,
+       inserted.campaign, inserted.created_at, inserted.expires_at
+FROM (SELECT 1) AS one
+LEFT JOIN inserted ON true;
 
 -- get_message_id_by_idempotency_key --
 -- The message an earlier send with this key queued, with the hash of that send's body. $1 workspace_id, $2 idempotency_key
