@@ -1,6 +1,6 @@
-"""mailslot's HTTP gateway: the aiohttp application, its CLI and the web SDK it serves."""
+"""mailslot's gateway: the product (`core/`), its HTTP adapter (`http/`), the CLI and the web SDK."""
 
-from .app import create_app
 from .config import Config, load_config
+from .http.app import create_app
 
 __all__ = ["Config", "create_app", "load_config"]

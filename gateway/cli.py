@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 import storage
 
 from .config import SETTINGS, Config, ConfigError, load_config
+from .credentials import print_credentials
 
 __all__ = ["main"]
 
@@ -75,64 +74,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, config: Config) -> int:
     if args.command == "serve":
-        from .serve import serve
+        from .serve import serve  # imports aiohttp and uvloop: only for the command that needs them
 
         return serve(config)
-    with _database(config) as url:
+    with storage.migrated_database(config.database_url, config.data_dir) as database:
         if args.command == "migrate":
-            applied = asyncio.run(storage.apply_migrations(url))
+            applied = database.applied
             print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
             return 0
-        credentials = asyncio.run(_create_workspace(url, args.name))
-        _print_credentials(credentials, as_json=args.json)
+        credentials = asyncio.run(_create_workspace(database.url, args.name))
+        print_credentials(credentials, as_json=args.json)
     return 0
 
 
-class _database:
-    """The configured URL, or an embedded server started for this command and stopped after."""
-
-    def __init__(self, config: Config) -> None:
-        self._config = config
-        self._embedded: storage.EmbeddedPostgres | None = None
-        self._was_running = False
-
-    def __enter__(self) -> str:
-        if self._config.database_url:
-            return self._config.database_url
-        self._embedded = storage.EmbeddedPostgres(self._config.data_dir)
-        self._was_running = self._embedded.is_running()
-        return self._embedded.start()
-
-    def __exit__(self, *exc: object) -> None:
-        if self._embedded is not None and not self._was_running:
-            self._embedded.stop()
-
-
 async def _create_workspace(url: str, name: str) -> storage.WorkspaceCredentials:
-    await storage.apply_migrations(url)
     pool = await storage.create_pool(url, min_size=1, max_size=2)
     try:
         return await storage.create_workspace(pool, name)
     finally:
         await pool.close()
-
-
-def credentials_dict(credentials: storage.WorkspaceCredentials) -> dict[str, Any]:
-    workspace = credentials.workspace
-    return {
-        "name": workspace.name,
-        "site_id": workspace.site_id,
-        "api_key": credentials.api_key,
-        "identity_secret": workspace.identity_secret,
-    }
-
-
-def _print_credentials(credentials: storage.WorkspaceCredentials, *, as_json: bool) -> None:
-    values = credentials_dict(credentials)
-    if as_json:
-        print(json.dumps(values))
-        return
-    print(f"workspace {values['name']!r} created")
-    print(f"  site id:         {values['site_id']}")
-    print(f"  API key:         {values['api_key']}   (shown once: store it now)")
-    print(f"  identity secret: {values['identity_secret']}")

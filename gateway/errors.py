@@ -1,45 +1,114 @@
-"""The API's errors; each renders as `{"error": {"code", "message"}}` with its status.
+"""The API's errors and their stable codes; each renders as `{"error": {"code", "message"}}`.
+
+The core raises these and the HTTP adapter renders them, so both share this one vocabulary: a
+status is part of the contract, like the code. Codes never change once published; the table in
+docs/api.md lists every member of `ErrorCode` (tests/unit/test_error_codes.py checks both ways).
 
     ApiError
-    ├── BadRequest            400 malformed_json, …
-    ├── Unauthorized          401 unauthorized
-    ├── Forbidden             403 forbidden, identity_proof_failed
-    ├── Unauthorized          401 unknown_site (a wrong site id is wrong credentials)
-    ├── NotFound              404 not_found, unknown_message, unknown_person, unknown_broadcast
+    ├── BadRequest            400 bad_request, empty_body, malformed_json
+    ├── Unauthorized          401 unauthorized, unknown_site
+    ├── Forbidden             403 identity_proof_required, identity_proof_failed, cross_origin_forbidden
+    ├── NotFound              404 not_found, unknown_message, unknown_person, unknown_broadcast, …
     ├── MethodNotAllowed      405 method_not_allowed
-    ├── Conflict              409 already_shown, email_in_use, …
+    ├── Conflict              409 already_shown, email_in_use, template_name_taken, …
     │   └── InAppDisabled     409 in_app_disabled
     ├── PayloadTooLarge       413 body_too_large
-    ├── Unprocessable         422 invalid_fields, expires_at_in_past, …
-    │   └── IdempotencyKeyReused  422 idempotency_key_reused
-    └── ServiceUnavailable    503 storage_unavailable (with Retry-After)
+    ├── Unprocessable         422 invalid_fields, expires_at_in_past, invalid_filter, …
+    │   ├── IdempotencyKeyReused  422 idempotency_key_reused
+    │   ├── InvalidFilter     422 invalid_filter
+    │   └── TemplateError     422 invalid_template
+    └── ServiceUnavailable    503 storage_unavailable, shutting_down (with Retry-After)
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 __all__ = [
     "ApiError",
     "BadRequest",
     "Conflict",
+    "ErrorCode",
+    "EventRejection",
     "Forbidden",
     "IdempotencyKeyReused",
     "InAppDisabled",
+    "InvalidFilter",
     "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
     "ServiceUnavailable",
+    "TemplateError",
     "Unauthorized",
     "Unprocessable",
 ]
+
+
+class ErrorCode(StrEnum):
+    """Every `error.code` the API can answer with."""
+
+    # 400
+    BAD_REQUEST = "bad_request"
+    EMPTY_BODY = "empty_body"
+    MALFORMED_JSON = "malformed_json"
+    # 401
+    UNAUTHORIZED = "unauthorized"
+    UNKNOWN_SITE = "unknown_site"
+    # 403
+    FORBIDDEN = "forbidden"
+    IDENTITY_PROOF_REQUIRED = "identity_proof_required"
+    IDENTITY_PROOF_FAILED = "identity_proof_failed"
+    CROSS_ORIGIN_FORBIDDEN = "cross_origin_forbidden"
+    # 404
+    NOT_FOUND = "not_found"
+    UNKNOWN_MESSAGE = "unknown_message"
+    UNKNOWN_PERSON = "unknown_person"
+    UNKNOWN_BROADCAST = "unknown_broadcast"
+    UNKNOWN_TEMPLATE = "unknown_template"
+    UNKNOWN_TRIGGER = "unknown_trigger"
+    NO_DEMO_WORKSPACE = "no_demo_workspace"
+    # 405
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    # 409
+    CONFLICT = "conflict"
+    IN_APP_DISABLED = "in_app_disabled"
+    ALREADY_SHOWN = "already_shown"
+    ALREADY_EXPIRED = "already_expired"
+    EMAIL_IN_USE = "email_in_use"
+    TEMPLATE_NAME_TAKEN = "template_name_taken"
+    BROADCAST_RECALLED = "broadcast_recalled"
+    BROADCAST_EXPIRED = "broadcast_expired"
+    # 413
+    BODY_TOO_LARGE = "body_too_large"
+    # 422
+    INVALID_FIELDS = "invalid_fields"
+    EXPIRES_AT_IN_PAST = "expires_at_in_past"
+    INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    INVALID_FILTER = "invalid_filter"
+    INVALID_TEMPLATE = "invalid_template"
+    # 500 (tests assert it never happens) and other statuses aiohttp may raise
+    INTERNAL_ERROR = "internal_error"
+    HTTP_ERROR = "http_error"
+    # 503
+    STORAGE_UNAVAILABLE = "storage_unavailable"
+    SHUTTING_DOWN = "shutting_down"
+
+
+class EventRejection(StrEnum):
+    """Why a device's report was not recorded: `rejected[].code` of POST /v1/events."""
+
+    NOT_OFFERED_TO_DEVICE = "not_offered_to_device"
+    UNKNOWN_MESSAGE = "unknown_message"
 
 
 class ApiError(Exception):
     """Something went wrong."""
 
     status: int = 500
-    code: str = "internal_error"
+    code: ErrorCode = ErrorCode.INTERNAL_ERROR
 
-    def __init__(self, message: str | None = None, *, code: str | None = None,
+    def __init__(self, message: str | None = None, *, code: ErrorCode | None = None,
                  headers: dict[str, str] | None = None) -> None:
         self.message = message or (self.__doc__ or "").strip()
         if code is not None:
@@ -51,65 +120,76 @@ class ApiError(Exception):
 class BadRequest(ApiError):
     """The request is malformed; send a JSON object."""
 
-    status, code = 400, "bad_request"
+    status, code = 400, ErrorCode.BAD_REQUEST
 
 
 class Unauthorized(ApiError):
     """Missing or wrong API key; send `Authorization: Bearer <api key>`."""
 
-    status, code = 401, "unauthorized"
+    status, code = 401, ErrorCode.UNAUTHORIZED
 
 
 class Forbidden(ApiError):
     """Not allowed."""
 
-    status, code = 403, "forbidden"
+    status, code = 403, ErrorCode.FORBIDDEN
 
 
 class NotFound(ApiError):
     """No such resource."""
 
-    status, code = 404, "not_found"
+    status, code = 404, ErrorCode.NOT_FOUND
 
 
 class MethodNotAllowed(ApiError):
     """This method is not allowed on this path."""
 
-    status, code = 405, "method_not_allowed"
+    status, code = 405, ErrorCode.METHOD_NOT_ALLOWED
 
 
 class Conflict(ApiError):
     """The request conflicts with the current state."""
 
-    status, code = 409, "conflict"
+    status, code = 409, ErrorCode.CONFLICT
 
 
 class PayloadTooLarge(ApiError):
     """The request body is too large."""
 
-    status, code = 413, "body_too_large"
+    status, code = 413, ErrorCode.BODY_TOO_LARGE
 
 
 class Unprocessable(ApiError):
     """The JSON is valid but some fields are not."""
 
-    status, code = 422, "invalid_fields"
+    status, code = 422, ErrorCode.INVALID_FIELDS
 
 
 class ServiceUnavailable(ApiError):
     """The database is unavailable; retry shortly."""
 
-    status, code = 503, "storage_unavailable"
-
+    status, code = 503, ErrorCode.STORAGE_UNAVAILABLE
 
 
 class InAppDisabled(Conflict):
     """In-app messaging is disabled for this workspace; enable it with PATCH /v1/workspace."""
 
-    code = "in_app_disabled"
+    code = ErrorCode.IN_APP_DISABLED
 
 
 class IdempotencyKeyReused(Unprocessable):
     """This `Idempotency-Key` was used for a different request."""
 
-    code = "idempotency_key_reused"
+    code = ErrorCode.IDEMPOTENCY_KEY_REUSED
+
+
+class InvalidFilter(Unprocessable):
+    """An attribute filter is not valid; see docs/api.md for its grammar."""
+
+    code = ErrorCode.INVALID_FILTER
+
+
+class TemplateError(Unprocessable):
+    """A template in the content does not parse or cannot render."""
+
+    code = ErrorCode.INVALID_TEMPLATE

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
-import json
 import logging
 import multiprocessing
 import os
@@ -26,9 +25,10 @@ from aiohttp import web
 
 import storage
 
-from .app import create_app
 from .config import Config
-from .sdk import DEMO_WORKSPACE
+from .core.demo import create_demo_workspace
+from .credentials import credentials_dict, save_credentials
+from .http.app import create_app
 
 __all__ = ["run_worker", "serve"]
 
@@ -41,25 +41,15 @@ GC_THRESHOLD = 50_000
 
 def serve(config: Config) -> int:
     """Serve until SIGINT/SIGTERM; returns the exit code."""
-    embedded: storage.EmbeddedPostgres | None = None
-    url = config.database_url
-    if not url:
-        candidate = storage.EmbeddedPostgres(config.data_dir)
-        if not candidate.is_running():
-            embedded = candidate  # ours to stop on the way out
-        url = candidate.start()
-        log.info("embedded PostgreSQL under %s", config.data_dir.resolve() / "postgres")
-    try:
-        asyncio.run(_prepare(config, url))
+    with storage.migrated_database(config.database_url, config.data_dir) as database:
+        if config.demo_workspace:
+            asyncio.run(_ensure_demo_workspace(config, database.url))
         workers = config.workers or os.cpu_count() or 1
-        config = dataclasses.replace(config, database_url=url, workers=workers)
+        config = dataclasses.replace(config, database_url=database.url, workers=workers)
         if workers == 1:
             run_worker(config)
             return 0
         return _supervise(config)
-    finally:
-        if embedded is not None:
-            embedded.stop()
 
 
 def run_worker(config: Config) -> None:
@@ -141,31 +131,18 @@ def _supervise(config: Config) -> int:
     return 0
 
 
-async def _prepare(config: Config, url: str) -> None:
-    applied = await storage.apply_migrations(url)
-    if applied:
-        log.info("applied migrations: %s", ", ".join(applied))
-    if config.demo_workspace:
-        await _ensure_demo_workspace(config, url)
-
-
 async def _ensure_demo_workspace(config: Config, url: str) -> None:
     """On first start, create the demo workspace and show its credentials (also kept in the data folder)."""
     pool = await storage.create_pool(url, min_size=1, max_size=2)
     try:
-        if await storage.get_workspace_by_name(pool, DEMO_WORKSPACE) is not None:
-            return
-        credentials = await storage.create_workspace(pool, DEMO_WORKSPACE)
+        credentials = await create_demo_workspace(pool)
     finally:
         await pool.close()
-    from .cli import credentials_dict
-
-    values = credentials_dict(credentials)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    if credentials is None:
+        return
     path = config.data_dir / "demo-workspace.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        json.dump(values, file, indent=2)
+    save_credentials(credentials, path)
+    values = credentials_dict(credentials)
     print(
         "\nDemo workspace created (credentials also saved in " + str(path) + "):\n"
         f"  site id:         {values['site_id']}\n"

@@ -14,6 +14,7 @@ from .broadcasts import (
     resend_broadcast,
     send_broadcast,
 )
+from .database import Database, migrated_database
 from .embedded import EmbeddedPostgres
 from .errors import Conflict, MigrationError, StorageError, StorageUnavailable
 from .listener import BroadcastNotice, Listener, Notice, QueueNotice, WorkspaceNotice
@@ -32,7 +33,17 @@ from .messages import (
     send_message,
 )
 from .migrate import apply_migrations
-from .models import Claim, DeliveredMessage, Event, Message, Person, Workspace, WorkspaceCredentials
+from .models import (
+    Claim,
+    DeliveredMessage,
+    Event,
+    Idempotency,
+    Message,
+    NewMessage,
+    Person,
+    Workspace,
+    WorkspaceCredentials,
+)
 from .people import get_person, identify_person
 from .pool import create_pool
 from .probe import check_ready
@@ -67,15 +78,18 @@ __all__ = [
     "Claim",
     "Conflict",
     "ContentSource",
+    "Database",
     "DeliveredMessage",
     "DeviceReport",
     "EmbeddedPostgres",
     "Event",
     "EventOutcome",
+    "Idempotency",
     "Listener",
     "MatchedTrigger",
     "Message",
     "MigrationError",
+    "NewMessage",
     "Notice",
     "Person",
     "QueueNotice",
@@ -114,6 +128,7 @@ __all__ = [
     "list_person_messages",
     "list_templates",
     "list_triggers",
+    "migrated_database",
     "recall_broadcast",
     "recall_message",
     "record_device_events",

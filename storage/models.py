@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +11,9 @@ __all__ = [
     "Claim",
     "DeliveredMessage",
     "Event",
+    "Idempotency",
     "Message",
+    "NewMessage",
     "Person",
     "Workspace",
     "WorkspaceCredentials",
@@ -69,6 +71,32 @@ class Message:
     device_id: str | None
     lease_expires_at: datetime | None
     shown_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to queue: what a single send, a broadcast and a trigger have in common.
+
+    `content` is None only while a send names a stored template (`template_id`) instead; with no
+    `expires_at`, the message expires `ttl_s` after it is queued.
+    """
+
+    content: dict[str, Any] | None
+    properties: dict[str, Any] = field(default_factory=dict)
+    priority: int = 0
+    persistent: bool = False
+    campaign: str | None = None
+    expires_at: datetime | None = None
+    ttl_s: int = 30 * 86400
+    template_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    """A caller's `Idempotency-Key` and a digest of the request it protects."""
+
+    key: str
+    digest: bytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ for _name in list(os.environ):
 
 import storage  # noqa: E402
 from gateway import Config, create_app  # noqa: E402
-from gateway.clock import FixedClock  # noqa: E402
+from gateway.core.clock import FixedClock  # noqa: E402
 from tests.helpers import Api  # noqa: E402
 
 TEMPLATE = "mailslot_test_template"

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.identity import user_hash
+from gateway.core.identity import user_hash
 from storage import WorkspaceCredentials
 
 __all__ = ["Api", "Reply", "metric_value", "wait_until"]

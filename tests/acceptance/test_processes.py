@@ -22,7 +22,7 @@ import asyncpg
 import pytest
 
 import storage
-from gateway.poll import SHUTDOWN_POLL_S
+from gateway.core.poll import SHUTDOWN_POLL_S
 from storage import WorkspaceCredentials
 from tests.helpers import Api, Reply, wait_until
 

@@ -25,8 +25,8 @@ import pytest
 
 import storage
 from gateway import Config, create_app
-from gateway.clock import FixedClock
-from gateway.keys import POOL
+from gateway.core.clock import FixedClock
+from gateway.http.keys import POOL
 from tests.helpers import Api, Reply
 
 # A device drops (never reports) this share of the messages it gets while the clock stands still,

@@ -185,7 +185,7 @@ async def live_gateway(config: Any) -> AsyncIterator[LiveGateway]:
     """The real gateway on a real port (the browser needs one), with the demo workspace."""
     import storage
     from gateway import create_app
-    from gateway.keys import POOL
+    from gateway.http.keys import POOL
 
     app = create_app(config)
     runner = web.AppRunner(app, handler_cancellation=True)

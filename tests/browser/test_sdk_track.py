@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
-from gateway.identity import user_hash
+from gateway.core.identity import user_hash
 
 if TYPE_CHECKING:  # fixtures' types, from this folder's conftest.py
     from conftest import CustomerSite, ServerApi

@@ -9,8 +9,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from gateway.clock import FixedClock
-from gateway.keys import WAITERS
+from gateway.core.clock import FixedClock
+from gateway.http.keys import WAITERS
 from tests.helpers import Api, Reply, wait_until
 
 STATES = ("queued", "offered", "shown", "dismissed", "expired", "recalled")

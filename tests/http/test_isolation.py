@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.clock import FixedClock
+from gateway.core.clock import FixedClock
 from tests.helpers import Api
 
 # Workspaces: `api` is A (acme), `other_api` is B (globex), both on the same gateway.

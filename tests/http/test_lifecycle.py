@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 import storage
-from gateway.clock import FixedClock
+from gateway.core.clock import FixedClock
 from tests.helpers import Api
 
 LEASE_S = 300

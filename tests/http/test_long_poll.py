@@ -19,8 +19,8 @@ import asyncpg
 import pytest
 
 from gateway import Config, create_app
-from gateway.clock import FixedClock
-from gateway.keys import CONFIG, LISTENER, POOL, QUIET, WAITERS
+from gateway.core.clock import FixedClock
+from gateway.http.keys import CONFIG, LISTENER, POOL, QUIET, WAITERS
 from tests.helpers import Api, Reply, metric_value, wait_until
 
 # Far longer than any test runs: a held poll that returns did not run out of time.

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import orjson
 
-from gateway.clock import FixedClock
+from gateway.core.clock import FixedClock
 from tests.helpers import Api
 
 

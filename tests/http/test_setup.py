@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 import storage
-from gateway.clock import FixedClock
+from gateway.core.clock import FixedClock
 from tests.helpers import Api, Reply
 
 ORIGIN = {"Origin": "https://app.example.com"}

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from gateway.clock import FixedClock
+from gateway.core.clock import FixedClock
 from tests.helpers import Api, Reply
 
 WELCOME = {

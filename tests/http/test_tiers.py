@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.clock import FixedClock
+from gateway.core.clock import FixedClock
 from tests.helpers import Api, Reply
 
 

@@ -15,8 +15,8 @@ import pytest
 
 import storage
 from gateway import Config, create_app
-from gateway.clock import FixedClock
-from gateway.keys import CONFIG, POOL, WAITERS
+from gateway.core.clock import FixedClock
+from gateway.http.keys import CONFIG, POOL, WAITERS
 from tests.helpers import Api, Reply, metric_value, wait_until
 
 UPGRADED = {

@@ -9,8 +9,8 @@ from datetime import datetime
 import asyncpg
 
 import storage
-from gateway.clock import FixedClock
-from gateway.workspaces import WorkspaceCache
+from gateway.core.clock import FixedClock
+from gateway.core.workspaces import WorkspaceCache
 from tests.helpers import Api
 
 

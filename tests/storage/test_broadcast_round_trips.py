@@ -20,8 +20,8 @@ import pytest
 from yarl import URL
 
 import storage
-from gateway.filters import compile_filter
-from gateway.personalize import compile_content
+from gateway.core.filters import compile_filter
+from gateway.core.personalize import compile_content
 
 SIZES = (10, 1_000)
 PLAIN: dict[str, Any] = {"title": "Spring sale", "body": "20% off", "actions": [], "layout": "modal",

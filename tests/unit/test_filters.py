@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from gateway.errors import Unprocessable
-from gateway.filters import CompiledFilter, compile_filter
+from gateway.core.filters import CompiledFilter, compile_filter
 
 
 def compiled(node: Any) -> tuple[str, dict[str, Any]]:

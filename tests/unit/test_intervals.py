@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.intervals import JITTER, Intervals, NextPoll, next_poll
+from gateway.core.intervals import JITTER, Intervals, NextPoll, next_poll
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 DEFAULTS = Intervals()

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from gateway.personalize import TemplateError, compile_content, customer_of, has_templates
-from gateway.sends import personalized
+from gateway.core.personalize import TemplateError, compile_content, customer_of, has_templates
+from gateway.core.sends import personalized
 from storage import Person
 
 

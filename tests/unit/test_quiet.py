@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from gateway.quiet import QuietPeople
+from gateway.core.quiet import QuietPeople
 
 LAST = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from gateway.errors import BadRequest, Unprocessable
-from gateway.schemas import MAX_DEPTH, PollRequest, SendRequest, parse_body, parse_object
+from gateway.http.schemas import MAX_DEPTH, PollRequest, SendRequest, parse_body, parse_object
 
 
 def nested(depth: int) -> Any:

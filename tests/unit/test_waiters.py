@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from gateway.waiters import Waiter, Waiters, Wake
+from gateway.core.waiters import Waiter, Waiters, Wake
 
 WS = 1
 OTHER_WS = 2

@@ -12,13 +12,14 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 import asyncpg
 
 import storage
 from storage import Workspace
 
-__all__ = ["WorkspaceCache"]
+__all__ = ["WorkspaceCache", "update_workspace"]
 
 _MAX_ENTRIES = 10_000
 
@@ -79,3 +80,28 @@ class WorkspaceCache:
             self._entries.clear()
         self._entries[key] = (self._monotonic() + self._ttl_s, workspace)
         return workspace
+
+
+async def update_workspace(
+    pool: asyncpg.Pool,
+    cache: WorkspaceCache,
+    workspace_id: int,
+    *,
+    in_app_enabled: bool | None = None,
+    identity_mode: str | None = None,
+    active_s: int | None = None,
+    inactive_s: int | None = None,
+    low_s: int | None = None,
+    recent_days: int | None = None,
+    lease_s: int | None = None,
+    now: datetime | None = None,
+) -> tuple[Workspace, int]:
+    """Change the settings given (None leaves one as it is); disabling recalls every queued and
+    offered message. Returns the workspace and how many messages were recalled."""
+    workspace, recalled = await storage.update_workspace(
+        pool, workspace_id, in_app_enabled=in_app_enabled, identity_mode=identity_mode,
+        active_s=active_s, inactive_s=inactive_s, low_s=low_s, recent_days=recent_days,
+        lease_s=lease_s, now=now,
+    )
+    cache.put(workspace)
+    return workspace, recalled

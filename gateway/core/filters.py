@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import Unprocessable
+from ..errors import InvalidFilter
 
 __all__ = ["CompiledFilter", "compile_filter"]
 
@@ -46,13 +46,13 @@ class _Compiler:
     def compile(self, node: Any, where: str) -> str:
         self.nodes += 1
         if self.nodes > _MAX_NODES:
-            raise Unprocessable(f"a filter has at most {_MAX_NODES} conditions - at `{where}`", code="invalid_filter")
+            raise InvalidFilter(f"a filter has at most {_MAX_NODES} conditions - at `{where}`")
         if not isinstance(node, dict):
-            raise Unprocessable(f"a filter is a JSON object - at `{where}`", code="invalid_filter")
+            raise InvalidFilter(f"a filter is a JSON object - at `{where}`")
         if set(node) == {"and"} or set(node) == {"or"}:
             (kind, items), = node.items()
             if not isinstance(items, list) or not items:
-                raise Unprocessable(f"`{kind}` takes a non-empty list of filters - at `{where}`", code="invalid_filter")
+                raise InvalidFilter(f"`{kind}` takes a non-empty list of filters - at `{where}`")
             joiner = " && " if kind == "and" else " || "
             return "(" + joiner.join(self.compile(item, f"{where}.{kind}[{i}]") for i, item in enumerate(items)) + ")"
         if set(node) == {"not"}:
@@ -62,29 +62,27 @@ class _Compiler:
     def condition(self, node: dict[str, Any], where: str) -> str:
         attribute, op = node.get("attribute"), node.get("op")
         if not isinstance(attribute, str) or not 1 <= len(attribute) <= 64:
-            raise Unprocessable(
+            raise InvalidFilter(
                 "a condition needs `attribute` (1 to 64 characters), `op` and `value`, or use and/or/not"
                 f" - at `{where}`",
-                code="invalid_filter",
             )
         allowed = {"attribute", "op", "value"}
         if set(node) - allowed:
             unknown = sorted(set(node) - allowed)
-            raise Unprocessable(f"unknown filter fields {unknown} - at `{where}`", code="invalid_filter")
+            raise InvalidFilter(f"unknown filter fields {unknown} - at `{where}`")
         field = '$."' + attribute.replace("\\", "\\\\").replace('"', '\\"') + '"'
         if op == "exists":
             return f"exists({field})"
         if not isinstance(op, str) or (op not in _COMPARE and op != "in"):
-            raise Unprocessable(
-                f"`op` is one of eq, ne, lt, lte, gt, gte, in, exists - at `{where}.op`", code="invalid_filter"
+            raise InvalidFilter(
+                f"`op` is one of eq, ne, lt, lte, gt, gte, in, exists - at `{where}.op`"
             )
         if "value" not in node:
-            raise Unprocessable(f"`{op}` needs a `value` - at `{where}`", code="invalid_filter")
+            raise InvalidFilter(f"`{op}` needs a `value` - at `{where}`")
         value = node["value"]
         if op == "in":
             if not isinstance(value, list) or not 1 <= len(value) <= _MAX_IN:
-                raise Unprocessable(f"`in` takes a list of 1 to {_MAX_IN} values - at `{where}.value`",
-                                    code="invalid_filter")
+                raise InvalidFilter(f"`in` takes a list of 1 to {_MAX_IN} values - at `{where}.value`")
             options = " || ".join(f"@ == {self.var(self.scalar(attribute, v, where))}" for v in value)
             return f"exists({field} ? ({options}))"
         test = f"exists({field} ? (@ {_COMPARE[op]} {self.var(self.scalar(attribute, value, where))}))"
@@ -96,15 +94,13 @@ class _Compiler:
             try:
                 moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:
-                raise Unprocessable(
+                raise InvalidFilter(
                     f"`{attribute}` is a time: give Unix seconds or an ISO 8601 time - at `{where}.value`",
-                    code="invalid_filter",
                 ) from None
             # A time without a zone is UTC, never the server's local time.
             return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
         if value is not None and not isinstance(value, str | int | float | bool):
-            raise Unprocessable(f"a filter value is a string, number, boolean or null - at `{where}.value`",
-                                code="invalid_filter")
+            raise InvalidFilter(f"a filter value is a string, number, boolean or null - at `{where}.value`")
         return value
 
 

@@ -12,22 +12,17 @@ from importlib import resources
 
 from aiohttp import web
 
-import storage
-
-from .errors import NotFound
+from ..core import demo as demo_core
 from .keys import POOL
-from .render import json_response
-from .setup_api import setup_view
+from .views import json_response, setup_view
 
 __all__ = ["SDK_PATH", "demo", "demo_setup", "script"]
 
 SDK_PATH = "/sdk/v1/mailslot.js"
-# The workspace `serve` creates on first start and /demo shows.
-DEMO_WORKSPACE = "demo"
 
 
 def _static(name: str) -> bytes:
-    return resources.files(__package__).joinpath("static", *name.split("/")).read_bytes()
+    return resources.files("gateway").joinpath("static", *name.split("/")).read_bytes()
 
 
 async def script(request: web.Request) -> web.Response:
@@ -39,16 +34,9 @@ async def script(request: web.Request) -> web.Response:
     )
 
 
-async def _demo_workspace(request: web.Request) -> storage.Workspace:
-    workspace = await storage.get_workspace_by_name(request.app[POOL], DEMO_WORKSPACE)
-    if workspace is None:
-        raise NotFound("no demo workspace: start with `mailslot serve --demo-workspace true`", code="no_demo_workspace")
-    return workspace
-
-
 async def demo(request: web.Request) -> web.Response:
     """A page of a pretend product with the snippet pasted in, for the demo workspace."""
-    workspace = await _demo_workspace(request)
+    workspace = await demo_core.demo_workspace(request.app[POOL])
     endpoint = f"{request.scheme}://{request.host}"
     page = _static("demo.html").decode()
     # json.dumps()[1:-1] makes a value safe inside a JS string; html.escape inside markup.
@@ -59,6 +47,5 @@ async def demo(request: web.Request) -> web.Response:
 
 async def demo_setup(request: web.Request) -> web.Response:
     """The demo workspace's setup status, which the demo page polls (no credentials: demo only)."""
-    workspace = await _demo_workspace(request)
-    setup = await storage.get_workspace_setup(request.app[POOL], workspace.id)
+    setup = await demo_core.demo_setup(request.app[POOL])
     return json_response(setup_view(setup), headers={"Cache-Control": "no-store"})

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
@@ -19,8 +18,14 @@ from aiohttp import web
 
 import storage
 
-from .clock import Clock
-from .config import Config
+from ..config import Config
+from ..core.clock import Clock
+from ..core.metrics import Metrics
+from ..core.poll import Poller
+from ..core.quiet import QuietPeople
+from ..core.waiters import Waiters
+from ..core.wakeups import Wakeups
+from ..core.workspaces import WorkspaceCache
 from .keys import (
     CLOCK,
     CONFIG,
@@ -35,7 +40,6 @@ from .keys import (
     WAITERS,
     WORKSPACES,
 )
-from .metrics import Metrics
 from .middlewares import (
     auth_middleware,
     cors_middleware,
@@ -43,11 +47,7 @@ from .middlewares import (
     metrics_middleware,
     request_id_middleware,
 )
-from .poll import Poller
-from .quiet import QuietPeople
 from .routes import add_routes
-from .waiters import Waiters, Wake
-from .workspaces import WorkspaceCache
 
 __all__ = ["create_app"]
 
@@ -75,17 +75,17 @@ def create_app(config: Config, *, clock: Clock | None = None, rng: random.Random
 
 
 async def database(app: web.Application) -> AsyncIterator[None]:
-    """The database URL: the configured one, or an embedded server's (left running); migrated."""
+    """The configured database, or an embedded server started for this app (stopped at cleanup); migrated."""
     config = app[CONFIG]
-    url = config.database_url
-    if not url:
-        embedded = storage.EmbeddedPostgres(config.data_dir)
-        url = await asyncio.get_running_loop().run_in_executor(None, embedded.start)
-    applied = await storage.apply_migrations(url)
-    if applied:
-        log.info("applied migrations: %s", ", ".join(applied))
-    app[DATABASE_URL] = url
-    yield
+    loop = asyncio.get_running_loop()
+    with contextlib.ExitStack() as stack:
+        prepared = storage.migrated_database(config.database_url, config.data_dir)
+        database = await loop.run_in_executor(None, stack.enter_context, prepared)
+        app[DATABASE_URL] = database.url
+        try:
+            yield
+        finally:
+            await loop.run_in_executor(None, stack.close)
 
 
 async def pool_and_caches(app: web.Application) -> AsyncIterator[None]:
@@ -110,38 +110,13 @@ async def waiter_expiry(app: web.Application) -> AsyncIterator[None]:
 
 async def listener(app: web.Application) -> AsyncIterator[None]:
     """LISTEN for sends from every process; wake the matching parked polls."""
-    waiters, metrics, workspaces, quiet = app[WAITERS], app[METRICS], app[WORKSPACES], app[QUIET]
-
-    def on_notice(notice: storage.Notice) -> None:
-        if isinstance(notice, storage.WorkspaceNotice):
-            workspaces.forget(notice.workspace)
-            quiet.forget_workspace(notice.workspace)
-            return
-        if notice.at is not None:
-            metrics.notification_lag.observe(max(0.0, time.time() - notice.at))
-        # Forget before waking: a woken poll must not find a stale "nothing pending".
-        if isinstance(notice, storage.BroadcastNotice):
-            quiet.forget_workspace(notice.workspace)
-            waiters.wake_workspace(notice.workspace)
-        else:
-            quiet.forget(notice.workspace, notice.keys)
-            waiters.wake(notice.workspace, notice.keys)
-
-    def on_connect() -> None:
-        # Anything sent while the connection was down was not heard: every held poll claims again.
-        quiet.clear()
-        quiet.enabled = app[CONFIG].quiet_ttl_s > 0
-        waiters.wake_all(Wake.RECONNECT)
-        workspaces.forget()
-
-    def on_disconnect() -> None:
-        # Without notifications nothing here can be trusted: every poll claims until reconnected.
-        quiet.enabled = False
-        quiet.clear()
-
+    metrics = app[METRICS]
+    wakeups = Wakeups(
+        app[WAITERS], app[QUIET], app[WORKSPACES], metrics, use_quiet=app[CONFIG].quiet_ttl_s > 0
+    )
     the_listener = storage.Listener(
-        app[DATABASE_URL], on_notice, on_connect,
-        on_reconnect=metrics.listener_reconnects.inc, on_disconnect=on_disconnect,
+        app[DATABASE_URL], wakeups.on_notice, wakeups.on_connect,
+        on_reconnect=metrics.listener_reconnects.inc, on_disconnect=wakeups.on_disconnect,
         probe_interval_s=app[CONFIG].listener_probe_s,
     )
     app[LISTENER] = the_listener

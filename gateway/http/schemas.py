@@ -7,22 +7,30 @@ in microseconds (the poll path runs it on every request) and names the failing f
 
 from __future__ import annotations
 
-import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 import orjson
 
-from .errors import BadRequest, Unprocessable
+from storage import NewMessage
+
+from ..core import sends
+from ..core.broadcasts import AudienceChoice
+from ..core.content import Action, Content, check_content, stored_content
+from ..errors import BadRequest, ErrorCode, Unprocessable
 
 __all__ = [
     "Action",
+    "AudienceSpec",
+    "BroadcastRequest",
     "Content",
+    "DeviceIdentifyRequest",
     "EventReport",
     "EventsRequest",
     "IntervalsPatch",
+    "MessageFields",
     "PersonEventRequest",
     "PollRequest",
     "Recipient",
@@ -44,15 +52,12 @@ User = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 DeviceId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
 UserHash = Annotated[str, msgspec.Meta(max_length=128)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-ShortText = Annotated[str, msgspec.Meta(max_length=1000)]
-LongText = Annotated[str, msgspec.Meta(max_length=10_000)]
-Url = Annotated[str, msgspec.Meta(max_length=2048, pattern=r"^(https?://|/|\{\{)")]
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
 Seconds = Annotated[int, msgspec.Meta(ge=1, le=366 * 86400)]
+Priority = Annotated[int, msgspec.Meta(ge=-1000, le=1000)]
+Campaign = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 # Deepest JSON nesting a body may have: far above any real use, far below orjson's 254 on output.
 MAX_DEPTH = 32
-
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 
 class PollRequest(msgspec.Struct, frozen=True):
@@ -91,36 +96,53 @@ class Recipient(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     id: User | None = None
     email: Email | None = None
 
-
-class Action(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    name: Name
-    label: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-    url: Url | None = None
+    def recipient(self) -> sends.Recipient:
+        return sends.Recipient(id=self.id, email=self.email)
 
 
-class Content(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    title: ShortText | None = None
-    body: LongText | None = None
-    image_url: Url | None = None
-    actions: Annotated[list[Action], msgspec.Meta(max_length=10)] = []
-    layout: Literal["modal", "banner_top", "banner_bottom", "inline"] = "modal"
-    element_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
+class MessageFields(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The fields every way of sending shares; each request adds its own (`to`, `audience`, …)."""
+
+    properties: dict[str, Any] = {}
+    priority: Priority = 0
+    persistent: bool = False
+    campaign: Campaign | None = None
+    # Liquid: `data` is `{{ data.* }}` in the templates; `strict` makes a missing variable an error.
+    strict: bool = False
+
+    def personalization(self, data: dict[str, Any] | None) -> sends.Personalization:
+        return sends.Personalization(data=data, strict=self.strict)
 
 
-class SendRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Exactly one of `content` and `template_id`; `data` is `{{ data.* }}` in the templates."""
+class TimedMessageFields(MessageFields, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A message sent now: it expires at `expires_at` (a time, or Unix seconds), or `ttl_s` after it is queued."""
+
+    expires_at: datetime | Annotated[int, msgspec.Meta(ge=0, le=2**40)] | None = None
+    ttl_s: Seconds | None = None
+
+    def new_message(self, content: Content | None, template_id: uuid.UUID | None = None) -> NewMessage:
+        expires_at = self.expires_at
+        if isinstance(expires_at, int):
+            expires_at = datetime.fromtimestamp(expires_at, UTC)
+        return NewMessage(
+            content=stored_content(content) if content is not None else None,
+            properties=self.properties,
+            priority=self.priority,
+            persistent=self.persistent,
+            campaign=self.campaign,
+            expires_at=expires_at,
+            ttl_s=self.ttl_s or 0,
+            template_id=template_id,
+        )
+
+
+class SendRequest(TimedMessageFields, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Exactly one of `content` and `template_id`."""
 
     to: Recipient
     content: Content | None = None
     template_id: uuid.UUID | None = None
     data: dict[str, Any] = {}
-    strict: bool = False
-    properties: dict[str, Any] = {}
-    priority: Annotated[int, msgspec.Meta(ge=-1000, le=1000)] = 0
-    persistent: bool = False
-    expires_at: datetime | Annotated[int, msgspec.Meta(ge=0, le=2**40)] | None = None
-    ttl_s: Seconds | None = None
-    campaign: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
 
 
 class TemplateRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -139,22 +161,19 @@ class AudienceSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ids: Annotated[list[User], msgspec.Meta(min_length=1, max_length=10_000)] | None = None
     emails: Annotated[list[Email], msgspec.Meta(min_length=1, max_length=10_000)] | None = None
     all: bool = False
-    # Any JSON: gateway.filters validates it, so that every mistake in it is `invalid_filter`.
+    # Any JSON: gateway.core.filters validates it, so that every mistake in it is `invalid_filter`.
     filter: Any | msgspec.UnsetType = msgspec.UNSET
 
+    def choice(self) -> AudienceChoice:
+        if self.filter is not msgspec.UNSET:
+            return AudienceChoice(has_filter=True, filter=self.filter)
+        return AudienceChoice(ids=tuple(self.ids or ()), emails=tuple(self.emails or ()), everyone=self.all)
 
-class BroadcastRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+
+class BroadcastRequest(TimedMessageFields, frozen=True, forbid_unknown_fields=True, kw_only=True):
     audience: AudienceSpec
     content: Content
-    properties: dict[str, Any] = {}
-    priority: Annotated[int, msgspec.Meta(ge=-1000, le=1000)] = 0
-    persistent: bool = False
-    expires_at: datetime | Annotated[int, msgspec.Meta(ge=0, le=2**40)] | None = None
-    ttl_s: Seconds | None = None
-    campaign: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
-    # Liquid: `data` is the templates' `data`; `strict` makes a missing variable an error.
     data: dict[str, Any] | None = None
-    strict: bool = False
 
 
 class IntervalsPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -174,18 +193,24 @@ class WorkspacePatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 # ----- event triggers and tracked events -----
 
 
-class TriggerMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A trigger's message: `content`, or a stored template's id; `data` is `{{ data.* }}` in it."""
+class TriggerMessage(MessageFields, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A trigger's message: `content`, or a stored template's id; it expires `ttl_s` after it is queued."""
 
     content: Content | None = None
     template_id: uuid.UUID | None = None
     data: dict[str, Any] = {}
-    properties: dict[str, Any] = {}
-    priority: Annotated[int, msgspec.Meta(ge=-1000, le=1000)] = 0
-    persistent: bool = False
     ttl_s: Seconds | None = None
-    campaign: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
-    strict: bool = False
+
+    def new_message(self) -> NewMessage:
+        return NewMessage(
+            content=stored_content(self.content) if self.content is not None else None,
+            properties=self.properties,
+            priority=self.priority,
+            persistent=self.persistent,
+            campaign=self.campaign,
+            ttl_s=self.ttl_s or 0,
+            template_id=self.template_id,
+        )
 
 
 class TriggerRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -212,13 +237,13 @@ class TrackRequest(msgspec.Struct, frozen=True):
 def parse_object(body: bytes) -> dict[str, Any]:
     """A JSON object from a body; orjson rejects bad JSON and bad UTF-8 alike."""
     if not body:
-        raise BadRequest("the request body is empty; send a JSON object", code="empty_body")
+        raise BadRequest("the request body is empty; send a JSON object", code=ErrorCode.EMPTY_BODY)
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}", code="malformed_json") from None
+        raise BadRequest(f"the body is not valid JSON: {exc}", code=ErrorCode.MALFORMED_JSON) from None
     if not isinstance(value, dict):
-        raise Unprocessable(f"expected a JSON object, got {type(value).__name__}", code="invalid_fields")
+        raise Unprocessable(f"expected a JSON object, got {type(value).__name__}", code=ErrorCode.INVALID_FIELDS)
     # Only an escaped \u0000 can put NUL in a string (a raw one is invalid JSON), and only a body
     # with more brackets than the limit can nest too deep: typical bodies skip the walk.
     if b"\\u0000" in body or body.count(b"{") + body.count(b"[") > MAX_DEPTH:
@@ -263,9 +288,9 @@ def _check(request: object) -> None:
     if isinstance(request, SendRequest):
         if (request.content is None) == (request.template_id is None):
             raise Unprocessable("give exactly one of `content` or `template_id`")
-        _check_message_fields(request)
+        _check_timed_fields(request, request.content)
     if isinstance(request, TemplateRequest):
-        _check_content(request.content)
+        check_content(request.content)
     if isinstance(request, BroadcastRequest):
         audience = request.audience
         chosen = [audience.ids is not None, audience.emails is not None, audience.all,
@@ -274,28 +299,23 @@ def _check(request: object) -> None:
             raise Unprocessable(
                 "`audience` needs exactly one of `ids`, `emails`, `all: true` or `filter` - at `$.audience`"
             )
-        _check_message_fields(request)
+        _check_timed_fields(request, request.content)
+    if isinstance(request, TriggerRequest):
+        message = request.message
+        if (message.content is None) == (message.template_id is None):
+            raise Unprocessable("`message` needs exactly one of `content` or `template_id` - at `$.message`")
+        if message.content is not None:
+            check_content(message.content, "$.message.content")
     if isinstance(request, EventsRequest):
         for i, event in enumerate(request.events):
             if event.type == "action" and event.action is None:
                 raise Unprocessable(f"an action event needs `action`, the action's name - at `$.events[{i}]`")
 
 
-def _check_content(content: Content) -> None:
-    if content.title is None and content.body is None:
-        raise Unprocessable("content needs a `title` or a `body` - at `$.content`")
-    if content.layout == "inline" and content.element_id is None:
-        raise Unprocessable("an inline message needs `element_id` - at `$.content.element_id`")
-
-
-def _check_message_fields(request: SendRequest | BroadcastRequest) -> None:
-    if request.content is not None:
-        _check_content(request.content)
+def _check_timed_fields(request: TimedMessageFields, content: Content | None) -> None:
+    if content is not None:
+        check_content(content)
     if request.expires_at is not None and request.ttl_s is not None:
         raise Unprocessable("give `expires_at` or `ttl_s`, not both")
     if isinstance(request.expires_at, datetime) and request.expires_at.tzinfo is None:
         raise Unprocessable("`expires_at` needs a time zone, e.g. 2026-12-31T00:00:00Z - at `$.expires_at`")
-
-
-def is_email(text: str) -> bool:
-    return len(text) <= 254 and _EMAIL.match(text) is not None

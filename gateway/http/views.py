@@ -1,4 +1,4 @@
-"""Turning results into JSON responses: orjson bytes, UTC times ending in Z."""
+"""Views: results of the core as the API shows them, and JSON responses (orjson bytes, UTC times ending in Z)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,22 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from storage import DeliveredMessage, Event, Message, Person, Workspace
+from storage import Broadcast, DeliveredMessage, Event, Message, Person, Template, Trigger, Workspace, WorkspaceSetup
 
 __all__ = [
+    "broadcast_view",
     "device_message",
+    "error_body",
     "json_response",
     "person_view",
     "server_message",
+    "setup_view",
+    "template_view",
+    "trigger_view",
     "workspace_view",
 ]
+
+_BROADCAST_STATES = ("queued", "offered", "shown", "dismissed", "expired", "recalled")
 
 _OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
@@ -81,3 +88,54 @@ def workspace_view(workspace: Workspace) -> dict[str, Any]:
         },
         "lease_s": workspace.lease_s,
     }
+
+
+def broadcast_view(broadcast: Broadcast) -> dict[str, Any]:
+    return {
+        "id": str(broadcast.id),
+        "status": broadcast.status,
+        "audience": broadcast.audience,
+        "campaign": broadcast.campaign,
+        "created_at": broadcast.created_at,
+        "sends": broadcast.sends,
+        "last_sent_at": broadcast.last_sent_at,
+        "recalled_at": broadcast.recalled_at,
+        "queued": broadcast.queued,
+        "total": broadcast.total,
+        "counts": broadcast.counts,
+        # The states alone (without `action`) add up to `total`.
+        "states": {state: broadcast.counts[state] for state in _BROADCAST_STATES},
+    }
+
+
+def template_view(template: Template) -> dict[str, Any]:
+    return {
+        "id": str(template.id),
+        "name": template.name,
+        "content": template.content,
+        "properties": template.properties,
+        "created_at": template.created_at,
+    }
+
+
+def trigger_view(trigger: Trigger) -> dict[str, Any]:
+    return {
+        "id": str(trigger.id),
+        "event": trigger.event,
+        "filter": trigger.filter["source"] if trigger.filter else None,
+        "message": trigger.message,
+        "reentry": trigger.reentry,
+        "enabled": trigger.enabled,
+        "created_at": trigger.created_at,
+    }
+
+
+def setup_view(setup: WorkspaceSetup) -> dict[str, Any]:
+    if setup.first_shown_at is None:
+        return {"status": "required"}
+    return {"status": "complete", "first_shown_at": setup.first_shown_at, "platform": setup.platform}
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    """The contract's error shape."""
+    return {"error": {"code": code, "message": message}}

@@ -7,9 +7,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 import storage
 
-from .errors import ServiceUnavailable
+from ..errors import ErrorCode, ServiceUnavailable
 from .keys import METRICS, POOL, STOPPING
-from .render import json_response
+from .views import json_response
 
 __all__ = ["healthz", "metrics", "readyz"]
 
@@ -22,7 +22,9 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Ready for traffic: not shutting down, and the database answers."""
     if request.app[STOPPING].is_set():
-        raise ServiceUnavailable("this process is shutting down", code="shutting_down", headers={"Retry-After": "1"})
+        raise ServiceUnavailable(
+            "this process is shutting down", code=ErrorCode.SHUTTING_DOWN, headers={"Retry-After": "1"}
+        )
     try:
         await storage.check_ready(request.app[POOL])
     except storage.StorageUnavailable:

@@ -7,7 +7,7 @@ import hmac
 
 from storage import Workspace
 
-from .errors import Forbidden
+from ..errors import ErrorCode, Forbidden
 
 __all__ = ["check_identity", "user_hash"]
 
@@ -24,8 +24,8 @@ def check_identity(workspace: Workspace, user: str, proof: str | None) -> None:
         if workspace.identity_mode == "required":
             raise Forbidden(
                 "this workspace requires `user_hash`: hex HMAC-SHA256 of the user with the identity secret",
-                code="identity_proof_required",
+                code=ErrorCode.IDENTITY_PROOF_REQUIRED,
             )
         return
     if not hmac.compare_digest(user_hash(workspace.identity_secret, user), proof.lower()):
-        raise Forbidden("`user_hash` does not match this user", code="identity_proof_failed")
+        raise Forbidden("`user_hash` does not match this user", code=ErrorCode.IDENTITY_PROOF_FAILED)

@@ -19,9 +19,11 @@ from aiohttp import web
 
 import storage
 
-from . import errors
-from .keys import METRICS, REQUEST_ID, WORKSPACE, WORKSPACES
-from .render import json_response
+from .. import errors
+from ..errors import ErrorCode
+from .access import Access
+from .keys import METRICS, REQUEST_ID, ROUTE_ACCESS, WORKSPACE, WORKSPACES
+from .views import error_body, json_response
 
 __all__ = [
     "auth_middleware",
@@ -36,21 +38,18 @@ log = logging.getLogger("mailslot.gateway")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# Route names: "device.*" are public and CORS-open, "server.*" need an API key.
-DEVICE_PREFIX = "device."
-SERVER_PREFIX = "server."
 _EXPOSED = "X-Mailslot-Next-Poll, Retry-After, X-Request-Id"
 
 _HTTP_CODES = {
-    400: "bad_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "body_too_large",
+    400: ErrorCode.BAD_REQUEST,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.BODY_TOO_LARGE,
 }
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+def _error(status: int, code: ErrorCode, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return json_response(error_body(code, message), status=status, headers=headers)
 
 
 @web.middleware
@@ -87,7 +86,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
+        code = _HTTP_CODES.get(exc.status, ErrorCode.HTTP_ERROR)
         message = {
             404: f"no endpoint at {request.path}; see docs/api.md",
             405: f"{request.method} is not allowed on {request.path}",
@@ -97,25 +96,30 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _error(exc.status, code, message, headers)
     except storage.StorageUnavailable as exc:
         log.warning("storage unavailable: %s", exc)
-        return _error(503, "storage_unavailable", "the database is unavailable; retry shortly",
+        return _error(503, ErrorCode.STORAGE_UNAVAILABLE, "the database is unavailable; retry shortly",
                       {"Retry-After": "2"})
     except storage.Conflict as exc:
-        return _error(409, "conflict", str(exc))
+        return _error(409, ErrorCode.CONFLICT, str(exc))
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return _error(500, "internal_error", "something went wrong on our side; it has been logged")
+        return _error(500, ErrorCode.INTERNAL_ERROR, "something went wrong on our side; it has been logged")
 
 
 def _route_name(request: web.Request) -> str:
     return request.match_info.route.name or ""
 
 
+def _access(request: web.Request) -> Access | None:
+    """Who may call the matched route; None for paths no route matches (404, 405)."""
+    return request.app[ROUTE_ACCESS].get(request.match_info.route)
+
+
 @web.middleware
 async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The device API answers any origin; the server API refuses cross-origin browsers."""
-    name = _route_name(request)
+    access = _access(request)
     origin = request.headers.get("Origin")
-    if name.startswith(DEVICE_PREFIX):
+    if access is Access.DEVICE:
         if request.method == "OPTIONS":
             return web.Response(status=204, headers={
                 "Access-Control-Allow-Origin": "*",
@@ -127,10 +131,10 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
         response.headers["Access-Control-Allow-Origin"] = "*"
         response.headers["Access-Control-Expose-Headers"] = _EXPOSED
         return response
-    if name.startswith(SERVER_PREFIX) and origin is not None and not _same_origin(origin, request.host):
+    if access is Access.SERVER and origin is not None and not _same_origin(origin, request.host):
         # Returned, not raised: this middleware sits outside the error middleware.
         return _error(
-            403, "cross_origin_forbidden",
+            403, ErrorCode.CROSS_ORIGIN_FORBIDDEN,
             "the server API is not available to browsers on other origins; call it from your backend",
         )
     return await handler(request)
@@ -145,7 +149,7 @@ def _same_origin(origin: str, host: str) -> bool:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if _route_name(request).startswith(SERVER_PREFIX):
+    if _access(request) is Access.SERVER:
         scheme, _, api_key = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not api_key.strip():
             raise errors.Unauthorized()

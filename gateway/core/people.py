@@ -1,18 +1,19 @@
-"""Identify, shared by the server API and the device API: validate attributes, then store them."""
+"""People: identify (shared by the server API and the device API) and a person's messages."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 import storage
-from storage import Person
+from storage import Message, Person
 
-from .errors import Conflict, Unprocessable
-from .schemas import is_email
+from ..errors import Conflict, ErrorCode, NotFound, Unprocessable
+from .content import is_email
 
-__all__ = ["MAX_ATTRIBUTES", "identify_person"]
+__all__ = ["MAX_ATTRIBUTES", "identify_person", "person_messages"]
 
 MAX_ATTRIBUTES = 100
 
@@ -46,5 +47,19 @@ async def identify_person(
         )
     except storage.Conflict as exc:
         if exc.constraint == "email_in_use":
-            raise Conflict(f"{email} belongs to a person with another id", code="email_in_use") from None
+            raise Conflict(f"{email} belongs to a person with another id", code=ErrorCode.EMAIL_IN_USE) from None
         raise
+
+
+async def person_messages(
+    pool: asyncpg.Pool, workspace_id: int, key: str, *, by: str, now: datetime | None
+) -> tuple[Person, list[Message]]:
+    """A person's queue and recent messages; `by` says whether `key` is their `id` or `email`."""
+    if by not in ("id", "email"):
+        raise Unprocessable("`by` is `id` or `email`")
+    person = await storage.get_person(pool, workspace_id, key)
+    if person is None or (by == "id" and person.external_id != key) or (
+        by == "email" and person.email != key.lower()
+    ):
+        raise NotFound("no person with this id in this workspace", code=ErrorCode.UNKNOWN_PERSON)
+    return person, await storage.list_person_messages(pool, person.id, now=now)

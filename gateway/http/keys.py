@@ -11,13 +11,14 @@ from aiohttp import web
 import storage
 from storage import Workspace
 
-from .clock import Clock
-from .config import Config
-from .metrics import Metrics
-from .poll import Poller
-from .quiet import QuietPeople
-from .waiters import Waiters
-from .workspaces import WorkspaceCache
+from ..config import Config
+from ..core.clock import Clock
+from ..core.metrics import Metrics
+from ..core.poll import Poller
+from ..core.quiet import QuietPeople
+from ..core.waiters import Waiters
+from ..core.workspaces import WorkspaceCache
+from .access import Access
 
 __all__ = [
     "CLOCK",
@@ -30,6 +31,7 @@ __all__ = [
     "QUIET",
     "REQUEST_ID",
     "RNG",
+    "ROUTE_ACCESS",
     "STOPPING",
     "WAITERS",
     "WORKSPACE",
@@ -47,6 +49,8 @@ WAITERS = web.AppKey("mailslot.waiters", Waiters)
 QUIET = web.AppKey("mailslot.quiet", QuietPeople)
 METRICS = web.AppKey("mailslot.metrics", Metrics)
 LISTENER = web.AppKey("mailslot.listener", storage.Listener)
+# Who may call each route (routes.py declares it; the auth and CORS middlewares read it).
+ROUTE_ACCESS = web.AppKey("mailslot.route_access", dict[web.AbstractRoute, Access])
 # Set when shutdown starts: /readyz answers 503 so a load balancer stops sending traffic.
 STOPPING = web.AppKey("mailslot.stopping", asyncio.Event)
 

@@ -24,10 +24,10 @@ import msgspec
 from liquid import BoundTemplate, Environment, StrictDefaultUndefined
 from liquid.exceptions import FilterArgumentError, LiquidError
 
-from storage import Person
+from storage import AudienceMember, Person
 
-from .errors import Unprocessable
-from .schemas import Content
+from ..errors import TemplateError
+from .content import Content
 
 __all__ = [
     "TEXT_FIELDS",
@@ -115,18 +115,12 @@ _LENIENT = _environment()
 _STRICT = _environment(undefined=StrictDefaultUndefined)
 
 
-class TemplateError(Unprocessable):
-    """A template in the content does not parse or cannot render."""
-
-    code = "invalid_template"
-
-
 def has_templates(content: Mapping[str, Any]) -> bool:
     """Whether any text field holds Liquid markup (plain content skips rendering entirely)."""
     return any(("{{" in text or "{%" in text) for _, text in _texts(content))
 
 
-def customer_of(person: Person) -> dict[str, Any]:
+def customer_of(person: Person | AudienceMember) -> dict[str, Any]:
     """`customer` in a template: the person's attributes with `id` and `email` as stored.
 
     An id or email the person does not have is absent, not null, so that strict mode flags it.

@@ -1,0 +1,151 @@
+"""Broadcasts: one send for many people, queued in bulk, resent and recalled as one.
+
+Plain content takes the single-statement path; content with Liquid is rendered per person
+(with `customer` as in a single send and the request's `data`) before anything is queued.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+import storage
+from storage import AudienceMember, Broadcast, Idempotency, NewMessage
+
+from ..errors import Conflict, ErrorCode, IdempotencyKeyReused, InAppDisabled, NotFound, TemplateError
+from .filters import compile_filter
+from .personalize import CompiledContent, compile_content, has_templates
+from .sends import Personalization, with_expiry
+
+__all__ = ["AudienceChoice", "get_broadcast", "recall_broadcast", "resend_broadcast", "send_broadcast"]
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceChoice:
+    """Who a broadcast is for, as asked: exactly one of ids, emails, everyone, or a filter."""
+
+    ids: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+    everyone: bool = False
+    # A filter is any JSON, null included, so its presence is a separate fact.
+    has_filter: bool = False
+    filter: Any = field(default=None)
+
+
+def _audience(choice: AudienceChoice) -> storage.Audience:
+    if choice.has_filter:
+        compiled = compile_filter(choice.filter, "$.audience.filter")
+        return storage.Audience(filter=storage.AudienceFilter(compiled.path, compiled.vars, choice.filter))
+    return storage.Audience(ids=choice.ids, emails=choice.emails, everyone=choice.everyone)
+
+
+def _renderer(
+    compiled: CompiledContent, personalization: Personalization
+) -> Callable[[AudienceMember], dict[str, Any]]:
+    """Each person's content, rendered as a single send would render it for them."""
+
+    def render(person: AudienceMember) -> dict[str, Any]:
+        try:
+            return compiled.render(personalization.context(person))
+        except TemplateError as exc:
+            who = person.external_id if person.external_id is not None else person.email
+            raise TemplateError(f"{exc.message} (rendering for person {who!r}); nothing was queued") from None
+
+    return render
+
+
+def _unknown() -> NotFound:
+    return NotFound("no broadcast has this id in this workspace", code=ErrorCode.UNKNOWN_BROADCAST)
+
+
+@dataclass(frozen=True, slots=True)
+class SentBroadcast:
+    broadcast: Broadcast
+    replayed: bool = False
+
+
+async def send_broadcast(
+    pool: asyncpg.Pool,
+    workspace_id: int,
+    choice: AudienceChoice,
+    message: NewMessage,
+    *,
+    personalization: Personalization | None = None,
+    idempotency: Idempotency | None = None,
+    now: datetime | None = None,
+) -> SentBroadcast:
+    message = with_expiry(message, now)
+    audience = _audience(choice)
+    content = message.content
+    assert content is not None
+    personalization = personalization or Personalization()
+    # Templates parse before anything is stored.
+    render = (
+        _renderer(compile_content(content, strict=personalization.strict), personalization)
+        if has_templates(content) else None
+    )
+    outcome = await storage.send_broadcast(
+        pool,
+        workspace_id,
+        audience,
+        content=content,
+        properties=message.properties,
+        priority=message.priority,
+        persistent=message.persistent,
+        campaign=message.campaign,
+        expires_at=message.expires_at,
+        ttl_s=message.ttl_s,
+        idempotency_key=idempotency.key if idempotency else None,
+        idempotency_hash=idempotency.digest if idempotency else None,
+        now=now,
+        render=render,
+    )
+    if outcome.status == "disabled":
+        raise InAppDisabled()
+    if outcome.status == "key_reused":
+        raise IdempotencyKeyReused()
+    assert outcome.broadcast is not None
+    return SentBroadcast(outcome.broadcast, replayed=outcome.status == "replayed")
+
+
+async def get_broadcast(
+    pool: asyncpg.Pool, workspace_id: int, broadcast_id: uuid.UUID, now: datetime | None
+) -> Broadcast:
+    broadcast = await storage.get_broadcast(pool, workspace_id, broadcast_id, now)
+    if broadcast is None:
+        raise _unknown()
+    return broadcast
+
+
+async def resend_broadcast(
+    pool: asyncpg.Pool, workspace_id: int, broadcast_id: uuid.UUID, now: datetime | None
+) -> Broadcast:
+    """Queue the broadcast again for its audience as it is now: each person can get it once more."""
+    outcome = await storage.resend_broadcast(pool, workspace_id, broadcast_id, now)
+    if outcome.status == "unknown":
+        raise _unknown()
+    if outcome.status == "recalled":
+        raise Conflict("this broadcast was recalled; a recalled broadcast cannot be resent",
+                       code=ErrorCode.BROADCAST_RECALLED)
+    if outcome.status == "disabled":
+        raise InAppDisabled()
+    if outcome.status == "expired":
+        raise Conflict("this broadcast's `expires_at` has passed; send a new broadcast instead",
+                       code=ErrorCode.BROADCAST_EXPIRED)
+    assert outcome.broadcast is not None
+    return outcome.broadcast
+
+
+async def recall_broadcast(
+    pool: asyncpg.Pool, workspace_id: int, broadcast_id: uuid.UUID, now: datetime | None
+) -> tuple[Broadcast, int]:
+    """The broadcast after taking back every copy no device has shown, and how many that was."""
+    outcome = await storage.recall_broadcast(pool, workspace_id, broadcast_id, now)
+    if outcome.broadcast is None:
+        raise _unknown()
+    return outcome.broadcast, outcome.recalled

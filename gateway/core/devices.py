@@ -1,0 +1,46 @@
+"""What a device does besides polling: name its workspace and prove who it is, and report what
+the person did with a message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+import storage
+from storage import DeviceReport, Workspace
+
+from ..errors import ErrorCode, Unauthorized
+from .identity import check_identity
+from .workspaces import WorkspaceCache
+
+__all__ = ["Rejection", "device_workspace", "report_events"]
+
+
+async def device_workspace(cache: WorkspaceCache, site_id: str, user: str, user_hash: str | None) -> Workspace:
+    """The workspace of a public site id, after the identity proof its mode asks for."""
+    workspace = await cache.by_site_id(site_id)
+    if workspace is None:
+        raise Unauthorized("unknown `site_id`; copy it from `mailslot workspace create`", code=ErrorCode.UNKNOWN_SITE)
+    check_identity(workspace, user, user_hash)
+    return workspace
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A report that was not recorded, and why (an `EventRejection` code)."""
+
+    report: DeviceReport
+    code: str
+
+
+async def report_events(
+    pool: asyncpg.Pool, workspace_id: int, user: str, device_id: str, reports: list[DeviceReport], *,
+    platform: str, now: datetime | None,
+) -> list[Rejection]:
+    """Record shown / action / dismissed reports; the same report twice is recorded once."""
+    results = await storage.record_device_events(
+        pool, workspace_id, user, device_id, reports, now=now, platform=platform,
+    )
+    return [Rejection(report, code) for report, code in zip(reports, results, strict=True) if code is not None]

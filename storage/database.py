@@ -1,0 +1,53 @@
+"""One way to a migrated database: the configured URL, or an embedded server under the data folder.
+
+`mailslot serve`, every other CLI command and the app itself start here, so "use the URL or
+start the embedded server, then migrate" is written once. An embedded server this call started
+is stopped when the block ends; one that was already running (another command's) is left alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .embedded import EmbeddedPostgres
+from .migrate import apply_migrations
+
+__all__ = ["Database", "migrated_database"]
+
+log = logging.getLogger("mailslot.storage")
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """A database ready for the gateway: its URL, and the migrations this start applied."""
+
+    url: str
+    applied: tuple[str, ...]
+
+
+@contextlib.contextmanager
+def migrated_database(url: str, data_dir: Path) -> Iterator[Database]:
+    """The database at `url` (or, when empty, an embedded server under `data_dir`), migrated.
+
+    Blocking: call it from synchronous code, or from a worker thread of an event loop.
+    """
+    started: EmbeddedPostgres | None = None
+    if not url:
+        embedded = EmbeddedPostgres(data_dir)
+        if not embedded.is_running():
+            started = embedded
+        url = embedded.start()
+        log.info("embedded PostgreSQL under %s", data_dir.resolve() / "postgres")
+    try:
+        applied = asyncio.run(apply_migrations(url))
+        if applied:
+            log.info("applied migrations: %s", ", ".join(applied))
+        yield Database(url, tuple(applied))
+    finally:
+        if started is not None:
+            started.stop()
