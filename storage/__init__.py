@@ -16,9 +16,8 @@ from .broadcasts import (
 )
 from .embedded import EmbeddedPostgres
 from .errors import Conflict, MigrationError, StorageError, StorageUnavailable
-from .listener import BroadcastNotice, Listener, Notice, QueueNotice, WorkspaceNotice
+from .listener import Listener
 from .messages import (
-    NOTIFY_CHANNEL,
     ContentSource,
     DeviceReport,
     SendOutcome,
@@ -33,6 +32,7 @@ from .messages import (
 )
 from .migrate import apply_migrations
 from .models import Claim, DeliveredMessage, Event, Message, Person, Workspace, WorkspaceCredentials
+from .notices import NOTIFY_CHANNEL, BroadcastNotice, Notice, QueueNotice, WorkspaceNotice
 from .people import get_person, identify_person
 from .pool import create_pool
 from .probe import check_ready

@@ -19,7 +19,6 @@ from .pool import Executor
 from .sql import queries
 
 __all__ = [
-    "NOTIFY_CHANNEL",
     "ContentSource",
     "DeviceReport",
     "SendOutcome",
@@ -32,9 +31,6 @@ __all__ = [
     "record_device_events",
     "send_message",
 ]
-
-# Versioned so that a rolling deploy can change the payload without confusing old listeners.
-NOTIFY_CHANNEL = "mailslot_queue_v1"
 
 # A send's content, or a function of the person that makes it (personalization). The function
 # runs inside the send's transaction, after the person is resolved: whatever it raises rolls the
