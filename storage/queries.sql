@@ -742,7 +742,9 @@ notified AS (
 SELECT (SELECT status FROM target) AS status,
        (SELECT count(*) FROM workspace) > 0 AS enabled,
        (SELECT count(*) FROM broadcast) > 0 AS resent,
-       (SELECT queued FROM counted) AS queued;
+       (SELECT queued FROM counted) AS queued,
+       -- A SELECT in WITH runs only as far as the main query reads it: without this, no wake-up.
+       (SELECT count(*) FROM notified) AS notified;
 
 -- lock_broadcast --
 -- Lock a broadcast row so that a recall sees every entry a concurrent resend committed. $1 workspace_id, $2 broadcast id
