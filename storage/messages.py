@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,7 +9,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
-import orjson
 
 from .errors import RefusedWrite, translate_errors
 from .models import Claim, DeliveredMessage, Event, Message, Person
@@ -85,15 +83,10 @@ async def _insert_message(
     person = await ensure_person(conn, workspace_id, external_id=external_id, email=email)
     if callable(content):
         content = content(person)
-    payload = orjson.dumps(
-        {"type": "queued", "workspace": workspace_id, "person": person.id,
-         "keys": [k for k in (person.external_id, person.email) if k is not None],
-         "at": time.time()}
-    ).decode()
     row: asyncpg.Record = await conn.fetchrow(
         queries["send_message"],
         workspace_id, person.id, content, properties, priority, persistent, campaign,
-        expires_at, idempotency_key, idempotency_hash, now, payload, ttl_s, template_id,
+        expires_at, idempotency_key, idempotency_hash, now, ttl_s, template_id,
     )
     if not row["enabled"]:
         raise RefusedWrite

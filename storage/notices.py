@@ -1,6 +1,9 @@
 """The wake-up protocol's Python side: the NOTIFY channel, the typed notices, and their parser.
 
-Rules: the parser stays lenient about what older gateways sent during a rolling deploy (no `at`, no
+Rules: the database builds every payload, in the `mailslot_notify_*_v1` functions of migration
+0006 (statements call them; Python never calls pg_notify), so this module only names the channel
+and parses. `tests/storage/test_notices.py` checks that what each statement sends parses here.
+The parser stays lenient about what older gateways sent during a rolling deploy (no `at`, no
 `keys`, unknown fields) and strict about types: anything else is logged and dropped.
 """
 
@@ -15,7 +18,8 @@ __all__ = ["NOTIFY_CHANNEL", "BroadcastNotice", "Notice", "QueueNotice", "Worksp
 
 log = logging.getLogger("mailslot.storage.notices")
 
-# Versioned so that a rolling deploy can change the payload without confusing old listeners.
+# Versioned so that a rolling deploy can change the payload without confusing old listeners;
+# the same literal sits once in SQL, in mailslot_notify_v1.
 NOTIFY_CHANNEL = "mailslot_queue_v1"
 
 

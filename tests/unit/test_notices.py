@@ -1,14 +1,21 @@
-"""Notification payloads: good ones become typed notices; malformed ones are logged and dropped."""
+"""Notification payloads: good ones become typed notices; malformed ones are logged and dropped.
+
+The other half of the protocol's test, what each statement really sends, needs PostgreSQL:
+tests/storage/test_notices.py.
+"""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
-from storage.notices import Notice, QueueNotice, WorkspaceNotice, parse_notice
+from storage.notices import NOTIFY_CHANNEL, Notice, QueueNotice, WorkspaceNotice, parse_notice
+from storage.sql import queries
 
 LOGGER = "mailslot.storage.notices"
+STORAGE = Path(__file__).resolve().parents[2] / "storage"
 
 
 @pytest.mark.parametrize(
@@ -35,7 +42,7 @@ def test_good_payloads_parse(payload: str, notice: Notice, caplog: pytest.LogCap
 
 
 def test_what_a_send_notifies_parses() -> None:
-    """The payload shape storage.send_message builds (orjson, compact)."""
+    """The payload shape of an orjson-built notice (compact), as gateways before migration 0006 sent it."""
     payload = '{"type":"queued","workspace":1,"person":2,"keys":["u","a@b.c"],"at":1764331200.123456}'
 
     assert parse_notice(payload) == QueueNotice(1, 2, ("u", "a@b.c"), 1764331200.123456)
@@ -94,4 +101,30 @@ def test_a_huge_malformed_payload_is_logged_shortened(caplog: pytest.LogCaptureF
 
     [record] = caplog.records
     assert len(record.getMessage()) < 500
+
+
+def test_what_the_database_notifies_parses() -> None:
+    """The shape mailslot_notify_v1 sends: jsonb text, keys sorted by length, `at` a numeric."""
+    payload = '{"at": 1764331200.123456, "keys": ["u", "a@b.c"], "type": "queued", "person": 2, "workspace": 1}'
+
+    assert parse_notice(payload) == QueueNotice(1, 2, ("u", "a@b.c"), 1764331200.123456)
+
+
+# --- One channel, one place per side --------------------------------------------------------------
+
+
+def test_no_statement_calls_pg_notify_itself() -> None:
+    """Statements wake polls through the mailslot_notify_*_v1 functions, which own channel and payload."""
+    for name, statement in queries.items():
+        assert "pg_notify" not in statement.lower(), name
+        assert NOTIFY_CHANNEL not in statement, name
+
+
+def test_the_channel_is_written_once_in_sql_and_once_in_python() -> None:
+    sql_hits = [p.name for p in sorted((STORAGE / "migrations").glob("*.sql"))
+                for _ in range(p.read_text(encoding="utf-8").count(NOTIFY_CHANNEL))]
+    assert sql_hits == ["0006_notify_functions.sql"]
+    python_hits = [p.name for p in sorted(STORAGE.rglob("*.py"))
+                   for _ in range(p.read_text(encoding="utf-8").count(NOTIFY_CHANNEL))]
+    assert python_hits == ["notices.py"]
 
