@@ -17,9 +17,8 @@ from .broadcasts import (
 from .database import Database, migrated_database
 from .embedded import EmbeddedPostgres
 from .errors import Conflict, MigrationError, StorageError, StorageUnavailable
-from .listener import BroadcastNotice, Listener, Notice, QueueNotice, WorkspaceNotice
+from .listener import Listener
 from .messages import (
-    NOTIFY_CHANNEL,
     ContentSource,
     DeviceReport,
     SendOutcome,
@@ -44,6 +43,7 @@ from .models import (
     Workspace,
     WorkspaceCredentials,
 )
+from .notices import NOTIFY_CHANNEL, BroadcastNotice, Notice, QueueNotice, WorkspaceNotice
 from .people import get_person, identify_person
 from .pool import create_pool
 from .probe import check_ready

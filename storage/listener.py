@@ -3,8 +3,8 @@
 Rules: notifications only wake things up; they never carry a message, and a woken poll claims
 through the normal path. The connection reconnects with backoff and probes with `SELECT 1`
 when idle; after every (re)connect `on_connect` runs, because anything sent while it was down
-was lost. A payload that does not parse is logged and dropped; a callback's error never stops
-the listener.
+was lost. Payloads are parsed by `storage/notices.py`; one that does not parse is logged and
+dropped there; a callback's error never stops the listener.
 """
 
 from __future__ import annotations
@@ -14,67 +14,14 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import asyncpg
-import orjson
 
-from .messages import NOTIFY_CHANNEL
+from .notices import NOTIFY_CHANNEL, Notice, parse_notice
 
-__all__ = ["BroadcastNotice", "Listener", "Notice", "QueueNotice", "WorkspaceNotice", "parse_notice"]
+__all__ = ["Listener"]
 
 log = logging.getLogger("mailslot.storage.listener")
-
-
-@dataclass(frozen=True, slots=True)
-class QueueNotice:
-    """Messages became deliverable for a person known by these keys (external id, email)."""
-
-    workspace: int
-    person: int
-    keys: tuple[str, ...]
-    at: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class BroadcastNotice:
-    """A broadcast queued messages for many people of a workspace: one notice for all of them."""
-
-    workspace: int
-    at: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class WorkspaceNotice:
-    """A workspace's settings changed: cached copies are stale."""
-
-    workspace: int
-
-
-Notice = QueueNotice | BroadcastNotice | WorkspaceNotice
-
-
-def parse_notice(payload: str) -> Notice | None:
-    """A typed notice, or None (logged) for anything malformed."""
-    try:
-        data = orjson.loads(payload)
-        kind = data["type"]
-        if kind == "queued":
-            keys = data.get("keys", [])
-            if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-                raise ValueError("keys must be a list of strings")
-            at = data.get("at")
-            return QueueNotice(int(data["workspace"]), int(data["person"]), tuple(keys),
-                               float(at) if at is not None else None)
-        if kind == "broadcast":
-            at = data.get("at")
-            return BroadcastNotice(int(data["workspace"]), float(at) if at is not None else None)
-        if kind == "workspace":
-            return WorkspaceNotice(int(data["workspace"]))
-        raise ValueError(f"unknown type {kind!r}")
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        log.warning("dropping malformed notification %r: %s", payload[:200], exc)
-        return None
 
 
 class Listener:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,7 +9,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
-import orjson
 
 from .errors import RefusedWrite, translate_errors
 from .models import Claim, DeliveredMessage, Event, Message, Person
@@ -19,7 +17,6 @@ from .pool import Executor
 from .sql import queries
 
 __all__ = [
-    "NOTIFY_CHANNEL",
     "ContentSource",
     "DeviceReport",
     "SendOutcome",
@@ -32,9 +29,6 @@ __all__ = [
     "record_device_events",
     "send_message",
 ]
-
-# Versioned so that a rolling deploy can change the payload without confusing old listeners.
-NOTIFY_CHANNEL = "mailslot_queue_v1"
 
 # A send's content, or a function of the person that makes it (personalization). The function
 # runs inside the send's transaction, after the person is resolved: whatever it raises rolls the
@@ -89,15 +83,10 @@ async def _insert_message(
     person = await ensure_person(conn, workspace_id, external_id=external_id, email=email)
     if callable(content):
         content = content(person)
-    payload = orjson.dumps(
-        {"type": "queued", "workspace": workspace_id, "person": person.id,
-         "keys": [k for k in (person.external_id, person.email) if k is not None],
-         "at": time.time()}
-    ).decode()
     row: asyncpg.Record = await conn.fetchrow(
         queries["send_message"],
         workspace_id, person.id, content, properties, priority, persistent, campaign,
-        expires_at, idempotency_key, idempotency_hash, now, payload, ttl_s, template_id,
+        expires_at, idempotency_key, idempotency_hash, now, ttl_s, template_id,
     )
     if not row["enabled"]:
         raise RefusedWrite

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
-import orjson
 
 from .errors import Conflict, translate_errors
 from .models import Person
@@ -67,6 +66,7 @@ async def identify_person(
         if not set_email or (email is not None and row["email"] == email.lower()):
             return _person(row)
         inherited: dict[str, Any] = {}
+        moved = False
         if email is not None:
             email = email.lower()
             holder = await conn.fetchrow(queries["lock_person_by_email"], workspace_id, email)
@@ -74,10 +74,12 @@ async def identify_person(
                 if holder["external_id"] is not None:
                     raise Conflict("email_in_use", f"{email} belongs to another person")
                 await conn.execute(queries["move_person_history"], row["id"], holder["id"])
-                keys = [k for k in (external_id, email) if k is not None]
-                payload = {"type": "queued", "workspace": workspace_id, "person": row["id"], "keys": keys}
-                await conn.execute(queries["notify_queue"], orjson.dumps(payload).decode())
                 await conn.execute(queries["delete_person"], holder["id"])
                 inherited = holder["attributes"]
+                moved = True
         row = await conn.fetchrow(queries["set_person_email"], row["id"], email, inherited)
+        if moved:
+            # After set_person_email: the notice names the person's keys as the row now has
+            # them, the linked email included, so polls parked under either key wake.
+            await conn.execute(queries["notify_queue"], workspace_id, row["id"])
     return _person(row)

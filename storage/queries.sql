@@ -1,6 +1,8 @@
 -- Every runtime statement of mailslot. Each starts with a `-- name --` header and one `--` line
 -- saying what it does and what $1…$n are. Times compare against coalesce($n, now()): production
 -- passes NULL, so the database clock is the only clock; tests pass a fixed instant.
+-- A statement that wakes polls calls a mailslot_notify_*_v1 function (migration 0006), never
+-- pg_notify itself: the functions hold the channel and the payload shapes storage/notices.py parses.
 
 -- create_workspace --
 -- Create a workspace. $1 name, $2 site_id, $3 identity_secret
@@ -74,8 +76,7 @@ recorded AS (
     SELECT recalled.workspace_id, recalled.id, 'recalled', clock.now FROM recalled, clock
 ),
 notified AS (
-    SELECT pg_notify('mailslot_queue_v1', json_build_object('type', 'workspace', 'workspace', id)::text)
-    FROM updated
+    SELECT mailslot_notify_workspace_v1(id) FROM updated
 )
 SELECT id, name, site_id, identity_secret, identity_mode, in_app_enabled,
        active_s, inactive_s, low_s, recent_days, lease_s,
@@ -145,7 +146,7 @@ WHERE id = $1
 RETURNING id, external_id, email, attributes;
 
 -- send_message --
--- Queue one message for a person unless the workspace is disabled or the idempotency key was used; wake the person's devices. $1 workspace_id, $2 person_id, $3 content, $4 properties, $5 priority, $6 persistent, $7 campaign, $8 expires_at or NULL, $9 idempotency_key, $10 idempotency_hash, $11 now, $12 notification payload, $13 ttl_s when $8 is NULL, $14 template id or NULL
+-- Queue one message for a person unless the workspace is disabled or the idempotency key was used; wake the person's devices. $1 workspace_id, $2 person_id, $3 content, $4 properties, $5 priority, $6 persistent, $7 campaign, $8 expires_at or NULL, $9 idempotency_key, $10 idempotency_hash, $11 now, $12 ttl_s when $8 is NULL, $13 template id or NULL
 WITH clock AS (
     SELECT coalesce($11::timestamptz, now()) AS now
 ),
@@ -156,8 +157,8 @@ inserted AS (
     INSERT INTO messages (workspace_id, person_id, content, properties, priority, persistent,
                           campaign, expires_at, idempotency_key, idempotency_hash, created_at, template_id)
     SELECT workspace.id, $2, $3, $4, $5, $6, $7,
-           coalesce($8::timestamptz, clock.now + make_interval(secs => $13::integer)),
-           $9, $10, clock.now, $14::uuid
+           coalesce($8::timestamptz, clock.now + make_interval(secs => $12::integer)),
+           $9, $10, clock.now, $13::uuid
     FROM workspace, clock
     ON CONFLICT (workspace_id, idempotency_key) DO NOTHING
     RETURNING id, workspace_id, content, properties, priority, persistent, campaign, created_at, expires_at
@@ -167,7 +168,7 @@ recorded AS (
     SELECT workspace_id, id, 'queued', created_at FROM inserted
 ),
 notified AS (
-    SELECT pg_notify('mailslot_queue_v1', $12) FROM inserted
+    SELECT mailslot_notify_queued_v1($1, $2) FROM inserted
 )
 -- The new message comes back whole, so the send needs no read-back.
 SELECT (SELECT count(*) FROM workspace) > 0 AS enabled, (SELECT count(*) FROM notified) AS notified,
@@ -471,10 +472,7 @@ updated AS (
     UPDATE broadcasts SET queued = counted.queued FROM counted WHERE broadcasts.id = $2
 ),
 notified AS (
-    SELECT pg_notify('mailslot_queue_v1',
-                     json_build_object('type', 'broadcast', 'workspace', $1,
-                                       'at', extract(epoch FROM clock_timestamp()))::text)
-    FROM counted
+    SELECT mailslot_notify_broadcast_v1($1) FROM counted
     WHERE counted.queued > 0
 )
 SELECT (SELECT count(*) FROM workspace) > 0 AS enabled,
@@ -584,7 +582,7 @@ LEFT JOIN templates tpl
 ORDER BY t.created_at, t.id;
 
 -- queue_triggered_messages --
--- Queue a person's triggered messages unless the workspace is disabled: a `once` trigger's message only if its delivery row is new, so exactly one concurrent event wins; record the queued events and wake the person's devices. $1 workspace_id, $2 person id, $3 JSON array of {message_id, trigger_id, template_id, once, content, properties, priority, persistent, campaign, ttl_s}, $4 now, $5 notification payload
+-- Queue a person's triggered messages unless the workspace is disabled: a `once` trigger's message only if its delivery row is new, so exactly one concurrent event wins; record the queued events and wake the person's devices. $1 workspace_id, $2 person id, $3 JSON array of {message_id, trigger_id, template_id, once, content, properties, priority, persistent, campaign, ttl_s}, $4 now
 WITH clock AS (
     SELECT coalesce($4::timestamptz, now()) AS now
 ),
@@ -621,7 +619,7 @@ recorded AS (
     SELECT workspace_id, id, 'queued', created_at FROM inserted
 ),
 notified AS (
-    SELECT pg_notify('mailslot_queue_v1', $5) WHERE EXISTS (SELECT 1 FROM inserted)
+    SELECT mailslot_notify_queued_v1($1, $2) WHERE EXISTS (SELECT 1 FROM inserted)
 )
 SELECT (SELECT count(*) FROM workspace) > 0 AS enabled,
        ARRAY(SELECT id FROM inserted) AS queued,
@@ -676,10 +674,7 @@ updated AS (
     UPDATE broadcasts SET queued = counted.queued FROM counted WHERE broadcasts.id = $2
 ),
 notified AS (
-    SELECT pg_notify('mailslot_queue_v1',
-                     json_build_object('type', 'broadcast', 'workspace', $1,
-                                       'at', extract(epoch FROM clock_timestamp()))::text)
-    FROM counted
+    SELECT mailslot_notify_broadcast_v1($1) FROM counted
     WHERE counted.queued > 0
 )
 SELECT (SELECT count(*) FROM workspace) > 0 AS enabled,
@@ -733,16 +728,15 @@ updated AS (
     WHERE broadcasts.id = broadcast.id
 ),
 notified AS (
-    SELECT pg_notify('mailslot_queue_v1',
-                     json_build_object('type', 'broadcast', 'workspace', $1,
-                                       'at', extract(epoch FROM clock_timestamp()))::text)
-    FROM counted
+    SELECT mailslot_notify_broadcast_v1($1) FROM counted
     WHERE counted.queued > 0
 )
 SELECT (SELECT status FROM target) AS status,
        (SELECT count(*) FROM workspace) > 0 AS enabled,
        (SELECT count(*) FROM broadcast) > 0 AS resent,
-       (SELECT queued FROM counted) AS queued;
+       (SELECT queued FROM counted) AS queued,
+       -- A SELECT in WITH runs only as far as the main query reads it: without this, no wake-up.
+       (SELECT count(*) FROM notified) AS notified;
 
 -- lock_broadcast --
 -- Lock a broadcast row so that a recall sees every entry a concurrent resend committed. $1 workspace_id, $2 broadcast id
@@ -803,8 +797,8 @@ FROM workspaces
 WHERE id = $1;
 
 -- notify_queue --
--- Wake every process's polls for a person without a send (identify moved messages to them). $1 notification payload
-SELECT pg_notify('mailslot_queue_v1', $1);
+-- Wake every process's polls for a person without a send (identify moved messages to them). $1 workspace_id, $2 person id
+SELECT mailslot_notify_queued_v1($1, $2);
 
 -- analyze_queue --
 -- Refresh the planner's statistics of the queue after a bulk insert (a large broadcast).

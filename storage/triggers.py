@@ -9,7 +9,6 @@ so of concurrent events exactly one queues the message.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
-import orjson
 
 from .errors import translate_errors
 from .models import Person
@@ -178,12 +176,5 @@ async def record_person_event(
         if not rendered:
             return EventOutcome(person, len(matched), (), True)
         wanted = [_wanted(uuid.uuid4(), m) for m in rendered]
-        payload = orjson.dumps(
-            {"type": "queued", "workspace": workspace_id, "person": person.id,
-             "keys": [k for k in (person.external_id, person.email) if k is not None],
-             "at": time.time()}
-        ).decode()
-        result = await conn.fetchrow(
-            queries["queue_triggered_messages"], workspace_id, person.id, wanted, now, payload
-        )
+        result = await conn.fetchrow(queries["queue_triggered_messages"], workspace_id, person.id, wanted, now)
     return EventOutcome(person, len(matched), tuple(result["queued"]), result["enabled"])
