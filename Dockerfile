@@ -11,11 +11,11 @@ FROM python:3.11-slim AS builder
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/mailslot
 WORKDIR /src
-# Only what the wheel needs (pyproject's packages, package data and readme).
+# Only what the wheel needs (pyproject's packages, package data and readme); bench/ runs from
+# a checkout and is not in the wheel.
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway
 COPY storage ./storage
-COPY bench ./bench
 RUN /opt/mailslot/bin/pip install .
 
 FROM python:3.11-slim
@@ -26,10 +26,13 @@ RUN useradd --system --uid 10001 --user-group --home-dir /data --no-create-home 
     && chown mailslot:mailslot /data
 # Same path as in the builder: the venv's scripts name /opt/mailslot/bin/python.
 COPY --from=builder /opt/mailslot /opt/mailslot
+# The host is set here, not in CMD, so that `docker run mailslot serve --workers 2` still
+# listens on every interface of the container.
 ENV PATH=/opt/mailslot/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    MAILSLOT_DATA_DIR=/data
+    MAILSLOT_DATA_DIR=/data \
+    MAILSLOT_HOST=0.0.0.0
 USER mailslot
 WORKDIR /data
 VOLUME ["/data"]
@@ -38,4 +41,4 @@ EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('MAILSLOT_PORT', '8080'), timeout=4)"]
 ENTRYPOINT ["mailslot"]
-CMD ["serve", "--host", "0.0.0.0"]
+CMD ["serve"]

@@ -7,6 +7,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 SYSTEM_PACKAGES = chromium nginx-light libnginx-mod-nchan
+# `make run PORT=8081` when 8080 is taken; MAILSLOT_PORT from the environment works too.
+PORT   ?= $(or $(MAILSLOT_PORT),8080)
 
 .PHONY: run test lint system-deps clean
 
@@ -18,7 +20,7 @@ $(BIN)/.installed: pyproject.toml
 	@touch $@
 
 run: $(BIN)/.installed
-	$(BIN)/mailslot serve
+	$(BIN)/mailslot serve --port $(PORT)
 
 system-deps:
 	@missing=""; \
