@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import Unprocessable
 from gateway.core.filters import CompiledFilter, compile_filter
+from gateway.errors import Unprocessable
 
 
 def compiled(node: Any) -> tuple[str, dict[str, Any]]:
