@@ -2,7 +2,7 @@
 # Both create .venv and install the project first. `make test` also needs a few Debian
 # packages (Chromium for the web SDK's browser tests, nginx with nchan for the bench's peer);
 # as root it installs the missing ones, otherwise it says which to install. It also needs
-# Node.js 20+ with npm, for the SDK's linter (node_modules, from package-lock.json).
+# Node.js 20+ with npm, for the SDK's linter and unit tests (node_modules, from package-lock.json).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -10,7 +10,7 @@ BIN     = $(VENV)/bin
 SYSTEM_PACKAGES = chromium nginx-light libnginx-mod-nchan
 NODE_BIN = node_modules/.bin
 
-.PHONY: run test lint lint-js system-deps clean
+.PHONY: run test lint lint-js test-js system-deps clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "mailslot needs Python 3.11 or newer"'
@@ -38,16 +38,19 @@ system-deps:
 # npm ci reinstalls node_modules from the lock file whenever package.json or the lock changes.
 node_modules/.installed: package.json package-lock.json
 	@command -v node >/dev/null && command -v npm >/dev/null || { \
-	  echo "missing Node.js 20+ and npm, for the web SDK's linter (https://nodejs.org, or sudo apt-get install nodejs npm)" >&2; exit 1; }
+	  echo "missing Node.js 20+ and npm, for the web SDK's lint and unit tests (https://nodejs.org, or sudo apt-get install nodejs npm)" >&2; exit 1; }
 	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || { \
-	  echo "Node.js $$(node --version) is too old: the web SDK's linter needs Node.js 20 or newer" >&2; exit 1; }
+	  echo "Node.js $$(node --version) is too old: the web SDK's tests need Node.js 20 or newer" >&2; exit 1; }
 	npm ci --no-audit --no-fund
 	@touch $@
 
 lint-js: node_modules/.installed
 	$(NODE_BIN)/eslint .
 
-test: $(BIN)/.installed system-deps lint-js
+test-js: node_modules/.installed
+	node --test tests/js/*.test.mjs
+
+test: $(BIN)/.installed system-deps lint-js test-js
 	$(BIN)/pytest
 
 lint: $(BIN)/.installed lint-js
