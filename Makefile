@@ -1,16 +1,18 @@
 # The newcomer's commands: `make run` serves the gateway, `make test` runs the suite.
 # Both create .venv and install the project first. `make test` also needs a few Debian
 # packages (Chromium for the web SDK's browser tests, nginx with nchan for the bench's peer);
-# as root it installs the missing ones, otherwise it says which to install.
+# as root it installs the missing ones, otherwise it says which to install. It also needs
+# Node.js 20+ with npm, for the SDK's linter and unit tests (node_modules, from package-lock.json).
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 SYSTEM_PACKAGES = chromium nginx-light libnginx-mod-nchan
+NODE_BIN = node_modules/.bin
 # `make run PORT=8081` when 8080 is taken; MAILSLOT_PORT from the environment works too.
 PORT   ?= $(or $(MAILSLOT_PORT),8080)
 
-.PHONY: run test lint system-deps clean
+.PHONY: run test lint lint-js test-js system-deps clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "mailslot needs Python 3.11 or newer"'
@@ -35,12 +37,27 @@ system-deps:
 	  fi; \
 	fi
 
-test: $(BIN)/.installed system-deps
+# npm ci reinstalls node_modules from the lock file whenever package.json or the lock changes.
+node_modules/.installed: package.json package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  echo "missing Node.js 20+ and npm, for the web SDK's lint and unit tests (https://nodejs.org, or sudo apt-get install nodejs npm)" >&2; exit 1; }
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || { \
+	  echo "Node.js $$(node --version) is too old: the web SDK's tests need Node.js 20 or newer" >&2; exit 1; }
+	npm ci --no-audit --no-fund
+	@touch $@
+
+lint-js: node_modules/.installed
+	$(NODE_BIN)/eslint .
+
+test-js: node_modules/.installed
+	node --test tests/js/*.test.mjs
+
+test: $(BIN)/.installed system-deps lint-js test-js
 	$(BIN)/pytest
 
-lint: $(BIN)/.installed
+lint: $(BIN)/.installed lint-js
 	$(BIN)/ruff check gateway storage bench tests
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .mypy_cache

@@ -1,7 +1,9 @@
 """The web SDK script and the demo page, served from the package's `static/` folder.
 
-The demo page has two placeholders, `{{ENDPOINT}}` and `{{SITE_ID}}`; a plain replace with
-escaped values fills them (a template engine would be one more dependency for two tokens).
+The demo page has three placeholders: `{{SNIPPET}}` takes the loader snippet from its one source,
+`sdk/v1/snippet.js` (also shown in docs/sdk.md), then `{{ENDPOINT}}` and `{{SITE_ID}}`, in the page
+and the snippet, take escaped values: plain replaces (a template engine would be one more dependency
+for three tokens).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ async def demo(request: web.Request) -> web.Response:
     """A page of a pretend product with the snippet pasted in, for the demo workspace."""
     workspace = await demo_core.demo_workspace(request.app[POOL])
     endpoint = f"{request.scheme}://{request.host}"
-    page = _static("demo.html").decode()
+    page = _static("demo.html").decode().replace("{{SNIPPET}}", _static("sdk/v1/snippet.js").decode())
     # json.dumps()[1:-1] makes a value safe inside a JS string; html.escape inside markup.
     for token, value in (("{{ENDPOINT}}", endpoint), ("{{SITE_ID}}", workspace.site_id)):
         page = page.replace(token, html.escape(json.dumps(value)[1:-1]))

@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -59,16 +60,15 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
+# The loader snippet from its one source, the file docs/sdk.md shows and /demo embeds.
+SNIPPET = resources.files("gateway").joinpath("static", "sdk", "v1", "snippet.js").read_text()
+
 # The customer's page: the documented snippet, then identify() with the `user` query parameter.
 # Every SDK callback lands in window.__events so tests can read what the page saw.
 APP_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Customer app</title>
 <script>
-!function(w,d,e,s){if(w.mailslot)return;var m=w.mailslot={q:[]};
-["load","identify","reset","on","track"].forEach(function(k){m[k]=function(){m.q.push([k,[].slice.call(arguments)])}});
-var t=d.createElement("script");t.async=1;t.src=e+"/sdk/v1/mailslot.js";d.head.appendChild(t);
-m.load({siteId:s,endpoint:e})}(window,document,ENDPOINT_JSON,SITE_ID_JSON);
-window.__events = [];
+{{SNIPPET}}window.__events = [];
 ["shown", "action", "dismissed", "error"].forEach(function (k) {
   mailslot.on(k, function (e) {
     window.__events.push([k, e.message ? e.message.id : null, e.action || e.code || null]);
@@ -111,9 +111,9 @@ class CustomerSite:
 
 @pytest.fixture
 async def customer_site(live_gateway: Any) -> AsyncIterator[CustomerSite]:
-    page = APP_PAGE.replace("ENDPOINT_JSON", json.dumps(live_gateway.url)).replace(
-        "SITE_ID_JSON", json.dumps(live_gateway.site_id)
-    )
+    page = APP_PAGE.replace("{{SNIPPET}}", SNIPPET)
+    for token, value in (("{{ENDPOINT}}", live_gateway.url), ("{{SITE_ID}}", live_gateway.site_id)):
+        page = page.replace(token, json.dumps(value)[1:-1])  # inside the snippet's JS strings
 
     async def app_page(request: web.Request) -> web.Response:
         return web.Response(text=page, content_type="text/html")
