@@ -18,6 +18,7 @@ from typing import Any, Literal
 import asyncpg
 
 from .errors import RefusedWrite, translate_errors
+from .models import Idempotency, NewMessage
 from .pool import Executor
 from .sql import queries
 
@@ -153,24 +154,19 @@ async def send_broadcast(
     pool: asyncpg.Pool,
     workspace_id: int,
     audience: Audience,
+    message: NewMessage,
     *,
-    content: dict[str, Any],
-    properties: dict[str, Any],
-    priority: int,
-    persistent: bool,
-    campaign: str | None,
-    expires_at: datetime | None,
-    ttl_s: int,
-    idempotency_key: str | None = None,
-    idempotency_hash: bytes | None = None,
-    now: datetime | None = None,
     render: Callable[[AudienceMember], dict[str, Any]] | None = None,
+    idempotency: Idempotency | None = None,
+    now: datetime | None = None,
 ) -> BroadcastOutcome:
     """Queue one message per person of the audience (people named but unknown are created).
 
-    With `render`, each person's message holds `render(person)` instead of `content`; an
+    With `render`, each person's message holds `render(person)` instead of the content; an
     exception from `render` rolls everything back and propagates.
     """
+    idempotency_key = idempotency.key if idempotency else None
+    idempotency_hash = idempotency.digest if idempotency else None
     emails = [e.lower() for e in audience.emails]
     ids = list(audience.ids)
     path = audience.filter.path if audience.filter else None
@@ -179,8 +175,9 @@ async def send_broadcast(
         try:
             async with conn.transaction():
                 broadcast_id = await conn.fetchval(
-                    queries["create_broadcast"], workspace_id, audience.as_json(), content, properties, priority,
-                    persistent, campaign, expires_at, ttl_s, idempotency_key, idempotency_hash, now,
+                    queries["create_broadcast"], workspace_id, audience.as_json(), message.content,
+                    message.properties, message.priority, message.persistent, message.campaign,
+                    message.expires_at, message.ttl_s, idempotency_key, idempotency_hash, now,
                 )
                 if broadcast_id is None:
                     earlier = await conn.fetchval(

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import asyncpg
 
 from .errors import RefusedWrite, translate_errors
-from .models import Claim, DeliveredMessage, Event, Message, Person
+from .models import Claim, DeliveredMessage, Event, Idempotency, Message, NewMessage, Person
 from .people import ensure_person
 from .pool import Executor
 from .sql import queries
@@ -68,25 +68,18 @@ async def _insert_message(
     workspace_id: int,
     external_id: str | None,
     email: str | None,
-    content: ContentSource,
-    properties: dict[str, Any],
-    priority: int,
-    persistent: bool,
-    campaign: str | None,
-    expires_at: datetime | None,
-    ttl_s: int,
-    idempotency_key: str | None,
-    idempotency_hash: bytes | None,
+    message: NewMessage,
+    render: Callable[[Person], dict[str, Any]] | None,
+    idempotency: Idempotency | None,
     now: datetime | None,
-    template_id: uuid.UUID | None,
 ) -> tuple[asyncpg.Record, Person]:
     person = await ensure_person(conn, workspace_id, external_id=external_id, email=email)
-    if callable(content):
-        content = content(person)
+    content = render(person) if render is not None else message.content
     row: asyncpg.Record = await conn.fetchrow(
         queries["send_message"],
-        workspace_id, person.id, content, properties, priority, persistent, campaign,
-        expires_at, idempotency_key, idempotency_hash, now, ttl_s, template_id,
+        workspace_id, person.id, content, message.properties, message.priority, message.persistent,
+        message.campaign, message.expires_at, idempotency.key if idempotency else None,
+        idempotency.digest if idempotency else None, now, message.ttl_s, message.template_id,
     )
     if not row["enabled"]:
         raise RefusedWrite
@@ -97,33 +90,25 @@ async def _insert_message(
 async def send_message(
     pool: asyncpg.Pool,
     workspace_id: int,
+    message: NewMessage,
     *,
-    external_id: str | None,
-    email: str | None,
-    content: ContentSource,
-    properties: dict[str, Any],
-    priority: int,
-    persistent: bool,
-    campaign: str | None,
-    expires_at: datetime | None,
-    ttl_s: int,
-    idempotency_key: str | None = None,
-    idempotency_hash: bytes | None = None,
+    external_id: str | None = None,
+    email: str | None = None,
+    render: Callable[[Person], dict[str, Any]] | None = None,
+    idempotency: Idempotency | None = None,
     now: datetime | None = None,
-    template_id: uuid.UUID | None = None,
 ) -> SendOutcome:
     """Queue a message for the person with this id or email, creating the person if new.
 
     Without `expires_at` the message expires `ttl_s` after the database's (or the given) now.
-    A callable `content` is called with the person (attributes included) to make the content;
-    an exception it raises propagates after the transaction rolled back.
+    With `render`, the message holds `render(person)` (attributes included) instead of its
+    content; an exception it raises propagates after the transaction rolled back.
     """
     async with pool.acquire() as conn:
         try:
             async with conn.transaction():
                 row, person = await _insert_message(
-                    conn, workspace_id, external_id, email, content, properties, priority, persistent,
-                    campaign, expires_at, ttl_s, idempotency_key, idempotency_hash, now, template_id,
+                    conn, workspace_id, external_id, email, message, render, idempotency, now
                 )
         except RefusedWrite:
             return SendOutcome("disabled", None)
@@ -135,8 +120,9 @@ async def send_message(
                 expires_at=row["expires_at"], device_id=None, lease_expires_at=None, shown_at=None,
             ))
         # The idempotency key was used before: answer with that send's message as it is now.
-        earlier = await conn.fetchrow(queries["get_message_id_by_idempotency_key"], workspace_id, idempotency_key)
-        if earlier["idempotency_hash"] != idempotency_hash:
+        assert idempotency is not None  # only a key can make the insert do nothing
+        earlier = await conn.fetchrow(queries["get_message_id_by_idempotency_key"], workspace_id, idempotency.key)
+        if earlier["idempotency_hash"] != idempotency.digest:
             return SendOutcome("key_reused", None)
         message = await conn.fetchrow(queries["get_message"], workspace_id, earlier["id"], now)
     return SendOutcome("replayed", _message(message))

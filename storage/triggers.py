@@ -18,7 +18,7 @@ from typing import Any, Literal
 import asyncpg
 
 from .errors import translate_errors
-from .models import Person
+from .models import NewMessage, Person
 from .pool import Executor
 from .sql import queries
 
@@ -60,17 +60,11 @@ class MatchedTrigger:
 
 @dataclass(frozen=True, slots=True)
 class TriggeredMessage:
-    """A rendered message, ready to queue; it expires `ttl_s` after it is queued."""
+    """A rendered message of a matched trigger, ready to queue; it expires `ttl_s` after it is queued."""
 
     trigger_id: uuid.UUID
     once: bool
-    content: dict[str, Any]
-    properties: dict[str, Any]
-    priority: int
-    persistent: bool
-    campaign: str | None
-    ttl_s: int
-    template_id: uuid.UUID | None = None
+    message: NewMessage
 
 
 # Renders one matched trigger for the person; None skips it (the renderer records why).
@@ -128,12 +122,13 @@ async def disable_trigger(db: Executor, workspace_id: int, trigger_id: uuid.UUID
 
 def _wanted(message_id: uuid.UUID, message: TriggeredMessage) -> dict[str, Any]:
     # str(): ids read from the database are asyncpg's own UUID type, which orjson cannot write.
-    template_id = str(message.template_id) if message.template_id is not None else None
+    new = message.message
+    template_id = str(new.template_id) if new.template_id is not None else None
     return {
         "message_id": str(message_id), "trigger_id": str(message.trigger_id), "template_id": template_id,
-        "once": message.once, "content": message.content, "properties": message.properties,
-        "priority": message.priority, "persistent": message.persistent, "campaign": message.campaign,
-        "ttl_s": message.ttl_s,
+        "once": message.once, "content": new.content, "properties": new.properties,
+        "priority": new.priority, "persistent": new.persistent, "campaign": new.campaign,
+        "ttl_s": new.ttl_s,
     }
 
 

@@ -90,20 +90,7 @@ async def send_broadcast(
         if has_templates(content) else None
     )
     outcome = await storage.send_broadcast(
-        pool,
-        workspace_id,
-        audience,
-        content=content,
-        properties=message.properties,
-        priority=message.priority,
-        persistent=message.persistent,
-        campaign=message.campaign,
-        expires_at=message.expires_at,
-        ttl_s=message.ttl_s,
-        idempotency_key=idempotency.key if idempotency else None,
-        idempotency_hash=idempotency.digest if idempotency else None,
-        now=now,
-        render=render,
+        pool, workspace_id, audience, message, render=render, idempotency=idempotency, now=now
     )
     if outcome.status == "disabled":
         raise InAppDisabled()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import asyncpg
 
 import storage
-from storage import AudienceMember, ContentSource, Event, Idempotency, Message, NewMessage, Person
+from storage import AudienceMember, Event, Idempotency, Message, NewMessage, Person
 
 from ..errors import Conflict, ErrorCode, IdempotencyKeyReused, InAppDisabled, NotFound, Unprocessable
 from .personalize import compile_content, customer_of
@@ -76,12 +77,16 @@ def with_expiry(message: NewMessage, now: datetime | None) -> NewMessage:
     return dataclasses.replace(message, ttl_s=message.ttl_s or DEFAULT_TTL_S)
 
 
-def personalized(content: dict[str, Any], *, data: dict[str, Any] | None, strict: bool) -> ContentSource:
-    """The content to store or, when it holds Liquid, a function rendering it for a person."""
-    compiled = compile_content(content, strict=strict)
+def personalized(
+    content: dict[str, Any], personalization: Personalization
+) -> Callable[[Person], dict[str, Any]] | None:
+    """A function rendering the content for a person, or None when it holds no Liquid.
+
+    Templates parse here, before any database work: a broken one is a 422 at once.
+    """
+    compiled = compile_content(content, strict=personalization.strict)
     if not compiled.templates:
-        return content
-    personalization = Personalization(data, strict)
+        return None
 
     def render(person: Person) -> dict[str, Any]:
         return compiled.render(personalization.context(person))
@@ -114,24 +119,15 @@ async def send_message(
             message, content=template.content, properties={**template.properties, **message.properties}
         )
     assert message.content is not None
-    personalization = personalization or Personalization()
-    content = personalized(message.content, data=personalization.data, strict=personalization.strict)
     outcome = await storage.send_message(
         pool,
         workspace_id,
+        message,
         external_id=to.id,
         email=to.email,
-        content=content,
-        properties=message.properties,
-        priority=message.priority,
-        persistent=message.persistent,
-        campaign=message.campaign,
-        expires_at=message.expires_at,
-        ttl_s=message.ttl_s,
-        idempotency_key=idempotency.key if idempotency else None,
-        idempotency_hash=idempotency.digest if idempotency else None,
+        render=personalized(message.content, personalization or Personalization()),
+        idempotency=idempotency,
         now=now,
-        template_id=message.template_id,
     )
     if outcome.status == "disabled":
         raise InAppDisabled()

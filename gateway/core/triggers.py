@@ -110,13 +110,15 @@ class _Renderer:
         return TriggeredMessage(
             trigger_id=trigger.id,
             once=trigger.reentry == "once",
-            content=content,
-            properties=properties,
-            priority=spec["priority"],
-            persistent=spec["persistent"],
-            campaign=spec["campaign"],
-            ttl_s=spec["ttl_s"],
-            template_id=uuid.UUID(template_id) if template_id else None,
+            message=NewMessage(
+                content=content,
+                properties=properties,
+                priority=spec["priority"],
+                persistent=spec["persistent"],
+                campaign=spec["campaign"],
+                ttl_s=spec["ttl_s"],
+                template_id=uuid.UUID(template_id) if template_id else None,
+            ),
         )
 
     def _fail(self, trigger: MatchedTrigger, code: str, message: str) -> None:

@@ -153,8 +153,7 @@ def renderer(content: dict[str, Any]) -> Callable[[storage.AudienceMember], dict
 async def send(counted: asyncpg.Pool, workspace: int, kind: str, ids: list[str],
                content: dict[str, Any]) -> storage.Broadcast:
     outcome = await storage.send_broadcast(
-        counted, workspace, audience_for(kind, ids), content=content, properties={}, priority=0,
-        persistent=False, campaign=None, expires_at=None, ttl_s=3600, render=renderer(content),
+        counted, workspace, audience_for(kind, ids), storage.NewMessage(content, ttl_s=3600), render=renderer(content)
     )
     assert outcome.status == "queued" and outcome.broadcast is not None, outcome
     return outcome.broadcast

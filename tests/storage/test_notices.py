@@ -95,10 +95,8 @@ def without_at(notice: Notice) -> Notice:
 
 async def send(pool: asyncpg.Pool, workspace: int, **to: Any) -> storage.SendOutcome:
     fields: dict[str, Any] = {"external_id": None, "email": None, **to}
-    return await storage.send_message(
-        pool, workspace, content={"title": "Hi"}, properties={}, priority=0, persistent=False, campaign=None,
-        expires_at=None, ttl_s=3600, now=NOW, **fields,
-    )
+    message = storage.NewMessage({"title": "Hi"}, ttl_s=3600)
+    return await storage.send_message(pool, workspace, message, now=NOW, **fields)
 
 
 async def person_id(pool: asyncpg.Pool, workspace: int, user: str) -> int:
@@ -109,8 +107,8 @@ async def person_id(pool: asyncpg.Pool, workspace: int, user: str) -> int:
 
 async def broadcast(pool: asyncpg.Pool, workspace: int, **fields: Any) -> storage.BroadcastOutcome:
     return await storage.send_broadcast(
-        pool, workspace, storage.Audience(ids=("ada", "bob")), content={"title": "News"}, properties={},
-        priority=0, persistent=False, campaign=None, expires_at=None, ttl_s=3600, now=NOW, **fields,
+        pool, workspace, storage.Audience(ids=("ada", "bob")), storage.NewMessage({"title": "News"}, ttl_s=3600),
+        now=NOW, **fields,
     )
 
 
@@ -200,8 +198,7 @@ async def test_a_resent_broadcast_wakes_its_workspace_once(pool: asyncpg.Pool, w
 
 async def test_a_broadcast_to_no_one_wakes_no_one(pool: asyncpg.Pool, workspace: int, heard: Heard) -> None:
     outcome = await storage.send_broadcast(
-        pool, workspace, storage.Audience(everyone=True), content={"title": "News"}, properties={},
-        priority=0, persistent=False, campaign=None, expires_at=None, ttl_s=3600, now=NOW,
+        pool, workspace, storage.Audience(everyone=True), storage.NewMessage({"title": "News"}, ttl_s=3600), now=NOW
     )
 
     assert outcome.broadcast is not None and outcome.broadcast.queued == 0
@@ -229,8 +226,7 @@ async def test_a_triggered_message_wakes_the_person(pool: asyncpg.Pool, workspac
 
     def render(person: storage.Person, matched: storage.MatchedTrigger) -> storage.TriggeredMessage:
         return storage.TriggeredMessage(
-            trigger_id=matched.id, once=False, content=matched.message["content"], properties={}, priority=0,
-            persistent=False, campaign=None, ttl_s=3600,
+            trigger_id=matched.id, once=False, message=storage.NewMessage(matched.message["content"], ttl_s=3600)
         )
 
     outcome, notice = await heard.caused_by(storage.record_person_event(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import asyncpg
 import pytest
@@ -16,12 +15,11 @@ from storage.sql import queries
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
-async def send(pool: asyncpg.Pool, workspace_id: int, user: str, **fields: Any) -> storage.Message:
-    values: dict[str, Any] = {
-        "external_id": user, "email": None, "content": {"title": "Hi"}, "properties": {}, "priority": 0,
-        "persistent": False, "campaign": None, "expires_at": None, "ttl_s": 86400, "now": NOW,
-    }
-    outcome = await storage.send_message(pool, workspace_id, **{**values, **fields})
+async def send(
+    pool: asyncpg.Pool, workspace_id: int, user: str, *, now: datetime = NOW, ttl_s: int = 86400
+) -> storage.Message:
+    message = storage.NewMessage({"title": "Hi"}, ttl_s=ttl_s)
+    outcome = await storage.send_message(pool, workspace_id, message, external_id=user, now=now)
     assert outcome.status == "queued" and outcome.message is not None, outcome
     return outcome.message
 
@@ -128,8 +126,7 @@ async def test_a_disabled_workspace_queues_nothing(pool: asyncpg.Pool) -> None:
     workspace = (await storage.create_workspace(pool, "acme")).workspace
     await storage.update_workspace(pool, workspace.id, in_app_enabled=False)
     outcome = await storage.send_message(
-        pool, workspace.id, external_id="user-1", email=None, content={"title": "Hi"}, properties={},
-        priority=0, persistent=False, campaign=None, expires_at=None, ttl_s=60, now=NOW,
+        pool, workspace.id, storage.NewMessage({"title": "Hi"}, ttl_s=60), external_id="user-1", now=NOW
     )
     assert outcome == storage.SendOutcome("disabled", None)
     assert (await count(pool, "messages"), await count(pool, "people")) == (0, 0)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from gateway.core.personalize import TemplateError, compile_content, customer_of, has_templates
-from gateway.core.sends import personalized
+from gateway.core.sends import Personalization, personalized
 from storage import Person
 
 
@@ -60,12 +60,12 @@ def test_plain_content_is_not_a_template() -> None:
     assert not has_templates(content(title="Use {braces} and 100% } {"))
     assert has_templates(content(actions=[{"name": "a", "label": "{{ x }}", "url": None}]))
     plain = content(title="Use {braces}")
-    assert personalized(plain, data={}, strict=True) is plain
+    assert personalized(plain, Personalization({}, strict=True)) is None
 
 
 def test_a_templated_send_becomes_a_function_of_the_person() -> None:
     render_for = personalized(content(title="Hi {{ customer.first_name | default: 'there' }}, {{ data.n }}"),
-                              data={"n": 3}, strict=True)
+                              Personalization({"n": 3}, strict=True))
     assert callable(render_for)
     ada = Person(id=1, external_id="u1", email=None, attributes={"first_name": "Ada"})
     nobody = Person(id=2, external_id="u2", email=None, attributes={})
