@@ -102,6 +102,12 @@ class EventRejection(StrEnum):
     UNKNOWN_MESSAGE = "unknown_message"
 
 
+def _as_message(docstring: str) -> str:
+    """A class's docstring in the messages' style: one clause, lower case, no closing period."""
+    text = docstring.strip().rstrip(".")
+    return text[:1].lower() + text[1:]
+
+
 class ApiError(Exception):
     """Something went wrong."""
 
@@ -110,7 +116,7 @@ class ApiError(Exception):
 
     def __init__(self, message: str | None = None, *, code: ErrorCode | None = None,
                  headers: dict[str, str] | None = None) -> None:
-        self.message = message or (self.__doc__ or "").strip()
+        self.message = message or _as_message(self.__doc__ or "")
         if code is not None:
             self.code = code
         self.headers = headers or {}
@@ -118,25 +124,25 @@ class ApiError(Exception):
 
 
 class BadRequest(ApiError):
-    """The request is malformed; send a JSON object."""
+    """The request is malformed; send a JSON object as the body."""
 
     status, code = 400, ErrorCode.BAD_REQUEST
 
 
 class Unauthorized(ApiError):
-    """Missing or wrong API key; send `Authorization: Bearer <api key>`."""
+    """No API key: send your workspace's key as `Authorization: Bearer <api key>`."""
 
     status, code = 401, ErrorCode.UNAUTHORIZED
 
 
 class Forbidden(ApiError):
-    """Not allowed."""
+    """This request is not allowed with these credentials."""
 
     status, code = 403, ErrorCode.FORBIDDEN
 
 
 class NotFound(ApiError):
-    """No such resource."""
+    """Nothing is at this path; see docs/api.md for the endpoints."""
 
     status, code = 404, ErrorCode.NOT_FOUND
 

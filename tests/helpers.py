@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,7 +14,24 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.core.identity import user_hash
 from storage import WorkspaceCredentials
 
-__all__ = ["Api", "Reply", "metric_value", "wait_until"]
+__all__ = ["Api", "Reply", "assert_message_style", "metric_value", "wait_until"]
+
+
+# Words of the libraries under us (msgspec, orjson, asyncpg, Python): a message must not leak them.
+_LIBRARY_WORDING = re.compile(
+    r"Expected `|Object (missing|contains)|Invalid (UUID|enum)|RFC3339|regex|"
+    r"Traceback|asyncpg|NoneType|Exception|Error\b"
+)
+
+
+def assert_message_style(message: str) -> None:
+    """An error message as docs/api.md promises: one sentence saying what was wrong and how to fix it."""
+    assert isinstance(message, str) and 1 <= len(message) <= 300, message
+    assert "\n" not in message, message
+    assert message[0].islower() or message[0] in "`$", f"starts in lower case or with a field: {message!r}"
+    assert not message.endswith("."), f"no closing period: {message!r}"
+    assert not re.search(r"\. [A-Z]", message), f"one sentence: {message!r}"
+    assert not _LIBRARY_WORDING.search(message), f"library wording: {message!r}"
 
 
 class Reply:

@@ -38,6 +38,10 @@ log = logging.getLogger("mailslot.gateway")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_WRONG_KEY = (
+    "this API key is not valid: use the key `mailslot workspace create` printed "
+    "(for the demo workspace, `api_key` in .mailslot/demo-workspace.json)"
+)
 _EXPOSED = "X-Mailslot-Next-Poll, Retry-After, X-Request-Id"
 
 _HTTP_CODES = {
@@ -88,10 +92,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         code = _HTTP_CODES.get(exc.status, ErrorCode.HTTP_ERROR)
         message = {
-            404: f"no endpoint at {request.path}; see docs/api.md",
-            405: f"{request.method} is not allowed on {request.path}",
+            404: f"no endpoint at {_shown(request.path)}; see docs/api.md for the endpoints",
+            405: f"the method {_shown(request.method)} is not allowed on {_shown(request.path)}; "
+                 f"use {exc.headers.get('Allow', 'another method')}",
             413: "the request body is too large",
-        }.get(exc.status, exc.reason)
+        }.get(exc.status, exc.reason.lower())
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
         return _error(exc.status, code, message, headers)
     except storage.StorageUnavailable as exc:
@@ -103,6 +108,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _error(500, ErrorCode.INTERNAL_ERROR, "something went wrong on our side; it has been logged")
+
+
+def _shown(text: str, limit: int = 100) -> str:
+    """A part of the request quoted in a message: never long enough to swamp it."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _route_name(request: web.Request) -> str:
@@ -156,9 +166,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         # Keys are ASCII; a header with bytes that are not UTF-8 decodes to surrogates, which
         # cannot even be hashed.
         if len(api_key) > 256 or not api_key.isascii():
-            raise errors.Unauthorized("this API key is not valid")
+            raise errors.Unauthorized(_WRONG_KEY)
         workspace = await request.app[WORKSPACES].by_api_key(api_key.strip())
         if workspace is None:
-            raise errors.Unauthorized("this API key is not valid")
+            raise errors.Unauthorized(_WRONG_KEY)
         request[WORKSPACE] = workspace
     return await handler(request)

@@ -20,6 +20,7 @@ from ..core import sends
 from ..core.broadcasts import AudienceChoice
 from ..core.content import Action, Content, check_content, stored_content
 from ..errors import BadRequest, ErrorCode, Unprocessable
+from .wording import validation_message
 
 __all__ = [
     "Action",
@@ -234,6 +235,10 @@ class TrackRequest(msgspec.Struct, frozen=True):
     user_hash: UserHash | None = None
 
 
+_JSON_KINDS = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true or false",
+               type(None): "null"}
+
+
 def parse_object(body: bytes) -> dict[str, Any]:
     """A JSON object from a body; orjson rejects bad JSON and bad UTF-8 alike."""
     if not body:
@@ -243,7 +248,10 @@ def parse_object(body: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}", code=ErrorCode.MALFORMED_JSON) from None
     if not isinstance(value, dict):
-        raise Unprocessable(f"expected a JSON object, got {type(value).__name__}", code=ErrorCode.INVALID_FIELDS)
+        raise Unprocessable(
+            f"the body must be a JSON object ({{...}}), not {_JSON_KINDS.get(type(value), 'this value')}",
+            code=ErrorCode.INVALID_FIELDS,
+        )
     # Only an escaped \u0000 can put NUL in a string (a raw one is invalid JSON), and only a body
     # with more brackets than the limit can nest too deep: typical bodies skip the walk.
     if b"\\u0000" in body or body.count(b"{") + body.count(b"[") > MAX_DEPTH:
@@ -275,7 +283,7 @@ def parse_body(body: bytes, kind: type[T]) -> T:
     try:
         result = msgspec.convert(value, kind, strict=True)
     except msgspec.ValidationError as exc:
-        raise Unprocessable(str(exc)) from None
+        raise Unprocessable(validation_message(str(exc), kind)) from None
     _check(result)
     return result
 

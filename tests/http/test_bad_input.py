@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.helpers import Api, Reply
+from tests.helpers import Api, Reply, assert_message_style
 
 UNKNOWN_UUID = "0193f2c4-0000-7000-8000-000000000000"
 KIB = 1024
@@ -508,6 +508,7 @@ def assert_error(reply: Reply, status: int, code: str) -> None:
     message = reply.body["error"]["message"]
     assert isinstance(message, str) and message, reply
     assert "Traceback" not in message and "asyncpg" not in message, reply
+    assert_message_style(message)
 
 
 @pytest.mark.parametrize("case", ALL_CASES)
