@@ -22,7 +22,11 @@ async def device_workspace(cache: WorkspaceCache, site_id: str, user: str, user_
     """The workspace of a public site id, after the identity proof its mode asks for."""
     workspace = await cache.by_site_id(site_id)
     if workspace is None:
-        raise Unauthorized("unknown `site_id`; copy it from `mailslot workspace create`", code=ErrorCode.UNKNOWN_SITE)
+        raise Unauthorized(
+            "no workspace has this `site_id`: copy it from what `mailslot workspace create` printed "
+            "(for the demo workspace, `site_id` in .mailslot/demo-workspace.json)",
+            code=ErrorCode.UNKNOWN_SITE,
+        )
     check_identity(workspace, user, user_hash)
     return workspace
 

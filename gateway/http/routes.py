@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from . import broadcasts, device, messages, ops, people, sdk, templates, triggers, workspace
+from . import broadcasts, device, home, messages, ops, people, sdk, templates, triggers, workspace
 from .access import Access
 from .keys import ROUTE_ACCESS
 
@@ -44,7 +44,8 @@ ROUTES: tuple[tuple[str, str, Handler, Access, str], ...] = (
     ("GET", "/v1/templates/{id}", templates.get_template, SERVER, "server.template"),
     ("POST", "/v1/test-message", messages.send_test_message, SERVER, "server.test_message"),
     ("GET", "/v1/workspace/setup", workspace.workspace_setup, SERVER, "server.workspace_setup"),
-    # The web SDK and the demo page.
+    # Pages: where a browser lands, the web SDK and the demo page.
+    ("GET", "/", home.home, PUBLIC, "home"),
     ("GET", sdk.SDK_PATH, sdk.script, PUBLIC, "sdk.script"),
     ("GET", "/demo", sdk.demo, PUBLIC, "sdk.demo"),
     ("GET", "/demo/setup", sdk.demo_setup, PUBLIC, "sdk.demo_setup"),
@@ -55,7 +56,7 @@ ROUTES: tuple[tuple[str, str, Handler, Access, str], ...] = (
 )
 
 # Public pages answer HEAD too (load balancers and uptime checks use it); the API refuses it (405).
-_HEAD = {"sdk.script", "sdk.demo", "ops.healthz", "ops.readyz", "ops.metrics"}
+_HEAD = {"home", "sdk.script", "sdk.demo", "ops.healthz", "ops.readyz", "ops.metrics"}
 
 
 def add_routes(app: web.Application) -> None:
