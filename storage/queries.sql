@@ -9,7 +9,7 @@
 INSERT INTO workspaces (name, site_id, identity_secret)
 VALUES ($1, $2, $3)
 RETURNING id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-          active_s, inactive_s, low_s, recent_days, lease_s;
+          active_s, inactive_s, low_s, recent_days, lease_s, rate_limits;
 
 -- create_api_key --
 -- Store the hash of a new API key for a workspace. $1 workspace_id, $2 sha256 of the key
@@ -18,14 +18,14 @@ INSERT INTO api_keys (workspace_id, key_hash) VALUES ($1, $2);
 -- get_workspace_by_site_id --
 -- A workspace by its public site id. $1 site_id
 SELECT id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-       active_s, inactive_s, low_s, recent_days, lease_s
+       active_s, inactive_s, low_s, recent_days, lease_s, rate_limits
 FROM workspaces
 WHERE site_id = $1;
 
 -- get_workspace_by_key_hash --
 -- The workspace an API key belongs to. $1 sha256 of the key
 SELECT w.id, w.name, w.site_id, w.identity_secret, w.identity_mode, w.in_app_enabled,
-       w.active_s, w.inactive_s, w.low_s, w.recent_days, w.lease_s
+       w.active_s, w.inactive_s, w.low_s, w.recent_days, w.lease_s, w.rate_limits
 FROM api_keys k
 JOIN workspaces w ON w.id = k.workspace_id
 WHERE k.key_hash = $1;
@@ -33,7 +33,7 @@ WHERE k.key_hash = $1;
 -- get_workspace_by_name --
 -- The oldest workspace with this name. $1 name
 SELECT id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-       active_s, inactive_s, low_s, recent_days, lease_s
+       active_s, inactive_s, low_s, recent_days, lease_s, rate_limits
 FROM workspaces
 WHERE name = $1
 ORDER BY id
@@ -44,7 +44,7 @@ LIMIT 1;
 SELECT id FROM workspaces WHERE id = $1 FOR UPDATE;
 
 -- update_workspace --
--- Change settings (NULL keeps a value) and tell every process; turning in-app off recalls every queued and offered message. $1 workspace_id, $2 in_app_enabled, $3 identity_mode, $4 active_s, $5 inactive_s, $6 low_s, $7 recent_days, $8 lease_s, $9 now
+-- Change settings (NULL keeps a value) and tell every process; turning in-app off recalls every queued and offered message. $1 workspace_id, $2 in_app_enabled, $3 identity_mode, $4 active_s, $5 inactive_s, $6 low_s, $7 recent_days, $8 lease_s, $9 now, $10 rate limits to merge (a null one removes it) or NULL
 WITH clock AS (
     SELECT coalesce($9::timestamptz, now()) AS now
 ),
@@ -56,10 +56,11 @@ updated AS (
         inactive_s = coalesce($5, inactive_s),
         low_s = coalesce($6, low_s),
         recent_days = coalesce($7, recent_days),
-        lease_s = coalesce($8, lease_s)
+        lease_s = coalesce($8, lease_s),
+        rate_limits = coalesce(jsonb_strip_nulls(rate_limits || $10::jsonb), rate_limits)
     WHERE id = $1
     RETURNING id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-              active_s, inactive_s, low_s, recent_days, lease_s
+              active_s, inactive_s, low_s, recent_days, lease_s, rate_limits
 ),
 recalled AS (
     UPDATE messages m
@@ -79,7 +80,7 @@ notified AS (
     SELECT mailslot_notify_workspace_v1(id) FROM updated
 )
 SELECT id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-       active_s, inactive_s, low_s, recent_days, lease_s,
+       active_s, inactive_s, low_s, recent_days, lease_s, rate_limits,
        (SELECT count(*) FROM recalled) AS recalled,
        (SELECT count(*) FROM notified) AS notified
 FROM updated;
