@@ -6,6 +6,7 @@ environment, which beats the default. A bad value stops startup naming the varia
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -13,9 +14,19 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .core.ratelimits import Limit, parse_limit
+
 __all__ = ["ENV_PREFIX", "SETTINGS", "Config", "ConfigError", "Setting", "load_config"]
 
 ENV_PREFIX = "MAILSLOT_"
+
+
+# Default rate limits, per process (`Limit` is frozen, so one instance can be every default).
+_ADDRESS_LIMIT = Limit(rate_per_s=100, burst=1000)
+_SITE_LIMIT = Limit(rate_per_s=1000, burst=5000)
+_PERSON_LIMIT = Limit(rate_per_s=10, burst=300)
+_EVENTS_LIMIT = Limit(rate_per_s=10, burst=500)
+_API_KEY_LIMIT = Limit(rate_per_s=500, burst=2000)
 
 
 class ConfigError(ValueError):
@@ -45,6 +56,16 @@ class Config:
     metrics_dir: Path | None = None
     demo_workspace: bool = True
     log_level: str = "INFO"
+    # Rate limits (gateway/core/ratelimits.py): per process; None turns one off. The defaults sit far
+    # above what an SDK client does (a poll every 10 s or a held one, a burst at page load).
+    rate_limits: bool = True
+    rate_limit_address: Limit | None = _ADDRESS_LIMIT
+    rate_limit_site: Limit | None = _SITE_LIMIT
+    rate_limit_person: Limit | None = _PERSON_LIMIT
+    rate_limit_events: Limit | None = _EVENTS_LIMIT
+    rate_limit_api_key: Limit | None = _API_KEY_LIMIT
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    max_event_data_bytes: int = 8 * 1024
 
 
 def _positive_int(text: str) -> int:
@@ -91,6 +112,11 @@ def _log_level(text: str) -> str:
     return level
 
 
+def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Comma-separated addresses or CIDR networks, such as `10.0.0.0/8, ::1`; empty: none."""
+    return tuple(ipaddress.ip_network(part.strip()) for part in text.split(",") if part.strip())
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     name: str
@@ -127,6 +153,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("metrics_dir", Path, "folder shared by worker processes for /metrics (set by serve)"),
     Setting("demo_workspace", _bool, "create a demo workspace on first start"),
     Setting("log_level", _log_level, "DEBUG, INFO, WARNING or ERROR"),
+    Setting("rate_limits", _bool, "enforce the rate limits below (false: none, e.g. for benchmarks)"),
+    Setting("rate_limit_address", parse_limit,
+            "requests per client address without an API key, RATE/UNIT[:BURST] (unit s, min or h) or off"),
+    Setting("rate_limit_site", parse_limit, "device requests per site (workspace), RATE/UNIT[:BURST] or off"),
+    Setting("rate_limit_person", parse_limit, "device requests per site and person, RATE/UNIT[:BURST] or off"),
+    Setting("rate_limit_events", parse_limit,
+            "events a person writes (tracked, or reported: one per event), RATE/UNIT[:BURST] or off"),
+    Setting("rate_limit_api_key", parse_limit, "server-API requests per workspace, RATE/UNIT[:BURST] or off"),
+    Setting("trusted_proxies", _networks,
+            "proxies (addresses or CIDR, comma-separated) whose X-Forwarded-For names the client"),
+    Setting("max_event_data_bytes", _at_least_one, "largest `data` of one tracked event, in bytes of JSON"),
 )
 
 

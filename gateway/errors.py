@@ -13,6 +13,7 @@ docs/api.md lists every member of `ErrorCode` (tests/unit/test_error_codes.py ch
     ├── Conflict              409 already_shown, email_in_use, template_name_taken, …
     │   └── InAppDisabled     409 in_app_disabled
     ├── PayloadTooLarge       413 body_too_large
+    ├── RateLimited           429 rate_limited (with Retry-After)
     ├── Unprocessable         422 invalid_fields, expires_at_in_past, invalid_filter, …
     │   ├── IdempotencyKeyReused  422 idempotency_key_reused
     │   ├── InvalidFilter     422 invalid_filter
@@ -37,6 +38,7 @@ __all__ = [
     "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
+    "RateLimited",
     "ServiceUnavailable",
     "TemplateError",
     "Unauthorized",
@@ -87,6 +89,8 @@ class ErrorCode(StrEnum):
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     INVALID_FILTER = "invalid_filter"
     INVALID_TEMPLATE = "invalid_template"
+    # 429
+    RATE_LIMITED = "rate_limited"
     # 500 (tests assert it never happens) and other statuses aiohttp may raise
     INTERNAL_ERROR = "internal_error"
     HTTP_ERROR = "http_error"
@@ -169,6 +173,19 @@ class Unprocessable(ApiError):
     """The JSON is valid but some fields are not."""
 
     status, code = 422, ErrorCode.INVALID_FIELDS
+
+
+class RateLimited(ApiError):
+    """Too many requests; wait the seconds `Retry-After` says, then retry."""
+
+    status, code = 429, ErrorCode.RATE_LIMITED
+
+    def __init__(self, what: str, *, retry_after_s: int) -> None:
+        super().__init__(
+            f"too many {what}; retry in {retry_after_s} s (rate limits: see docs/api.md)",
+            headers={"Retry-After": str(retry_after_s)},
+        )
+        self.retry_after_s = retry_after_s
 
 
 class ServiceUnavailable(ApiError):

@@ -214,22 +214,19 @@ async def record_device_events(
     now: datetime | None = None,
     platform: str = "other",
 ) -> list[str | None]:
-    """Apply reports in order; per report None (accepted) or why it was rejected.
+    """Apply reports in order, in one statement; per report None (accepted) or why it was rejected.
 
     `platform` (web, ios, android, other) is recorded with the workspace's first `shown`.
     """
-    results: list[str | None] = []
-    async with pool.acquire() as conn:
-        for report in reports:
-            row = await conn.fetchrow(
-                queries["record_device_event"],
-                workspace_id, report.message_id, device_id, user, report.type, report.action, now, platform,
-            )
-            if row["accepted"]:
-                results.append(None)
-            else:
-                results.append("not_offered_to_device" if row["known"] else "unknown_message")
-    return results
+    rows = await pool.fetch(
+        queries["record_device_events"],
+        workspace_id, [r.message_id for r in reports], device_id, user, [r.type for r in reports],
+        [r.action for r in reports], now, platform,
+    )
+    return [
+        None if row["accepted"] else ("not_offered_to_device" if row["known"] else "unknown_message")
+        for row in rows
+    ]
 
 
 @translate_errors

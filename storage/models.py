@@ -35,6 +35,8 @@ class Workspace:
     low_s: int
     recent_days: int
     lease_s: int
+    # The workspace's own rate limits by name (gateway/core/ratelimits.py reads them); empty: the server's.
+    rate_limits: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True, slots=True)

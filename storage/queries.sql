@@ -9,7 +9,7 @@
 INSERT INTO workspaces (name, site_id, identity_secret)
 VALUES ($1, $2, $3)
 RETURNING id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-          active_s, inactive_s, low_s, recent_days, lease_s;
+          active_s, inactive_s, low_s, recent_days, lease_s, rate_limits;
 
 -- create_api_key --
 -- Store the hash of a new API key for a workspace. $1 workspace_id, $2 sha256 of the key
@@ -18,14 +18,14 @@ INSERT INTO api_keys (workspace_id, key_hash) VALUES ($1, $2);
 -- get_workspace_by_site_id --
 -- A workspace by its public site id. $1 site_id
 SELECT id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-       active_s, inactive_s, low_s, recent_days, lease_s
+       active_s, inactive_s, low_s, recent_days, lease_s, rate_limits
 FROM workspaces
 WHERE site_id = $1;
 
 -- get_workspace_by_key_hash --
 -- The workspace an API key belongs to. $1 sha256 of the key
 SELECT w.id, w.name, w.site_id, w.identity_secret, w.identity_mode, w.in_app_enabled,
-       w.active_s, w.inactive_s, w.low_s, w.recent_days, w.lease_s
+       w.active_s, w.inactive_s, w.low_s, w.recent_days, w.lease_s, w.rate_limits
 FROM api_keys k
 JOIN workspaces w ON w.id = k.workspace_id
 WHERE k.key_hash = $1;
@@ -33,7 +33,7 @@ WHERE k.key_hash = $1;
 -- get_workspace_by_name --
 -- The oldest workspace with this name. $1 name
 SELECT id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-       active_s, inactive_s, low_s, recent_days, lease_s
+       active_s, inactive_s, low_s, recent_days, lease_s, rate_limits
 FROM workspaces
 WHERE name = $1
 ORDER BY id
@@ -44,7 +44,7 @@ LIMIT 1;
 SELECT id FROM workspaces WHERE id = $1 FOR UPDATE;
 
 -- update_workspace --
--- Change settings (NULL keeps a value) and tell every process; turning in-app off recalls every queued and offered message. $1 workspace_id, $2 in_app_enabled, $3 identity_mode, $4 active_s, $5 inactive_s, $6 low_s, $7 recent_days, $8 lease_s, $9 now
+-- Change settings (NULL keeps a value) and tell every process; turning in-app off recalls every queued and offered message. $1 workspace_id, $2 in_app_enabled, $3 identity_mode, $4 active_s, $5 inactive_s, $6 low_s, $7 recent_days, $8 lease_s, $9 now, $10 rate limits to merge (a null one removes it) or NULL
 WITH clock AS (
     SELECT coalesce($9::timestamptz, now()) AS now
 ),
@@ -56,10 +56,11 @@ updated AS (
         inactive_s = coalesce($5, inactive_s),
         low_s = coalesce($6, low_s),
         recent_days = coalesce($7, recent_days),
-        lease_s = coalesce($8, lease_s)
+        lease_s = coalesce($8, lease_s),
+        rate_limits = coalesce(jsonb_strip_nulls(rate_limits || $10::jsonb), rate_limits)
     WHERE id = $1
     RETURNING id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-              active_s, inactive_s, low_s, recent_days, lease_s
+              active_s, inactive_s, low_s, recent_days, lease_s, rate_limits
 ),
 recalled AS (
     UPDATE messages m
@@ -79,7 +80,7 @@ notified AS (
     SELECT mailslot_notify_workspace_v1(id) FROM updated
 )
 SELECT id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-       active_s, inactive_s, low_s, recent_days, lease_s,
+       active_s, inactive_s, low_s, recent_days, lease_s, rate_limits,
        (SELECT count(*) FROM recalled) AS recalled,
        (SELECT count(*) FROM notified) AS notified
 FROM updated;
@@ -327,10 +328,14 @@ LEFT JOIN delivered d ON true
 LEFT JOIN broadcasts b ON b.id = d.broadcast_id
 ORDER BY d.priority, d.created_at;
 
--- record_device_event --
--- Apply one client report (shown, action, dismissed) to a message offered or shown to this device; a repeated report is recorded once; the workspace's first `shown` completes its setup. $1 workspace_id, $2 message id, $3 device_id, $4 user (id or email), $5 type, $6 action name or NULL, $7 now, $8 the device's platform
+-- record_device_events --
+-- Apply a device's reports (shown, action, dismissed), in order, in one statement: each to a message offered or shown to this device; a repeated report is recorded once; the workspace's first `shown` completes its setup. One row per report, in order. $1 workspace_id, $2 message ids, $3 device_id, $4 user (id or email), $5 types, $6 action names (NULL: none), $7 now, $8 the device's platform
 WITH clock AS (
     SELECT coalesce($7::timestamptz, now()) AS now
+),
+report AS (
+    SELECT r.n, r.message_id, r.type, r.action
+    FROM unnest($2::uuid[], $5::text[], $6::text[]) WITH ORDINALITY AS r (message_id, type, action, n)
 ),
 person AS (
     SELECT p.id
@@ -339,32 +344,55 @@ person AS (
     ORDER BY (p.external_id = $4) IS TRUE DESC
     LIMIT 1
 ),
-target AS (
+-- Locked in id order, so two reports of the same messages cannot deadlock.
+target AS MATERIALIZED (
     SELECT m.id, m.workspace_id, m.state
     FROM messages m, person
-    WHERE m.id = $2
+    WHERE m.id = ANY ($2::uuid[])
       AND m.workspace_id = $1
       AND m.person_id = person.id
       AND m.device_id = $3
-      AND m.state = ANY (CASE WHEN $5::text = 'action' THEN ARRAY['shown', 'dismissed']
-                              ELSE ARRAY['offered', 'shown', 'dismissed'] END)
+      AND m.state IN ('offered', 'shown', 'dismissed')
+    ORDER BY m.id
     FOR UPDATE OF m
+),
+-- Reports apply in order: an action needs the message shown, by now or by an earlier report.
+judged AS MATERIALIZED (
+    SELECT r.n, r.message_id, r.type, r.action, t.workspace_id,
+           t.id IS NOT NULL
+           AND (r.type <> 'action' OR t.state <> 'offered'
+                OR coalesce(bool_or(r.type <> 'action') OVER (
+                       PARTITION BY r.message_id ORDER BY r.n
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), false)) AS accepted
+    FROM report r LEFT JOIN target t ON t.id = r.message_id
+),
+-- Where each message ends: offered -> shown -> dismissed, never back.
+final AS (
+    SELECT t.id, t.state AS initial,
+           CASE WHEN t.state = 'dismissed' OR bool_or(j.type = 'dismissed') THEN 'dismissed'
+                WHEN t.state = 'shown' OR bool_or(j.type = 'shown') THEN 'shown'
+                ELSE t.state END AS state,
+           t.state = 'offered'
+           AND (array_agg(j.type ORDER BY j.n) FILTER (WHERE j.type <> 'action'))[1] = 'shown' AS newly_shown
+    FROM target t JOIN judged j ON j.message_id = t.id
+    GROUP BY t.id, t.state
 ),
 changed AS (
     UPDATE messages m
-    SET state = $5::text,
+    SET state = final.state,
         shown_at = coalesce(m.shown_at, clock.now),
         lease_expires_at = NULL,
-        closed_at = CASE WHEN $5::text = 'dismissed' THEN clock.now END
-    FROM target, clock
-    WHERE m.id = target.id
-      AND (($5::text = 'shown' AND target.state = 'offered')
-           OR ($5::text = 'dismissed' AND target.state IN ('offered', 'shown')))
+        closed_at = CASE WHEN final.state = 'dismissed' THEN clock.now END
+    FROM final, clock
+    WHERE m.id = final.id AND final.state <> final.initial
     RETURNING m.id
 ),
 recorded AS (
     INSERT INTO events (workspace_id, message_id, type, device_id, action, at)
-    SELECT target.workspace_id, target.id, $5::text, $3, $6::text, clock.now FROM target, clock
+    SELECT j.workspace_id, j.message_id, j.type, $3, j.action, clock.now
+    FROM judged j, clock
+    WHERE j.accepted
+    ORDER BY j.n
     ON CONFLICT DO NOTHING
 ),
 -- Setup status: only a newly accepted `shown` while none was recorded; afterwards the WHERE
@@ -372,11 +400,12 @@ recorded AS (
 first_shown AS (
     UPDATE workspaces w
     SET first_shown_at = clock.now, first_shown_platform = $8::text
-    FROM changed, clock
-    WHERE w.id = $1 AND $5::text = 'shown' AND w.first_shown_at IS NULL
+    FROM clock
+    WHERE w.id = $1 AND w.first_shown_at IS NULL AND EXISTS (SELECT 1 FROM final WHERE final.newly_shown)
 )
-SELECT EXISTS (SELECT 1 FROM target) AS accepted,
-       EXISTS (SELECT 1 FROM messages WHERE id = $2 AND workspace_id = $1) AS known;
+SELECT j.n, j.accepted, EXISTS (SELECT 1 FROM messages m WHERE m.id = j.message_id AND m.workspace_id = $1) AS known
+FROM judged j
+ORDER BY j.n;
 
 -- expire_messages --
 -- Record as expired a batch of queued or offered messages past expires_at, in any workspace. $1 now, $2 batch size

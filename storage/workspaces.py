@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -41,6 +42,7 @@ def _workspace(row: asyncpg.Record) -> Workspace:
         low_s=row["low_s"],
         recent_days=row["recent_days"],
         lease_s=row["lease_s"],
+        rate_limits=row["rate_limits"],
     )
 
 
@@ -87,8 +89,11 @@ async def update_workspace(
     recent_days: int | None = None,
     lease_s: int | None = None,
     now: datetime | None = None,
+    rate_limits: dict[str, Any] | None = None,
 ) -> tuple[Workspace, int]:
     """Change settings; returns the workspace and how many messages disabling recalled (at `now`).
+
+    `rate_limits` is merged into the workspace's own: a limit set to None goes back to the default.
 
     The row lock comes first, in its own statement, so the update's snapshot includes every send
     that committed before it: none can slip in between the recall and the flag.
@@ -98,6 +103,6 @@ async def update_workspace(
         row = await conn.fetchrow(
             queries["update_workspace"],
             workspace_id, in_app_enabled, identity_mode, active_s, inactive_s, low_s, recent_days, lease_s,
-            now,
+            now, rate_limits,
         )
     return _workspace(row), row["recalled"]

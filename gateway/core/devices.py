@@ -13,13 +13,22 @@ from storage import DeviceReport, Workspace
 
 from ..errors import ErrorCode, Unauthorized
 from .identity import check_identity
+from .ratelimits import RateLimiter
 from .workspaces import WorkspaceCache
 
 __all__ = ["Rejection", "device_workspace", "report_events"]
 
 
-async def device_workspace(cache: WorkspaceCache, site_id: str, user: str, user_hash: str | None) -> Workspace:
-    """The workspace of a public site id, after the identity proof its mode asks for."""
+async def device_workspace(
+    cache: WorkspaceCache, site_id: str, user: str, user_hash: str | None,
+    limiter: RateLimiter | None = None, *, events: int = 0,
+) -> Workspace:
+    """The workspace of a public site id, after the identity proof its mode asks for and the
+    site's and person's rate limits (`events`: how many events the request writes).
+
+    The limits come after the proof, so that under `required` proof no one can use up another
+    person's allowance.
+    """
     workspace = await cache.by_site_id(site_id)
     if workspace is None:
         raise Unauthorized(
@@ -28,6 +37,8 @@ async def device_workspace(cache: WorkspaceCache, site_id: str, user: str, user_
             code=ErrorCode.UNKNOWN_SITE,
         )
     check_identity(workspace, user, user_hash)
+    if limiter is not None:
+        limiter.check_device(workspace, user, events=events)
     return workspace
 
 

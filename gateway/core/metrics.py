@@ -45,6 +45,11 @@ class Metrics:
             "mailslot_request_duration_seconds", "Request latency by route (held polls included).",
             ["route"], registry=registry, buckets=_LATENCY_BUCKETS,
         )
+        # Labels stay bounded: group is device, server or public; reason a `ratelimits.Reason`.
+        self.rate_limited = Counter(
+            "mailslot_rate_limited", "Requests refused with 429, by route group and the limit that refused them.",
+            ["group", "reason"], registry=registry,
+        )
 
     def render(self) -> bytes:
         """The text exposition: this process, or every worker when running multi-process."""

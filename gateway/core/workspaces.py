@@ -13,6 +13,7 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -94,14 +95,16 @@ async def update_workspace(
     low_s: int | None = None,
     recent_days: int | None = None,
     lease_s: int | None = None,
+    rate_limits: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> tuple[Workspace, int]:
     """Change the settings given (None leaves one as it is); disabling recalls every queued and
-    offered message. Returns the workspace and how many messages were recalled."""
+    offered message; `rate_limits` merges into the workspace's own (a None limit goes back to the
+    server's). Returns the workspace and how many messages were recalled."""
     workspace, recalled = await storage.update_workspace(
         pool, workspace_id, in_app_enabled=in_app_enabled, identity_mode=identity_mode,
         active_s=active_s, inactive_s=inactive_s, low_s=low_s, recent_days=recent_days,
-        lease_s=lease_s, now=now,
+        lease_s=lease_s, now=now, rate_limits=rate_limits,
     )
     cache.put(workspace)
     return workspace, recalled

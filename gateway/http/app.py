@@ -23,9 +23,11 @@ from ..core.clock import Clock
 from ..core.metrics import Metrics
 from ..core.poll import Poller
 from ..core.quiet import QuietPeople
+from ..core.ratelimits import Limits, RateLimiter
 from ..core.waiters import Waiters
 from ..core.wakeups import Wakeups
 from ..core.workspaces import WorkspaceCache
+from .addresses import TrustedProxies
 from .keys import (
     CLOCK,
     CONFIG,
@@ -35,8 +37,10 @@ from .keys import (
     POLLER,
     POOL,
     QUIET,
+    RATE_LIMITER,
     RNG,
     STOPPING,
+    TRUSTED_PROXIES,
     WAITERS,
     WORKSPACES,
 )
@@ -45,6 +49,7 @@ from .middlewares import (
     cors_middleware,
     error_middleware,
     metrics_middleware,
+    rate_limit_middleware,
     request_id_middleware,
 )
 from .routes import add_routes
@@ -58,7 +63,8 @@ def create_app(config: Config, *, clock: Clock | None = None, rng: random.Random
     app = web.Application(
         client_max_size=config.max_body_bytes,
         middlewares=[
-            request_id_middleware, metrics_middleware, cors_middleware, error_middleware, auth_middleware,
+            request_id_middleware, metrics_middleware, cors_middleware, error_middleware, rate_limit_middleware,
+            auth_middleware,
         ],
     )
     app[CONFIG] = config
@@ -68,10 +74,21 @@ def create_app(config: Config, *, clock: Clock | None = None, rng: random.Random
     app[STOPPING] = asyncio.Event()
     app[WAITERS] = Waiters(max_total=config.max_parked, max_per_person=config.max_parked_per_person)
     app[QUIET] = QuietPeople(config.quiet_ttl_s)
+    app[RATE_LIMITER] = rate_limiter(config, app[CLOCK], app[METRICS])
+    app[TRUSTED_PROXIES] = TrustedProxies(config.trusted_proxies)
     add_routes(app)
     app.cleanup_ctx.extend([database, pool_and_caches, waiter_expiry, listener, expiry_sweeper])
     app.on_shutdown.append(answer_parked_polls)
     return app
+
+
+def rate_limiter(config: Config, clock: Clock, metrics: Metrics) -> RateLimiter:
+    """The process's buckets, timed by the app's clock so that tests move them instead of sleeping."""
+    limits = Limits(
+        address=config.rate_limit_address, site=config.rate_limit_site, person=config.rate_limit_person,
+        events=config.rate_limit_events, api_key=config.rate_limit_api_key,
+    )
+    return RateLimiter(limits, enabled=config.rate_limits, refused=metrics.rate_limited, monotonic=clock.monotonic)
 
 
 async def database(app: web.Application) -> AsyncIterator[None]:

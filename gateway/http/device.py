@@ -13,7 +13,7 @@ from storage import DeviceReport
 
 from ..core import people
 from ..core.devices import device_workspace, report_events
-from .keys import CLOCK, CONFIG, POLLER, POOL, WORKSPACES
+from .keys import CLOCK, CONFIG, POLLER, POOL, RATE_LIMITER, WORKSPACES
 from .schemas import DeviceIdentifyRequest, EventsRequest, PollRequest, parse_body
 from .views import device_message, json_response
 
@@ -22,7 +22,9 @@ __all__ = ["events", "identify", "poll"]
 
 async def poll(request: web.Request) -> web.Response:
     body = parse_body(await request.read(), PollRequest)
-    workspace = await device_workspace(request.app[WORKSPACES], body.site_id, body.user, body.user_hash)
+    workspace = await device_workspace(
+        request.app[WORKSPACES], body.site_id, body.user, body.user_hash, request.app[RATE_LIMITER]
+    )
     wait_s = min(body.wait, request.app[CONFIG].max_wait_s)
     answer = await request.app[POLLER].poll(workspace, body.user, body.device_id, wait_s=wait_s)
     seconds = answer.next_poll.seconds
@@ -38,7 +40,10 @@ async def poll(request: web.Request) -> web.Response:
 
 async def events(request: web.Request) -> web.Response:
     body = parse_body(await request.read(), EventsRequest)
-    workspace = await device_workspace(request.app[WORKSPACES], body.site_id, body.user, body.user_hash)
+    workspace = await device_workspace(
+        request.app[WORKSPACES], body.site_id, body.user, body.user_hash, request.app[RATE_LIMITER],
+        events=len(body.events),
+    )
     reports = [DeviceReport(e.message_id, e.type, e.action) for e in body.events]
     # Browsers send Origin with every POST; native apps say what they are.
     platform = body.platform or ("web" if "Origin" in request.headers else "other")
@@ -55,6 +60,8 @@ async def events(request: web.Request) -> web.Response:
 async def identify(request: web.Request) -> web.Response:
     """Attributes from the page (the SDK's identify); under `required` proof, no proof means no write."""
     body = parse_body(await request.read(), DeviceIdentifyRequest)
-    workspace = await device_workspace(request.app[WORKSPACES], body.site_id, body.user, body.user_hash)
+    workspace = await device_workspace(
+        request.app[WORKSPACES], body.site_id, body.user, body.user_hash, request.app[RATE_LIMITER]
+    )
     person = await people.identify_person(request.app[POOL], workspace.id, body.user, body.attributes)
     return json_response({"id": person.external_id, "email": person.email})

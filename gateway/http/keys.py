@@ -16,9 +16,11 @@ from ..core.clock import Clock
 from ..core.metrics import Metrics
 from ..core.poll import Poller
 from ..core.quiet import QuietPeople
+from ..core.ratelimits import RateLimiter
 from ..core.waiters import Waiters
 from ..core.workspaces import WorkspaceCache
 from .access import Access
+from .addresses import TrustedProxies
 
 __all__ = [
     "CLOCK",
@@ -29,10 +31,12 @@ __all__ = [
     "POLLER",
     "POOL",
     "QUIET",
+    "RATE_LIMITER",
     "REQUEST_ID",
     "RNG",
     "ROUTE_ACCESS",
     "STOPPING",
+    "TRUSTED_PROXIES",
     "WAITERS",
     "WORKSPACE",
     "WORKSPACES",
@@ -48,6 +52,8 @@ POLLER = web.AppKey("mailslot.poller", Poller)
 WAITERS = web.AppKey("mailslot.waiters", Waiters)
 QUIET = web.AppKey("mailslot.quiet", QuietPeople)
 METRICS = web.AppKey("mailslot.metrics", Metrics)
+RATE_LIMITER = web.AppKey("mailslot.rate_limiter", RateLimiter)
+TRUSTED_PROXIES = web.AppKey("mailslot.trusted_proxies", TrustedProxies)
 LISTENER = web.AppKey("mailslot.listener", storage.Listener)
 # Who may call each route (routes.py declares it; the auth and CORS middlewares read it).
 ROUTE_ACCESS = web.AppKey("mailslot.route_access", dict[web.AbstractRoute, Access])

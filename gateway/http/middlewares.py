@@ -1,6 +1,7 @@
-"""Cross-cutting concerns: request ids, JSON errors for everything, server-API auth, CORS.
+"""Cross-cutting concerns: request ids, JSON errors for everything, rate limits, server-API auth, CORS.
 
-Order (outermost first): request id, CORS, errors, auth, so CORS headers reach error answers too.
+Order (outermost first): request id, CORS, errors, the per-address rate limit, auth, so CORS
+headers reach error answers too, and a refused request costs no database query.
 The error middleware is the catch-all: whatever escapes a handler becomes the contract's JSON
 error; an unexpected exception is logged with its traceback and answered as a generic 500 that
 tests assert never happens.
@@ -22,7 +23,8 @@ import storage
 from .. import errors
 from ..errors import ErrorCode
 from .access import Access
-from .keys import METRICS, REQUEST_ID, ROUTE_ACCESS, WORKSPACE, WORKSPACES
+from .addresses import client_address
+from .keys import METRICS, RATE_LIMITER, REQUEST_ID, ROUTE_ACCESS, TRUSTED_PROXIES, WORKSPACE, WORKSPACES
 from .views import error_body, json_response
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "cors_middleware",
     "error_middleware",
     "metrics_middleware",
+    "rate_limit_middleware",
     "request_id_middleware",
 ]
 
@@ -43,6 +46,9 @@ _WRONG_KEY = (
     "(for the demo workspace, `api_key` in .mailslot/demo-workspace.json)"
 )
 _EXPOSED = "X-Mailslot-Next-Poll, Retry-After, X-Request-Id"
+
+# Probes and scrapes: a load balancer and Prometheus call these often, each from one address.
+_NOT_LIMITED = frozenset({"ops.healthz", "ops.readyz", "ops.metrics"})
 
 _HTTP_CODES = {
     400: ErrorCode.BAD_REQUEST,
@@ -158,17 +164,39 @@ def _same_origin(origin: str, host: str) -> bool:
 
 
 @web.middleware
+async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The per-address limit on what no API key vouches for: the device API, public pages, unknown paths.
+
+    Server-API requests are counted per workspace once their key is known (auth middleware),
+    and against their address only when the key is wrong.
+    """
+    access = _access(request)
+    if access is not Access.SERVER and _route_name(request) not in _NOT_LIMITED:
+        limiter = request.app[RATE_LIMITER]
+        if limiter.enabled:
+            group = "device" if access is Access.DEVICE else "public"
+            limiter.check_address(client_address(request, request.app[TRUSTED_PROXIES]), group)
+    return await handler(request)
+
+
+@web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if _access(request) is Access.SERVER:
+        limiter = request.app[RATE_LIMITER]
+        address = client_address(request, request.app[TRUSTED_PROXIES]) if limiter.enabled else ""
+        # An address that keeps guessing keys is refused before its next guess costs a query.
+        limiter.check_address(address, "server", count=False)
         scheme, _, api_key = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not api_key.strip():
-            raise errors.Unauthorized()
+        workspace = None
         # Keys are ASCII; a header with bytes that are not UTF-8 decodes to surrogates, which
         # cannot even be hashed.
-        if len(api_key) > 256 or not api_key.isascii():
-            raise errors.Unauthorized(_WRONG_KEY)
-        workspace = await request.app[WORKSPACES].by_api_key(api_key.strip())
+        if scheme.lower() == "bearer" and api_key.strip() and len(api_key) <= 256 and api_key.isascii():
+            workspace = await request.app[WORKSPACES].by_api_key(api_key.strip())
         if workspace is None:
+            limiter.check_address(address, "server")
+            if scheme.lower() != "bearer" or not api_key.strip():
+                raise errors.Unauthorized()
             raise errors.Unauthorized(_WRONG_KEY)
+        limiter.check_api_key(workspace)
         request[WORKSPACE] = workspace
     return await handler(request)

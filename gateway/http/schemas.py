@@ -31,9 +31,11 @@ __all__ = [
     "EventReport",
     "EventsRequest",
     "IntervalsPatch",
+    "LimitSpec",
     "MessageFields",
     "PersonEventRequest",
     "PollRequest",
+    "RateLimitsPatch",
     "Recipient",
     "SendRequest",
     "TemplateRequest",
@@ -42,6 +44,7 @@ __all__ = [
     "TriggerMessage",
     "TriggerRequest",
     "WorkspacePatch",
+    "check_data_size",
     "parse_body",
     "parse_object",
 ]
@@ -184,11 +187,36 @@ class IntervalsPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     recent_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
 
 
+class LimitSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One rate limit: `rate_per_s` on average, up to `burst` at once."""
+
+    rate_per_s: Annotated[float, msgspec.Meta(gt=0, le=1_000_000)]
+    burst: Annotated[float, msgspec.Meta(ge=1, le=10_000_000)]
+
+
+class RateLimitsPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A workspace's own limits; null puts one back to the server's, absent leaves it as it is."""
+
+    site: LimitSpec | msgspec.UnsetType | None = msgspec.UNSET
+    person: LimitSpec | msgspec.UnsetType | None = msgspec.UNSET
+    events: LimitSpec | msgspec.UnsetType | None = msgspec.UNSET
+    api_key: LimitSpec | msgspec.UnsetType | None = msgspec.UNSET
+
+    def changes(self) -> dict[str, dict[str, float] | None]:
+        """The limits given, as stored: a null one is removed."""
+        return {
+            name: None if value is None else {"rate_per_s": value.rate_per_s, "burst": value.burst}
+            for name in self.__struct_fields__
+            if (value := getattr(self, name)) is not msgspec.UNSET
+        }
+
+
 class WorkspacePatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     in_app_enabled: bool | None = None
     identity_mode: Literal["off", "optional", "required"] | None = None
     intervals: IntervalsPatch | None = None
     lease_s: Annotated[int, msgspec.Meta(ge=5, le=86400)] | None = None
+    rate_limits: RateLimitsPatch | None = None
 
 
 # ----- event triggers and tracked events -----
@@ -318,6 +346,15 @@ def _check(request: object) -> None:
         for i, event in enumerate(request.events):
             if event.type == "action" and event.action is None:
                 raise Unprocessable(f"an action event needs `action`, the action's name - at `$.events[{i}]`")
+
+
+def check_data_size(body: bytes, data: dict[str, Any] | None, max_bytes: int) -> None:
+    """An event's `data` is stored with every event: cap it, in bytes of compact JSON."""
+    if data is None or len(body) <= max_bytes:  # data is part of the body: a small body cannot hold too much
+        return
+    size = len(orjson.dumps(data))
+    if size > max_bytes:
+        raise Unprocessable(f"`data` is {size} bytes of JSON; at most {max_bytes} are accepted - at `$.data`")
 
 
 def _check_timed_fields(request: TimedMessageFields, content: Content | None) -> None:

@@ -7,9 +7,9 @@ from aiohttp import web
 
 from ..core import triggers
 from ..core.devices import device_workspace
-from .keys import CLOCK, POOL, WORKSPACE, WORKSPACES
+from .keys import CLOCK, CONFIG, POOL, RATE_LIMITER, WORKSPACE, WORKSPACES
 from .params import path_person_id, path_uuid
-from .schemas import PersonEventRequest, TrackRequest, TriggerRequest, parse_body
+from .schemas import PersonEventRequest, TrackRequest, TriggerRequest, check_data_size, parse_body
 from .views import json_response, trigger_view
 
 __all__ = ["create_trigger", "disable_trigger", "list_triggers", "record_person_event", "track"]
@@ -55,8 +55,12 @@ async def record_person_event(request: web.Request) -> web.Response:
 
 async def track(request: web.Request) -> web.Response:
     """An event from a device, under the identity proof the workspace asks for."""
-    body = parse_body(await request.read(), TrackRequest)
-    workspace = await device_workspace(request.app[WORKSPACES], body.site_id, body.user, body.user_hash)
+    raw = await request.read()
+    body = parse_body(raw, TrackRequest)
+    check_data_size(raw, body.data, request.app[CONFIG].max_event_data_bytes)
+    workspace = await device_workspace(
+        request.app[WORKSPACES], body.site_id, body.user, body.user_hash, request.app[RATE_LIMITER], events=1
+    )
     recorded = await triggers.record_event(
         request.app[POOL], workspace.id, body.user, match_email=True, name=body.name, data=body.data or {},
         source="device", now=request.app[CLOCK].now(),

@@ -9,6 +9,8 @@ from aiohttp import web
 
 from storage import Broadcast, DeliveredMessage, Event, Message, Person, Template, Trigger, Workspace, WorkspaceSetup
 
+from ..core.ratelimits import WORKSPACE_LIMITS, Limits
+
 __all__ = [
     "broadcast_view",
     "device_message",
@@ -74,7 +76,8 @@ def person_view(person: Person) -> dict[str, Any]:
     return {"id": person.external_id, "email": person.email, "attributes": person.attributes}
 
 
-def workspace_view(workspace: Workspace) -> dict[str, Any]:
+def workspace_view(workspace: Workspace, limits: Limits) -> dict[str, Any]:
+    """The settings; `rate_limits` are the ones in force for it (null: not limited)."""
     return {
         "name": workspace.name,
         "site_id": workspace.site_id,
@@ -87,6 +90,10 @@ def workspace_view(workspace: Workspace) -> dict[str, Any]:
             "recent_days": workspace.recent_days,
         },
         "lease_s": workspace.lease_s,
+        "rate_limits": {
+            name: limit.as_json() if (limit := getattr(limits, name)) is not None else None
+            for name in WORKSPACE_LIMITS
+        },
     }
 
 

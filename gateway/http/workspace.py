@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..core import setup, workspaces
-from .keys import CLOCK, POOL, WORKSPACE, WORKSPACES
+from .keys import CLOCK, POOL, RATE_LIMITER, WORKSPACE, WORKSPACES
 from .schemas import WorkspacePatch, parse_body
 from .views import json_response, setup_view, workspace_view
 
@@ -13,7 +13,8 @@ __all__ = ["get_workspace", "patch_workspace", "workspace_setup"]
 
 
 async def get_workspace(request: web.Request) -> web.Response:
-    return json_response(workspace_view(request[WORKSPACE]))
+    workspace = request[WORKSPACE]
+    return json_response(workspace_view(workspace, request.app[RATE_LIMITER].for_workspace(workspace)))
 
 
 async def patch_workspace(request: web.Request) -> web.Response:
@@ -30,9 +31,11 @@ async def patch_workspace(request: web.Request) -> web.Response:
         low_s=intervals.low_s if intervals else None,
         recent_days=intervals.recent_days if intervals else None,
         lease_s=patch.lease_s,
+        rate_limits=patch.rate_limits.changes() if patch.rate_limits else None,
         now=request.app[CLOCK].now(),
     )
-    return json_response({**workspace_view(workspace), "recalled": recalled})
+    limits = request.app[RATE_LIMITER].for_workspace(workspace)
+    return json_response({**workspace_view(workspace, limits), "recalled": recalled})
 
 
 async def workspace_setup(request: web.Request) -> web.Response:

@@ -158,3 +158,73 @@ def test_an_unknown_setting_is_refused() -> None:
 def test_unusable_values_stop_startup(variable: str, raw: str) -> None:
     with pytest.raises(ConfigError, match=variable):
         load_config(environ={variable: raw})
+
+
+# --- Rate limits ---------------------------------------------------------------------------------
+
+
+def test_rate_limits_are_on_by_default() -> None:
+    from gateway.core.ratelimits import Limit
+
+    config = Config()
+    assert config.rate_limits is True
+    assert config.rate_limit_address == Limit(100, 1000)
+    assert config.rate_limit_person == Limit(10, 300)
+    assert config.trusted_proxies == ()
+    assert config.max_event_data_bytes == 8192
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "field", "expected"),
+    [
+        ("MAILSLOT_RATE_LIMITS", "off", "rate_limits", False),
+        ("MAILSLOT_RATE_LIMIT_ADDRESS", "50/s:200", "rate_limit_address", (50.0, 200.0)),
+        ("MAILSLOT_RATE_LIMIT_SITE", "6000/min", "rate_limit_site", (100.0, 6000.0)),
+        ("MAILSLOT_RATE_LIMIT_PERSON", "off", "rate_limit_person", None),
+        ("MAILSLOT_RATE_LIMIT_EVENTS", "3600/h:100", "rate_limit_events", (1.0, 100.0)),
+        ("MAILSLOT_RATE_LIMIT_API_KEY", "1000/s:5000", "rate_limit_api_key", (1000.0, 5000.0)),
+        ("MAILSLOT_TRUSTED_PROXIES", "", "trusted_proxies", ()),
+        ("MAILSLOT_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1", "trusted_proxies",
+         ("10.0.0.0/8", "127.0.0.1/32", "::1/128")),
+        ("MAILSLOT_MAX_EVENT_DATA_BYTES", "1024", "max_event_data_bytes", 1024),
+    ],
+)
+def test_rate_limit_variables_are_parsed(variable: str, raw: str, field: str, expected: Any) -> None:
+    value = getattr(load_config(environ={variable: raw}), field)
+    if field.startswith("rate_limit_") and value is not None:
+        value = (value.rate_per_s, value.burst)
+    elif field == "trusted_proxies":
+        value = tuple(str(network) for network in value)
+    assert value == expected
+
+
+def test_a_rate_limit_flag_beats_its_variable() -> None:
+    from gateway.cli import _parser
+
+    args = _parser().parse_args(["serve", "--rate-limit-person", "1/s:5", "--rate-limits", "false"])
+    config = load_config(environ={"MAILSLOT_RATE_LIMIT_PERSON": "off"},
+                         overrides={"rate_limit_person": args.rate_limit_person, "rate_limits": args.rate_limits})
+    assert config.rate_limit_person is not None and config.rate_limit_person.burst == 5
+    assert config.rate_limits is False
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw"),
+    [
+        ("MAILSLOT_RATE_LIMITS", "sometimes"),
+        ("MAILSLOT_RATE_LIMIT_ADDRESS", "100"),
+        ("MAILSLOT_RATE_LIMIT_SITE", "100/day"),
+        ("MAILSLOT_RATE_LIMIT_PERSON", "10/s:0"),
+        ("MAILSLOT_RATE_LIMIT_EVENTS", "-5/s"),
+        ("MAILSLOT_RATE_LIMIT_API_KEY", "lots"),
+        ("MAILSLOT_TRUSTED_PROXIES", "10.0.0.0/33"),
+        ("MAILSLOT_TRUSTED_PROXIES", "proxy.internal"),
+        ("MAILSLOT_TRUSTED_PROXIES", "10.0.0.1/8"),
+        ("MAILSLOT_MAX_EVENT_DATA_BYTES", "0"),
+    ],
+)
+def test_a_bad_rate_limit_value_names_the_variable_and_the_value(variable: str, raw: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(environ={variable: raw})
+    assert variable in str(caught.value)
+    assert repr(raw) in str(caught.value)
