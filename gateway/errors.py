@@ -18,6 +18,7 @@ docs/api.md lists every member of `ErrorCode` (tests/unit/test_error_codes.py ch
     │   ├── IdempotencyKeyReused  422 idempotency_key_reused
     │   ├── InvalidFilter     422 invalid_filter
     │   └── TemplateError     422 invalid_template
+    │       └── TemplateTooCostly  422 template_too_costly
     └── ServiceUnavailable    503 storage_unavailable, shutting_down (with Retry-After)
 """
 
@@ -41,6 +42,7 @@ __all__ = [
     "RateLimited",
     "ServiceUnavailable",
     "TemplateError",
+    "TemplateTooCostly",
     "Unauthorized",
     "Unprocessable",
 ]
@@ -89,6 +91,7 @@ class ErrorCode(StrEnum):
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     INVALID_FILTER = "invalid_filter"
     INVALID_TEMPLATE = "invalid_template"
+    TEMPLATE_TOO_COSTLY = "template_too_costly"
     # 429
     RATE_LIMITED = "rate_limited"
     # 500 (tests assert it never happens) and other statuses aiohttp may raise
@@ -216,3 +219,9 @@ class TemplateError(Unprocessable):
     """A template in the content does not parse or cannot render."""
 
     code = ErrorCode.INVALID_TEMPLATE
+
+
+class TemplateTooCostly(TemplateError):
+    """A template went over its render budget (loop iterations, output or time); simplify it."""
+
+    code = ErrorCode.TEMPLATE_TOO_COSTLY

@@ -8,9 +8,8 @@ template error queues nothing), then inserted from arrays by one statement.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -29,6 +28,7 @@ __all__ = [
     "Broadcast",
     "BroadcastOutcome",
     "RecallOutcome",
+    "RenderMany",
     "ResendOutcome",
     "get_broadcast",
     "import_people",
@@ -39,7 +39,7 @@ __all__ = [
 
 # The keys of `Broadcast.counts`: the six states (which add up to `total`) and `action`.
 COUNT_KEYS = ("queued", "offered", "shown", "action", "dismissed", "expired", "recalled")
-# Render this many people between two yields to the event loop, so held polls keep being answered.
+# People per call of `render`: the caller renders each chunk off the event loop, in one hand-off.
 _RENDER_CHUNK = 500
 
 # A million-person audience takes tens of seconds on a small host: more than the pool's
@@ -135,17 +135,17 @@ def _broadcast(row: asyncpg.Record) -> Broadcast:
     )
 
 
-async def _render_all(
-    rows: list[asyncpg.Record], render: Callable[[AudienceMember], dict[str, Any]]
-) -> list[dict[str, Any]]:
+# Renders a chunk of the audience, one content per person in order.
+RenderMany = Callable[[list[AudienceMember]], Awaitable[list[dict[str, Any]]]]
+
+
+async def _render_all(rows: list[asyncpg.Record], render: RenderMany) -> list[dict[str, Any]]:
     contents: list[dict[str, Any]] = []
     for start in range(0, len(rows), _RENDER_CHUNK):
-        if start:
-            await asyncio.sleep(0)
-        contents.extend(
-            render(AudienceMember(r["id"], r["external_id"], r["email"], r["attributes"]))
+        contents.extend(await render([
+            AudienceMember(r["id"], r["external_id"], r["email"], r["attributes"])
             for r in rows[start:start + _RENDER_CHUNK]
-        )
+        ]))
     return contents
 
 
@@ -156,14 +156,15 @@ async def send_broadcast(
     audience: Audience,
     message: NewMessage,
     *,
-    render: Callable[[AudienceMember], dict[str, Any]] | None = None,
+    render: RenderMany | None = None,
     idempotency: Idempotency | None = None,
     now: datetime | None = None,
 ) -> BroadcastOutcome:
     """Queue one message per person of the audience (people named but unknown are created).
 
-    With `render`, each person's message holds `render(person)` instead of the content; an
-    exception from `render` rolls everything back and propagates.
+    With `render`, each person's message holds what `render` made for them (it gets the audience
+    in chunks) instead of the content; an exception from `render` rolls everything back and
+    propagates.
     """
     idempotency_key = idempotency.key if idempotency else None
     idempotency_hash = idempotency.digest if idempotency else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -32,8 +32,9 @@ __all__ = [
 
 # A send's content, or a function of the person that makes it (personalization). The function
 # runs inside the send's transaction, after the person is resolved: whatever it raises rolls the
-# send back, so a refused render leaves neither a message nor a new person behind.
-ContentSource = dict[str, Any] | Callable[[Person], dict[str, Any]]
+# send back, so a refused render leaves neither a message nor a new person behind. It is async
+# so that the caller can render off the event loop.
+ContentSource = dict[str, Any] | Callable[[Person], Awaitable[dict[str, Any]]]
 
 
 def _message(row: asyncpg.Record) -> Message:
@@ -69,12 +70,12 @@ async def _insert_message(
     external_id: str | None,
     email: str | None,
     message: NewMessage,
-    render: Callable[[Person], dict[str, Any]] | None,
+    render: Callable[[Person], Awaitable[dict[str, Any]]] | None,
     idempotency: Idempotency | None,
     now: datetime | None,
 ) -> tuple[asyncpg.Record, Person]:
     person = await ensure_person(conn, workspace_id, external_id=external_id, email=email)
-    content = render(person) if render is not None else message.content
+    content = await render(person) if render is not None else message.content
     row: asyncpg.Record = await conn.fetchrow(
         queries["send_message"],
         workspace_id, person.id, content, message.properties, message.priority, message.persistent,
@@ -94,14 +95,14 @@ async def send_message(
     *,
     external_id: str | None = None,
     email: str | None = None,
-    render: Callable[[Person], dict[str, Any]] | None = None,
+    render: Callable[[Person], Awaitable[dict[str, Any]]] | None = None,
     idempotency: Idempotency | None = None,
     now: datetime | None = None,
 ) -> SendOutcome:
     """Queue a message for the person with this id or email, creating the person if new.
 
     Without `expires_at` the message expires `ttl_s` after the database's (or the given) now.
-    With `render`, the message holds `render(person)` (attributes included) instead of its
+    With `render`, the message holds `await render(person)` (attributes included) instead of its
     content; an exception it raises propagates after the transaction rolled back.
     """
     async with pool.acquire() as conn:

@@ -10,7 +10,7 @@ so of concurrent events exactly one queues the message.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -67,8 +67,9 @@ class TriggeredMessage:
     message: NewMessage
 
 
-# Renders one matched trigger for the person; None skips it (the renderer records why).
-Render = Callable[[Person, MatchedTrigger], TriggeredMessage | None]
+# Renders one matched trigger for the person; None skips it (the renderer records why). Async,
+# so that the caller can render off the event loop.
+Render = Callable[[Person, MatchedTrigger], Awaitable[TriggeredMessage | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +168,7 @@ async def record_person_event(
             for r in rows
             if r["trigger_id"] is not None
         ]
-        rendered = [m for m in (render(person, t) for t in matched) if m is not None]
+        rendered = [m for m in [await render(person, t) for t in matched] if m is not None]
         if not rendered:
             return EventOutcome(person, len(matched), (), True)
         wanted = [_wanted(uuid.uuid4(), m) for m in rendered]

@@ -1,13 +1,14 @@
 """Broadcasts: one send for many people, queued in bulk, resent and recalled as one.
 
 Plain content takes the single-statement path; content with Liquid is rendered per person
-(with `customer` as in a single send and the request's `data`) before anything is queued.
+(with `customer` as in a single send and the request's `data`) before anything is queued, a
+chunk of people per hand-off to a render thread, each person within the render budget.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,7 @@ import storage
 from storage import AudienceMember, Broadcast, Idempotency, NewMessage
 
 from ..errors import Conflict, ErrorCode, IdempotencyKeyReused, InAppDisabled, NotFound, TemplateError
+from .budget import off_loop
 from .filters import compile_filter
 from .personalize import CompiledContent, compile_content, has_templates
 from .sends import Personalization, with_expiry
@@ -46,17 +48,23 @@ def _audience(choice: AudienceChoice) -> storage.Audience:
 
 def _renderer(
     compiled: CompiledContent, personalization: Personalization
-) -> Callable[[AudienceMember], dict[str, Any]]:
+) -> Callable[[list[AudienceMember]], Awaitable[list[dict[str, Any]]]]:
     """Each person's content, rendered as a single send would render it for them."""
 
-    def render(person: AudienceMember) -> dict[str, Any]:
-        try:
-            return compiled.render(personalization.context(person))
-        except TemplateError as exc:
-            who = person.external_id if person.external_id is not None else person.email
-            raise TemplateError(f"{exc.message} (rendering for person {who!r}); nothing was queued") from None
+    def render(people: list[AudienceMember]) -> list[dict[str, Any]]:
+        contents = []
+        for person in people:
+            try:
+                contents.append(compiled.render(personalization.context(person)))
+            except TemplateError as exc:
+                who = person.external_id if person.external_id is not None else person.email
+                raise type(exc)(f"{exc.message} (rendering for person {who!r}); nothing was queued") from None
+        return contents
 
-    return render
+    async def render_off_loop(people: list[AudienceMember]) -> list[dict[str, Any]]:
+        return await off_loop(render, people)
+
+    return render_off_loop
 
 
 def _unknown() -> NotFound:

@@ -7,10 +7,13 @@ message is queued; a template that does not parse, or in strict mode a variable 
 missing, is a 422 naming the field, the line and the reason, never a broken message later.
 Output is plain text: devices put it in the page as text, so nothing here escapes HTML.
 
-Templates come from API callers and run in the gateway's event loop, so rendering is bounded:
-loops, output, local variables and every filter's input and output have limits (a limit
-reached is a 422 like any other template error), and the rendered content must still be valid
-content (lengths, URL schemes).
+Templates come from API callers (and a trigger's event data from devices), so rendering is
+bounded twice. Each value has limits: every filter's input and output, local variables, and
+every filter costs time linear in its input (`strip_html` is ours for that reason). Each render
+has one budget (budget.py) for all its templates: loop iterations, output and CPU time, over
+which it is 422 `template_too_costly`. Callers render in a render thread (`budget.off_loop`),
+never on the event loop. Any other limit reached is a 422 like any other template error, and
+the rendered content must still be valid content (lengths, URL schemes).
 """
 
 from __future__ import annotations
@@ -23,16 +26,19 @@ from typing import Any, ClassVar
 import msgspec
 from liquid import BoundTemplate, Environment, StrictDefaultUndefined
 from liquid.exceptions import FilterArgumentError, LiquidError
+from liquid.filter import sequence_filter
 
 from storage import AudienceMember, Person
 
-from ..errors import TemplateError
+from ..errors import TemplateError, TemplateTooCostly
+from .budget import Budget, OverBudget, render_within
 from .content import Content
 
 __all__ = [
     "TEXT_FIELDS",
     "CompiledContent",
     "TemplateError",
+    "TemplateTooCostly",
     "compile_content",
     "customer_of",
     "has_templates",
@@ -50,10 +56,8 @@ _MAX_INT_BITS = 1024
 
 
 class _Bounded(Environment):
-    """Liquid with resource limits, so that one send cannot hold the event loop or the memory."""
+    """Liquid with resource limits; loops and output are charged to the render's budget instead."""
 
-    loop_iteration_limit: ClassVar[int | None] = 10_000
-    output_stream_limit: ClassVar[int | None] = 4 * MAX_VALUE_SIZE // 10  # bytes per field
     local_namespace_limit: ClassVar[int | None] = MAX_VALUE_SIZE
 
 
@@ -104,8 +108,88 @@ def _guard(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
+# Shopify's strip_html: blocks whose content goes too, then any other tag (`<` to the next `>`).
+_STRIPPED_BLOCKS = (("<script", "</script>"), ("<!--", "-->"), ("<style", "</style>"))
+
+
+def strip_html(value: object) -> str:
+    """The text without HTML tags, in one pass: Python's HTMLParser is quadratic on `<a<a<a…`.
+
+    A block with no end after it is a plain tag, and so is every later one of its kind; a `<`
+    with no `>` after it is text, and so is the rest. No end is looked for twice over the same
+    text, which keeps it linear.
+    """
+    text = "" if value is None else str(value)
+    out: list[str] = []
+    unclosed: set[str] = set()
+    pos = 0
+    while (start := text.find("<", pos)) != -1:
+        end = -1
+        for opener, closer in _STRIPPED_BLOCKS:
+            if closer not in unclosed and text.startswith(opener, start):
+                found = text.find(closer, start + len(opener))
+                if found == -1:
+                    unclosed.add(closer)
+                else:
+                    end = found + len(closer)
+                    break
+        if end == -1 and ">" not in unclosed:
+            found = text.find(">", start + 1)
+            if found == -1:
+                unclosed.add(">")
+            else:
+                end = found + 1
+        if end == -1:  # no `>` after this `<`, so no tag or block can end: the rest is text
+            break
+        out.append(text[pos:start])
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in equal exactly when the values are equal (dicts and lists included)."""
+    kind = type(value)
+    if kind is dict:
+        return ("dict", frozenset((k, _frozen(v)) for k, v in value.items()))
+    if kind is list or kind is tuple:
+        return (kind.__name__, tuple(_frozen(v) for v in value))
+    try:
+        hash(value)
+    except TypeError:
+        return ("object", id(value))
+    return value
+
+
+_MISSING = object()
+
+
+@sequence_filter
+def uniq(sequence: list[Any], key: object = None) -> list[Any]:
+    """The items without repeats, the first of each kept: Liquid's `uniq` is quadratic."""
+    seen: set[Any] = set()
+    result = []
+    for item in sequence:
+        if key is None:
+            mark = _frozen(item)
+        else:
+            try:
+                mark = _frozen(item[key])
+            except KeyError:
+                mark = _MISSING
+            except TypeError:
+                raise FilterArgumentError(f"can't read property '{key}' of {item}", token=None) from None
+        if mark not in seen:
+            seen.add(mark)
+            result.append(item)
+    return result
+
+
 def _environment(**options: Any) -> Environment:
     env = _Bounded(autoescape=False, **options)
+    # Linear replacements for the two built-in filters whose cost grows faster than their input.
+    env.filters["strip_html"] = strip_html
+    env.filters["uniq"] = uniq
     env.filters = {name: _guard(name, func) for name, func in env.filters.items()}
     return env
 
@@ -176,14 +260,24 @@ class CompiledContent:
     sources: Mapping[str, str]
 
     def render(self, context: Mapping[str, Any]) -> dict[str, Any]:
-        """The content with every template rendered against `context`; 422 on a render error."""
+        """The content with every template rendered against `context`, within one budget.
+
+        422 on a render error; 422 `template_too_costly` over budget. It takes up to the budget's
+        time: call it through `budget.off_loop`, not on the event loop.
+        """
         rendered: dict[str, Any] = dict(self.content)
         rendered["actions"] = [dict(a) for a in self.content.get("actions") or []]
         if not self.templates:
             return rendered
+        budget = Budget()
         for field, template in self.templates.items():
             try:
-                text = template.render(**context)
+                text = render_within(template, dict(context), budget)
+            except OverBudget as exc:
+                raise TemplateTooCostly(
+                    f"template too costly in content.{field}: {exc.reason} for one person; "
+                    "make the templates do less work"
+                ) from None
             # A template is the caller's code: whatever it raises is the caller's error.
             except Exception as exc:
                 raise TemplateError(_describe(field, self.sources[field], exc)) from None

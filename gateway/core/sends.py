@@ -1,12 +1,14 @@
 """Single sends: one message for one person, from content or a stored template, personalized
 for them; and reading, recalling and test-sending single messages.
 
-Templates parse before any database work, so a broken one is a 422 at once and nothing is stored.
+Templates parse before any database work, so a broken one is a 422 at once and nothing is stored;
+they render in a render thread, off the event loop, within the render budget (budget.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ import storage
 from storage import AudienceMember, Event, Idempotency, Message, NewMessage, Person
 
 from ..errors import Conflict, ErrorCode, IdempotencyKeyReused, InAppDisabled, NotFound, Unprocessable
+from .budget import off_loop
 from .personalize import compile_content, customer_of
 
 __all__ = [
@@ -119,13 +122,14 @@ async def send_message(
             message, content=template.content, properties={**template.properties, **message.properties}
         )
     assert message.content is not None
+    render = personalized(message.content, personalization or Personalization())
     outcome = await storage.send_message(
         pool,
         workspace_id,
         message,
         external_id=to.id,
         email=to.email,
-        render=personalized(message.content, personalization or Personalization()),
+        render=None if render is None else functools.partial(off_loop, render),
         idempotency=idempotency,
         now=now,
     )

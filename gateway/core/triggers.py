@@ -4,7 +4,8 @@ Rules: a trigger's content templates are parsed when the trigger is created, so 
 a 422 then; its message is rendered for each matching event, with `customer` (the person),
 `event` (`name`, `data`) and `data` (the trigger's own values). A message that cannot render
 for this person and event is skipped and reported, never queued broken. Event data from devices
-is the device's word: it is only ever rendered as text.
+is the device's word: it is only ever rendered as text, in a render thread, within the render
+budget (an unauthenticated `/v1/track` can name a trigger whose template loops over it).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import storage
 from storage import EventOutcome, MatchedTrigger, NewMessage, Person, Trigger, TriggeredMessage
 
 from ..errors import ErrorCode, NotFound, Unprocessable
+from .budget import off_loop
 from .filters import compile_filter
 from .personalize import compile_content, customer_of, has_templates
 from .sends import DEFAULT_TTL_S, Personalization
@@ -81,6 +83,10 @@ async def disable_trigger(pool: asyncpg.Pool, workspace_id: int, trigger_id: uui
     return trigger
 
 
+def _render(content: dict[str, Any], strict: bool, context: dict[str, Any]) -> dict[str, Any]:
+    return compile_content(content, strict=strict).render(context)
+
+
 class _Renderer:
     """Renders each trigger an event matched for its person, keeping what could not be rendered."""
 
@@ -88,7 +94,7 @@ class _Renderer:
         self.event = {"name": name, "data": data}
         self.failed: list[dict[str, str]] = []
 
-    def __call__(self, person: Person, trigger: MatchedTrigger) -> TriggeredMessage | None:
+    async def __call__(self, person: Person, trigger: MatchedTrigger) -> TriggeredMessage | None:
         spec = trigger.message
         template_id = spec.get("template_id")
         if template_id is None:
@@ -103,7 +109,7 @@ class _Renderer:
             context = {"customer": customer_of(person), "event": self.event, "data": spec["data"]}
             try:
                 # Rendering also checks the result is valid content (lengths, URL schemes).
-                content = compile_content(content, strict=spec["strict"]).render(context)
+                content = await off_loop(_render, content, spec["strict"], context)
             except Unprocessable as exc:
                 self._fail(trigger, exc.code, exc.message)
                 return None

@@ -140,14 +140,20 @@ def audience_for(kind: str, ids: list[str]) -> storage.Audience:
     return storage.Audience(filter=storage.AudienceFilter(compiled.path, compiled.vars, spec))
 
 
-def renderer(content: dict[str, Any]) -> Callable[[storage.AudienceMember], dict[str, Any]] | None:
+def renderer(
+    content: dict[str, Any],
+) -> Callable[[list[storage.AudienceMember]], Awaitable[list[dict[str, Any]]]] | None:
     if content is PLAIN:
         return None
     compiled = compile_content(content, strict=True)
-    return lambda person: compiled.render(
-        {"customer": {**person.attributes, "id": person.external_id, "email": person.email},
-         "data": {"offer": "20% off"}}
-    )
+
+    async def render(people: list[storage.AudienceMember]) -> list[dict[str, Any]]:
+        return [compiled.render(
+            {"customer": {**person.attributes, "id": person.external_id, "email": person.email},
+             "data": {"offer": "20% off"}}
+        ) for person in people]
+
+    return render
 
 
 async def send(counted: asyncpg.Pool, workspace: int, kind: str, ids: list[str],

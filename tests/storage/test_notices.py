@@ -177,8 +177,8 @@ async def test_a_broadcast_wakes_its_workspace_once(pool: asyncpg.Pool, workspac
 async def test_a_personalized_broadcast_wakes_its_workspace_once(
     pool: asyncpg.Pool, workspace: int, heard: Heard
 ) -> None:
-    def render(member: storage.AudienceMember) -> dict[str, Any]:
-        return {"title": f"News for {member.external_id}"}
+    async def render(members: list[storage.AudienceMember]) -> list[dict[str, Any]]:
+        return [{"title": f"News for {member.external_id}"} for member in members]
 
     outcome, notice = await heard.caused_by(broadcast(pool, workspace, render=render))
 
@@ -224,7 +224,7 @@ async def test_a_triggered_message_wakes_the_person(pool: asyncpg.Pool, workspac
     )
     assert trigger is not None
 
-    def render(person: storage.Person, matched: storage.MatchedTrigger) -> storage.TriggeredMessage:
+    async def render(person: storage.Person, matched: storage.MatchedTrigger) -> storage.TriggeredMessage:
         return storage.TriggeredMessage(
             trigger_id=matched.id, once=False, message=storage.NewMessage(matched.message["content"], ttl_s=3600)
         )
