@@ -28,6 +28,7 @@ __all__ = [
     "DATABASE_URL",
     "LISTENER",
     "METRICS",
+    "OPENAPI",
     "POLLER",
     "POOL",
     "QUIET",
@@ -57,6 +58,8 @@ TRUSTED_PROXIES = web.AppKey("mailslot.trusted_proxies", TrustedProxies)
 LISTENER = web.AppKey("mailslot.listener", storage.Listener)
 # Who may call each route (routes.py declares it; the auth and CORS middlewares read it).
 ROUTE_ACCESS = web.AppKey("mailslot.route_access", dict[web.AbstractRoute, Access])
+# The OpenAPI document, encoded once when the routes are added.
+OPENAPI = web.AppKey("mailslot.openapi", bytes)
 # Set when shutdown starts: /readyz answers 503 so a load balancer stops sending traffic.
 STOPPING = web.AppKey("mailslot.stopping", asyncio.Event)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import NamedTuple
 
 from aiohttp import web
 
-from . import broadcasts, device, home, messages, ops, people, sdk, templates, triggers, workspace
+from . import broadcasts, device, home, messages, openapi, ops, people, sdk, templates, triggers, workspace
+from . import schemas as s
 from .access import Access
-from .keys import ROUTE_ACCESS
+from .keys import OPENAPI, ROUTE_ACCESS
 
 __all__ = ["add_routes"]
 
@@ -16,54 +18,73 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 DEVICE, SERVER, PUBLIC = Access.DEVICE, Access.SERVER, Access.PUBLIC
 
-# (method, path, handler, access, route name). Device routes also answer OPTIONS (CORS preflight).
-ROUTES: tuple[tuple[str, str, Handler, Access, str], ...] = (
+class Route(NamedTuple):
+    """One row of the table: who may call it, and what it reads and answers (for /openapi.json)."""
+
+    method: str
+    path: str
+    handler: Handler
+    access: Access
+    name: str
+    body: type | None = None  # the request schema the handler validates its body with
+    status: int = 200  # the status of a successful answer
+    media: str = "application/json"  # what a successful answer is
+
+
+JSON_OBJECT = dict  # a body that is any JSON object (a person's attributes)
+
+# Device routes also answer OPTIONS (CORS preflight).
+ROUTES: tuple[Route, ...] = (
     # Device API.
-    ("POST", "/v1/poll", device.poll, DEVICE, "device.poll"),
-    ("POST", "/v1/events", device.events, DEVICE, "device.events"),
-    ("POST", "/v1/identify", device.identify, DEVICE, "device.identify"),
-    ("POST", "/v1/track", triggers.track, DEVICE, "device.track"),
+    Route("POST", "/v1/poll", device.poll, DEVICE, "device.poll", s.PollRequest),
+    Route("POST", "/v1/events", device.events, DEVICE, "device.events", s.EventsRequest),
+    Route("POST", "/v1/identify", device.identify, DEVICE, "device.identify", s.DeviceIdentifyRequest),
+    Route("POST", "/v1/track", triggers.track, DEVICE, "device.track", s.TrackRequest),
     # Server API.
-    ("POST", "/v1/messages", messages.send_message, SERVER, "server.send_message"),
-    ("GET", "/v1/messages/{id}", messages.get_message, SERVER, "server.message"),
-    ("DELETE", "/v1/messages/{id}", messages.recall_message, SERVER, "server.message"),
-    ("POST", "/v1/broadcasts", broadcasts.send_broadcast, SERVER, "server.send_broadcast"),
-    ("GET", "/v1/broadcasts/{id}", broadcasts.get_broadcast, SERVER, "server.broadcast"),
-    ("DELETE", "/v1/broadcasts/{id}", broadcasts.recall_broadcast, SERVER, "server.broadcast"),
-    ("POST", "/v1/broadcasts/{id}/resend", broadcasts.resend_broadcast, SERVER, "server.resend_broadcast"),
-    ("PUT", "/v1/people/{id}", people.identify, SERVER, "server.identify"),
-    ("GET", "/v1/people/{id}/messages", people.list_person_messages, SERVER, "server.person_messages"),
-    ("POST", "/v1/people/{id}/events", triggers.record_person_event, SERVER, "server.person_events"),
-    ("GET", "/v1/triggers", triggers.list_triggers, SERVER, "server.triggers"),
-    ("POST", "/v1/triggers", triggers.create_trigger, SERVER, "server.triggers"),
-    ("DELETE", "/v1/triggers/{id}", triggers.disable_trigger, SERVER, "server.trigger"),
-    ("GET", "/v1/workspace", workspace.get_workspace, SERVER, "server.workspace"),
-    ("PATCH", "/v1/workspace", workspace.patch_workspace, SERVER, "server.workspace"),
-    ("GET", "/v1/templates", templates.list_templates, SERVER, "server.templates"),
-    ("POST", "/v1/templates", templates.create_template, SERVER, "server.templates"),
-    ("GET", "/v1/templates/{id}", templates.get_template, SERVER, "server.template"),
-    ("POST", "/v1/test-message", messages.send_test_message, SERVER, "server.test_message"),
-    ("GET", "/v1/workspace/setup", workspace.workspace_setup, SERVER, "server.workspace_setup"),
+    Route("POST", "/v1/messages", messages.send_message, SERVER, "server.send_message", s.SendRequest, 201),
+    Route("GET", "/v1/messages/{id}", messages.get_message, SERVER, "server.message"),
+    Route("DELETE", "/v1/messages/{id}", messages.recall_message, SERVER, "server.message"),
+    Route("POST", "/v1/broadcasts", broadcasts.send_broadcast, SERVER, "server.send_broadcast", s.BroadcastRequest,
+          201),
+    Route("GET", "/v1/broadcasts/{id}", broadcasts.get_broadcast, SERVER, "server.broadcast"),
+    Route("DELETE", "/v1/broadcasts/{id}", broadcasts.recall_broadcast, SERVER, "server.broadcast"),
+    Route("POST", "/v1/broadcasts/{id}/resend", broadcasts.resend_broadcast, SERVER, "server.resend_broadcast"),
+    Route("PUT", "/v1/people/{id}", people.identify, SERVER, "server.identify", JSON_OBJECT),
+    Route("GET", "/v1/people/{id}/messages", people.list_person_messages, SERVER, "server.person_messages"),
+    Route("POST", "/v1/people/{id}/events", triggers.record_person_event, SERVER, "server.person_events",
+          s.PersonEventRequest),
+    Route("GET", "/v1/triggers", triggers.list_triggers, SERVER, "server.triggers"),
+    Route("POST", "/v1/triggers", triggers.create_trigger, SERVER, "server.triggers", s.TriggerRequest, 201),
+    Route("DELETE", "/v1/triggers/{id}", triggers.disable_trigger, SERVER, "server.trigger"),
+    Route("GET", "/v1/workspace", workspace.get_workspace, SERVER, "server.workspace"),
+    Route("PATCH", "/v1/workspace", workspace.patch_workspace, SERVER, "server.workspace", s.WorkspacePatch),
+    Route("GET", "/v1/templates", templates.list_templates, SERVER, "server.templates"),
+    Route("POST", "/v1/templates", templates.create_template, SERVER, "server.templates", s.TemplateRequest, 201),
+    Route("GET", "/v1/templates/{id}", templates.get_template, SERVER, "server.template"),
+    Route("POST", "/v1/test-message", messages.send_test_message, SERVER, "server.test_message",
+          s.TestMessageRequest, 201),
+    Route("GET", "/v1/workspace/setup", workspace.workspace_setup, SERVER, "server.workspace_setup"),
     # Pages: where a browser lands, the web SDK and the demo page.
-    ("GET", "/", home.home, PUBLIC, "home"),
-    ("GET", sdk.SDK_PATH, sdk.script, PUBLIC, "sdk.script"),
-    ("GET", "/demo", sdk.demo, PUBLIC, "sdk.demo"),
-    ("GET", "/demo/setup", sdk.demo_setup, PUBLIC, "sdk.demo_setup"),
+    Route("GET", "/", home.home, PUBLIC, "home"),
+    Route("GET", sdk.SDK_PATH, sdk.script, PUBLIC, "sdk.script", media="application/javascript"),
+    Route("GET", "/demo", sdk.demo, PUBLIC, "sdk.demo", media="text/html"),
+    Route("GET", "/demo/setup", sdk.demo_setup, PUBLIC, "sdk.demo_setup"),
     # Operations.
-    ("GET", "/healthz", ops.healthz, PUBLIC, "ops.healthz"),
-    ("GET", "/readyz", ops.readyz, PUBLIC, "ops.readyz"),
-    ("GET", "/metrics", ops.metrics, PUBLIC, "ops.metrics"),
+    Route("GET", "/healthz", ops.healthz, PUBLIC, "ops.healthz"),
+    Route("GET", "/readyz", ops.readyz, PUBLIC, "ops.readyz"),
+    Route("GET", "/metrics", ops.metrics, PUBLIC, "ops.metrics", media="text/plain"),
+    Route("GET", "/openapi.json", openapi.document, PUBLIC, "openapi"),
 )
 
 # Public pages answer HEAD too (load balancers and uptime checks use it); the API refuses it (405).
-_HEAD = {"home", "sdk.script", "sdk.demo", "ops.healthz", "ops.readyz", "ops.metrics"}
+_HEAD = {"home", "openapi", "sdk.script", "sdk.demo", "ops.healthz", "ops.readyz", "ops.metrics"}
 
 
 def add_routes(app: web.Application) -> None:
     """Register every route and record who may call it."""
     access: dict[web.AbstractRoute, Access] = {}
     resources: dict[str, web.Resource] = {}
-    for method, path, handler, who, name in ROUTES:
+    for method, path, handler, who, name, *_ in ROUTES:
         resource = resources.get(path)
         if resource is None:
             resource = resources[path] = app.router.add_resource(path, name=name)
@@ -75,3 +96,4 @@ def add_routes(app: web.Application) -> None:
         for each in methods:
             access[resource.add_route(each, handler)] = who
     app[ROUTE_ACCESS] = access
+    app[OPENAPI] = openapi.encoded(ROUTES)

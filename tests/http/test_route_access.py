@@ -24,7 +24,7 @@ def test_every_registered_route_declares_who_may_call_it(client) -> None:  # typ
             assert route in access, f"{route.method} {resource.canonical} has no declared access"
 
 
-SERVER_ROUTES = [(method, path) for method, path, _, who, _ in ROUTES if who is Access.SERVER]
+SERVER_ROUTES = [(route.method, route.path) for route in ROUTES if route.access is Access.SERVER]
 
 
 @pytest.mark.parametrize(("method", "path"), SERVER_ROUTES)
@@ -47,7 +47,7 @@ async def test_the_server_api_refuses_other_origins(api: Api, method: str, path:
     assert reply.error_code == "cross_origin_forbidden"
 
 
-@pytest.mark.parametrize("path", [path for _, path, _, who, _ in ROUTES if who is Access.DEVICE])
+@pytest.mark.parametrize("path", [route.path for route in ROUTES if route.access is Access.DEVICE])
 async def test_every_device_route_answers_a_cors_preflight(api: Api, path: str) -> None:
     reply = await api.request("OPTIONS", path, auth=False, headers={"Origin": "https://shop.example"})
     assert reply.status == 204
