@@ -26,6 +26,7 @@ from ..core.quiet import QuietPeople
 from ..core.waiters import Waiters
 from ..core.wakeups import Wakeups
 from ..core.workspaces import WorkspaceCache
+from .connections import connection_guard_middleware
 from .keys import (
     CLOCK,
     CONFIG,
@@ -58,7 +59,8 @@ def create_app(config: Config, *, clock: Clock | None = None, rng: random.Random
     app = web.Application(
         client_max_size=config.max_body_bytes,
         middlewares=[
-            request_id_middleware, metrics_middleware, cors_middleware, error_middleware, auth_middleware,
+            request_id_middleware, metrics_middleware, cors_middleware, error_middleware,
+            connection_guard_middleware, auth_middleware,
         ],
     )
     app[CONFIG] = config
