@@ -144,7 +144,7 @@ class _GuardedProtocol(asyncio.Protocol):
         self._transport.abort()
 
 
-CONNECTIONS = web.AppKey("connections", ConnectionGuard)
+CONNECTIONS = web.AppKey("mailslot.connections", ConnectionGuard)
 
 
 @web.middleware
