@@ -1,4 +1,4 @@
-"""The `mailslot` command: serve, migrate, workspace create.
+"""The `mailslot` command: serve, reload, migrate, workspace create.
 
 argparse (the standard library) rather than click: each flag mirrors a `MAILSLOT_*` variable
 that `gateway.config` alone reads, so the CLI only passes explicit flags on as overrides.
@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -23,6 +25,8 @@ log = logging.getLogger("mailslot")
 
 _SERVE_SETTINGS = {s.name for s in SETTINGS}
 _DATABASE_SETTINGS = {"database_url", "data_dir", "log_level"}
+# Where `serve` writes its supervisor's pid, under the data folder (gateway.serve.PID_FILE).
+_PID_FILE = "mailslot.pid"
 
 
 def _add_settings(parser: argparse.ArgumentParser, names: set[str]) -> None:
@@ -42,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Apply migrations and serve HTTP. With no database URL, "
                                 "an embedded PostgreSQL runs under the data folder.")
     _add_settings(serve, _SERVE_SETTINGS)
+
+    reload = commands.add_parser("reload", help="restart the running server's workers; no connection is dropped",
+                                 description="Send SIGHUP to the `mailslot serve` running on this data folder: it "
+                                 "starts new workers on the same port, then drains the old ones.")
+    _add_settings(reload, {"data_dir"})
 
     migrate = commands.add_parser("migrate", help="apply the database migrations that are missing")
     _add_settings(migrate, _DATABASE_SETTINGS)
@@ -77,6 +86,8 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         from .serve import serve  # imports aiohttp and uvloop: only for the command that needs them
 
         return serve(config)
+    if args.command == "reload":
+        return _reload(config)
     with storage.migrated_database(config.database_url, config.data_dir) as database:
         if args.command == "migrate":
             applied = database.applied
@@ -93,3 +104,36 @@ async def _create_workspace(url: str, name: str) -> storage.WorkspaceCredentials
         return await storage.create_workspace(pool, name)
     finally:
         await pool.close()
+
+
+def _reload(config: Config) -> int:
+    """Signal the supervisor named in the data folder's pid file, if it is a running `mailslot serve`."""
+    path = config.data_dir / _PID_FILE
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        print(f"mailslot: no running server found ({path} is missing or unreadable); "
+              "is `mailslot serve` running with this data folder (MAILSLOT_DATA_DIR / --data-dir)?", file=sys.stderr)
+        return 1
+    if not _is_mailslot_serve(pid):
+        print(f"mailslot: process {pid} from {path} is not a running `mailslot serve`", file=sys.stderr)
+        return 1
+    os.kill(pid, signal.SIGHUP)
+    print(f"reload requested from the server with pid {pid}")
+    return 0
+
+
+def _is_mailslot_serve(pid: int) -> bool:
+    """Guards against a stale pid file whose number now belongs to another process."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            words = cmdline.read().split(b"\0")
+    except OSError:
+        return True  # no /proc: trust the pid file
+    return b"serve" in words and any(b"mailslot" in word or b"gateway" in word for word in words)

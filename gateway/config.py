@@ -51,6 +51,12 @@ class Config:
     max_parked: int = 100_000
     max_parked_per_person: int = 10
     shutdown_timeout_s: float = 10.0
+    restart_limit: int = 10
+    restart_window_s: float = 60.0
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keepalive_timeout_s: float = 75.0
+    max_connections_per_ip: int = 1000
     listener_probe_s: float = 10.0
     quiet_ttl_s: float = 30.0
     metrics_dir: Path | None = None
@@ -148,6 +154,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_parked", _positive_int, "most polls one process holds open; the rest are answered at once"),
     Setting("max_parked_per_person", _at_least_one, "most held polls per person per process"),
     Setting("shutdown_timeout_s", _seconds, "seconds in-flight requests get to finish on SIGTERM"),
+    Setting("restart_limit", _at_least_one, "most worker failures within restart_window_s before serve gives up"),
+    Setting("restart_window_s", _interval, "seconds over which worker failures are counted"),
+    Setting("header_timeout_s", _interval, "seconds a client gets to send a request's headers"),
+    Setting("body_timeout_s", _interval, "seconds a client gets to send a request's body"),
+    Setting("keepalive_timeout_s", _interval, "seconds an idle keep-alive connection stays open"),
+    Setting("max_connections_per_ip", _positive_int, "most open connections from one address per process (0: no cap)"),
     Setting("listener_probe_s", _interval, "seconds of silence before the LISTEN connection is probed"),
     Setting("quiet_ttl_s", _seconds, "seconds an empty poll result is reused without the database (0: never)"),
     Setting("metrics_dir", Path, "folder shared by worker processes for /metrics (set by serve)"),

@@ -8,6 +8,8 @@ reports the sum, so a scrape through the load balancer sees the whole host.
 
 from __future__ import annotations
 
+import resource
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -50,6 +52,18 @@ class Metrics:
             "mailslot_rate_limited", "Requests refused with 429, by route group and the limit that refused them.",
             ["group", "reason"], registry=registry,
         )
+        self.closed_connections = Counter(
+            "mailslot_closed_connections",
+            "Connections closed by the server's guards: per_ip_limit, header_timeout, body_timeout.",
+            ["reason"], registry=registry,
+        )
+        # serve raises the soft limit to the hard one at start; a low value here explains
+        # refused connections ("Too many open files") before anything else does.
+        self.open_files_limit = Gauge(
+            "mailslot_open_files_limit", "The process's limit of open files (RLIMIT_NOFILE, soft).",
+            registry=registry, multiprocess_mode="max",
+        )
+        self.open_files_limit.set(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
     def render(self) -> bytes:
         """The text exposition: this process, or every worker when running multi-process."""

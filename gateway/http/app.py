@@ -28,6 +28,7 @@ from ..core.waiters import Waiters
 from ..core.wakeups import Wakeups
 from ..core.workspaces import WorkspaceCache
 from .addresses import TrustedProxies
+from .connections import connection_guard_middleware
 from .keys import (
     CLOCK,
     CONFIG,
@@ -63,8 +64,8 @@ def create_app(config: Config, *, clock: Clock | None = None, rng: random.Random
     app = web.Application(
         client_max_size=config.max_body_bytes,
         middlewares=[
-            request_id_middleware, metrics_middleware, cors_middleware, error_middleware, rate_limit_middleware,
-            auth_middleware,
+            request_id_middleware, metrics_middleware, cors_middleware, error_middleware,
+            connection_guard_middleware, rate_limit_middleware, auth_middleware,
         ],
     )
     app[CONFIG] = config

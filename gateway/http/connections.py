@@ -1,0 +1,191 @@
+"""Slow and greedy clients: a header deadline, a body deadline and a cap per client address.
+
+aiohttp 3.14 has an idle keep-alive timeout but no deadline for a request's headers or body,
+so a client that trickles headers, or declares a body and never sends it, holds a socket (and
+a file descriptor) for as long as it likes. `ConnectionGuard` wraps each connection's protocol:
+it counts connections per address (over the cap, the connection is closed at once) and closes
+one whose request headers are not complete within `header_timeout_s`. The headers are complete
+when the request reaches `connection_guard_middleware`, which then reads the body within
+`body_timeout_s` (every handler reads it anyway; the read is cached) and refuses a declared
+body over the size limit before any of it arrives.
+
+Held polls are never cut: the header deadline only runs while no request is being handled, and
+the idle keep-alive timeout (aiohttp's) only while the connection waits for its next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, cast
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from ..core.metrics import Metrics
+from ..errors import PayloadTooLarge
+from .keys import CONFIG
+
+__all__ = ["CONNECTIONS", "ConnectionGuard", "GuardedSockSite", "connection_guard_middleware"]
+
+log = logging.getLogger("mailslot.gateway")
+
+ProtocolFactory = Callable[[], asyncio.BaseProtocol]
+
+
+class ConnectionGuard:
+    """One per process: wraps the server's protocol factory and keeps the per-address counts."""
+
+    def __init__(self, *, header_timeout_s: float, max_per_ip: int, metrics: Metrics | None = None) -> None:
+        self.header_timeout_s = header_timeout_s
+        self.max_per_ip = max_per_ip
+        self.metrics = metrics
+        self.per_ip: Counter[str] = Counter()
+        self._by_transport: dict[asyncio.BaseTransport, _GuardedProtocol] = {}
+
+    def wrap(self, factory: ProtocolFactory) -> ProtocolFactory:
+        """A protocol factory for `loop.create_server` whose connections this guard watches."""
+        return lambda: _GuardedProtocol(self, factory)
+
+    def request_started(self, transport: asyncio.BaseTransport | None) -> None:
+        guarded = self._by_transport.get(transport) if transport is not None else None
+        if guarded is not None:
+            guarded.request_started()
+
+    def request_finished(self, transport: asyncio.BaseTransport | None) -> None:
+        guarded = self._by_transport.get(transport) if transport is not None else None
+        if guarded is not None:
+            guarded.request_finished()
+
+    def closed(self, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.closed_connections.labels(reason).inc()
+
+
+class _GuardedProtocol(asyncio.Protocol):
+    """Forwards every callback to aiohttp's RequestHandler; adds the deadline and the count."""
+
+    def __init__(self, guard: ConnectionGuard, factory: ProtocolFactory) -> None:
+        self._guard = guard
+        self._inner: Any = factory()
+        self._transport: asyncio.Transport | None = None
+        self._address: str | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        self._in_request = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        guard = self._guard
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not an asyncio.Transport subclass
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else None
+        if address is not None and guard.max_per_ip and guard.per_ip[address] >= guard.max_per_ip:
+            guard.closed("per_ip_limit")
+            self._transport.abort()
+            return
+        if address is not None:
+            guard.per_ip[address] += 1
+            self._address = address
+        guard._by_transport[self._transport] = self
+        self._arm()
+        self._inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if self._transport is None or self._guard._by_transport.pop(self._transport, None) is None:
+            return  # refused over the cap: aiohttp never saw this connection
+        if self._address is not None:
+            per_ip = self._guard.per_ip
+            per_ip[self._address] -= 1
+            if per_ip[self._address] <= 0:
+                del per_ip[self._address]
+        self._inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._deadline is None and self._in_request == 0:
+            self._arm()  # the first bytes of the next request on a kept-alive connection
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        result: bool | None = self._inner.eof_received()
+        return result
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def request_started(self) -> None:
+        self._in_request += 1
+        self._disarm()
+
+    def request_finished(self) -> None:
+        self._in_request -= 1
+
+    def _arm(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.call_later(self._guard.header_timeout_s, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self._in_request or self._transport is None or self._transport.is_closing():
+            return
+        # Headers still incomplete: possibly aiohttp has parsed them and the handler is about to
+        # start, but after header_timeout_s of loop time that would be a stalled loop, not a client.
+        self._guard.closed("header_timeout")
+        self._transport.abort()
+
+
+CONNECTIONS = web.AppKey("mailslot.connections", ConnectionGuard)
+
+
+@web.middleware
+async def connection_guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Mark the headers as complete, then read the body within the body deadline.
+
+    Runs inside the error middleware, so a refused body is answered as JSON (413, or 408 when
+    the body is too slow; aiohttp then closes the connection, whose body never finished).
+    """
+    guard = request.app.get(CONNECTIONS)
+    transport = request.transport
+    if guard is not None:
+        guard.request_started(transport)
+    try:
+        if request.body_exists:
+            config = request.app[CONFIG]
+            if request.content_length is not None and request.content_length > config.max_body_bytes:
+                raise PayloadTooLarge(f"the body may be at most {config.max_body_bytes} bytes")
+            try:
+                async with asyncio.timeout(config.body_timeout_s):
+                    await request.read()
+            except TimeoutError:
+                if guard is not None:
+                    guard.closed("body_timeout")
+                raise web.HTTPRequestTimeout(text="the request body did not arrive in time") from None
+        return await handler(request)
+    finally:
+        if guard is not None:
+            guard.request_finished(transport)
+
+
+class GuardedSockSite(web.SockSite):
+    """A site on an already-listening socket (the supervisor's) whose connections `guard` watches."""
+
+    def __init__(self, runner: web.BaseRunner, sock: socket.socket, guard: ConnectionGuard, *, backlog: int) -> None:
+        super().__init__(runner, sock, backlog=backlog)
+        self._guard = guard
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        server = self._runner.server
+        assert server is not None
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._guard.wrap(server), sock=self._sock, backlog=self._backlog)
