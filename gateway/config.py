@@ -32,6 +32,8 @@ class Config:
     workers: int = 0
     pool_min: int = 2
     pool_max: int = 10
+    db_acquire_timeout_s: float = 2.0
+    db_statement_timeout_s: float = 5.0
     max_body_bytes: int = 64 * 1024
     max_wait_s: int = 30
     claim_limit: int = 10
@@ -114,6 +116,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("workers", _positive_int, "gateway processes sharing the port (0: one per core)"),
     Setting("pool_min", _positive_int, "database connections each process keeps open"),
     Setting("pool_max", _positive_int, "most database connections per process"),
+    Setting("db_acquire_timeout_s", _interval,
+            "seconds a request waits for a free database connection before answering 503"),
+    Setting("db_statement_timeout_s", _interval,
+            "seconds a statement may run before the request answers 503 (bulk statements have their own)"),
     Setting("max_body_bytes", _at_least_one, "largest request body accepted, in bytes"),
     Setting("max_wait_s", _positive_int, "longest a poll may be held open, in seconds"),
     Setting("claim_limit", _at_least_one, "most new messages one poll claims"),
