@@ -109,7 +109,10 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class DeliveredMessage:
-    """A message a poll hands to a device; `offered` is false for a persistent one already shown."""
+    """A message a poll hands to a device; `offered` is false for a persistent one already shown.
+
+    `lease_expires_at` is when an offer's lease ends on the database clock (None once shown).
+    """
 
     id: uuid.UUID
     content: dict[str, Any]
@@ -119,6 +122,7 @@ class DeliveredMessage:
     expires_at: datetime
     campaign: str | None
     offered: bool
+    lease_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -243,7 +243,7 @@ recorded AS (
 SELECT state AS previous_state FROM target;
 
 -- claim_messages --
--- The poll: claim a person's deliverable messages for one device under a lease, record the offers and expiries, and return what the device holds with the tier's facts (and whether anything was pending or on display, as of the statement's snapshot). $1 workspace_id, $2 user (id or email), $3 device_id, $4 now, $5 lease_s, $6 at most this many new claims
+-- The poll: claim a person's deliverable messages for one device under a lease, record the offers and expiries, and return what the device holds (with each offer's lease end) with the tier's facts (and whether anything was pending or on display, as of the statement's snapshot). $1 workspace_id, $2 user (id or email), $3 device_id, $4 now, $5 lease_s, $6 at most this many new claims
 WITH clock AS MATERIALIZED (
     SELECT coalesce($4::timestamptz, now()) AS now
 ),
@@ -287,7 +287,7 @@ claimed AS (
     FROM free, clock
     WHERE m.id = free.id
     RETURNING m.id, m.workspace_id, m.content, m.broadcast_id, m.properties, m.priority, m.persistent,
-              m.expires_at, m.campaign, m.created_at, true AS offered
+              m.expires_at, m.campaign, m.created_at, m.lease_expires_at, true AS offered
 ),
 recorded AS (
     INSERT INTO events (workspace_id, message_id, type, device_id, at)
@@ -297,7 +297,7 @@ recorded AS (
 ),
 held AS (
     SELECT m.id, m.workspace_id, m.content, m.broadcast_id, m.properties, m.priority, m.persistent,
-           m.expires_at, m.campaign, m.created_at, m.state = 'offered' AS offered
+           m.expires_at, m.campaign, m.created_at, m.lease_expires_at, m.state = 'offered' AS offered
     FROM messages m, person, clock
     WHERE m.person_id = person.id
       AND m.device_id = $3
@@ -321,7 +321,7 @@ facts AS (
 )
 SELECT facts.now, facts.person_id, facts.last_message_at, facts.pending, facts.showing,
        d.id, coalesce(d.content, b.content) AS content, d.properties, d.priority, d.persistent,
-       d.expires_at, d.campaign, d.offered
+       d.expires_at, d.campaign, d.offered, d.lease_expires_at
 FROM facts
 LEFT JOIN delivered d ON true
 LEFT JOIN broadcasts b ON b.id = d.broadcast_id

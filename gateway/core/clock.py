@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 
 __all__ = ["Clock", "FixedClock"]
@@ -13,16 +14,29 @@ class Clock:
     def now(self) -> datetime | None:
         return None
 
+    def monotonic(self) -> float:
+        """Seconds on this process's monotonic clock: how long a claim took to answer."""
+        return time.monotonic()
+
 
 class FixedClock(Clock):
-    """A clock tests set and move, so no test sleeps through a lease or a 30-day window."""
+    """A clock tests set and move, so no test sleeps through a lease or a 30-day window.
+
+    Its monotonic clock moves only with `advance` too, so a test can stall a poll "for" minutes.
+    """
 
     def __init__(self, start: datetime) -> None:
         self._now = start
+        self._monotonic = 0.0
 
     def now(self) -> datetime:
         return self._now
 
+    def monotonic(self) -> float:
+        return self._monotonic
+
     def advance(self, **delta: float) -> datetime:
-        self._now += timedelta(**delta)
+        step = timedelta(**delta)
+        self._now += step
+        self._monotonic += step.total_seconds()
         return self._now
