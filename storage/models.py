@@ -35,6 +35,8 @@ class Workspace:
     low_s: int
     recent_days: int
     lease_s: int
+    # Days a final message and its events are kept before the retention sweep deletes them.
+    retention_days: int = 30
 
 
 @dataclass(frozen=True, slots=True)
