@@ -38,6 +38,7 @@ class Config:
     max_wait_s: int = 30
     claim_limit: int = 10
     expire_interval_s: int = 60
+    retention_interval_s: int = 3600
     workspace_cache_s: float = 5.0
     max_parked: int = 100_000
     max_parked_per_person: int = 10
@@ -124,6 +125,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_wait_s", _positive_int, "longest a poll may be held open, in seconds"),
     Setting("claim_limit", _at_least_one, "most new messages one poll claims"),
     Setting("expire_interval_s", _at_least_one, "seconds between expiry sweeps"),
+    Setting("retention_interval_s", _at_least_one,
+            "seconds between retention sweeps, which delete final messages past their workspace's retention_days"),
     Setting("workspace_cache_s", _seconds, "seconds a process trusts its cached workspace settings"),
     Setting("max_parked", _positive_int, "most polls one process holds open; the rest are answered at once"),
     Setting("max_parked_per_person", _at_least_one, "most held polls per person per process"),

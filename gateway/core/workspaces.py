@@ -95,13 +95,14 @@ async def update_workspace(
     recent_days: int | None = None,
     lease_s: int | None = None,
     now: datetime | None = None,
+    retention_days: int | None = None,
 ) -> tuple[Workspace, int]:
     """Change the settings given (None leaves one as it is); disabling recalls every queued and
     offered message. Returns the workspace and how many messages were recalled."""
     workspace, recalled = await storage.update_workspace(
         pool, workspace_id, in_app_enabled=in_app_enabled, identity_mode=identity_mode,
         active_s=active_s, inactive_s=inactive_s, low_s=low_s, recent_days=recent_days,
-        lease_s=lease_s, now=now,
+        lease_s=lease_s, now=now, retention_days=retention_days,
     )
     cache.put(workspace)
     return workspace, recalled

@@ -1,7 +1,7 @@
 """`create_app(config)`: routes, middlewares and resource lifetimes; no I/O until startup.
 
 Startup order (cleanup runs in reverse): database URL (embedded server, migrations), pool and
-caches, parked-poll registry, listener, expiry sweeper. On shutdown every parked poll is
+caches, parked-poll registry, listener, expiry sweeper, retention sweeper. On shutdown every parked poll is
 answered at once and /readyz turns 503.
 """
 
@@ -69,7 +69,7 @@ def create_app(config: Config, *, clock: Clock | None = None, rng: random.Random
     app[WAITERS] = Waiters(max_total=config.max_parked, max_per_person=config.max_parked_per_person)
     app[QUIET] = QuietPeople(config.quiet_ttl_s)
     add_routes(app)
-    app.cleanup_ctx.extend([database, pool_and_caches, waiter_expiry, listener, expiry_sweeper])
+    app.cleanup_ctx.extend([database, pool_and_caches, waiter_expiry, listener, expiry_sweeper, retention_sweeper])
     app.on_shutdown.append(answer_parked_polls)
     return app
 
@@ -142,6 +142,25 @@ async def expiry_sweeper(app: web.Application) -> AsyncIterator[None]:
                 log.warning("expiry sweep failed: %s", exc)
 
     async with _background(sweep(), "mailslot.expiry_sweeper"):
+        yield
+
+
+async def retention_sweeper(app: web.Application) -> AsyncIterator[None]:
+    """Delete final messages past their workspace's retention, so storage stays bounded."""
+    interval = app[CONFIG].retention_interval_s
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                swept = await storage.delete_retired_messages(app[POOL], now=app[CLOCK].now())
+            except storage.StorageError as exc:
+                log.warning("retention sweep failed: %s", exc)
+                continue
+            if swept.deleted:
+                log.info("retention sweep deleted %d messages", swept.deleted)
+
+    async with _background(sweep(), "mailslot.retention_sweeper"):
         yield
 
 

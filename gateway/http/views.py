@@ -87,6 +87,7 @@ def workspace_view(workspace: Workspace) -> dict[str, Any]:
             "recent_days": workspace.recent_days,
         },
         "lease_s": workspace.lease_s,
+        "retention_days": workspace.retention_days,
     }
 
 
