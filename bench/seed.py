@@ -61,7 +61,7 @@ def import_people(
     """Create these people, `chunk` per statement, two statements at a time."""
 
     async def run() -> None:
-        pool = await storage.create_pool(database_url, min_size=2, max_size=2, command_timeout=600)
+        pool = await storage.create_pool(database_url, min_size=2, max_size=2, statement_timeout_s=600)
         try:
             done = 0
             parts = [list(external_ids[i:i + chunk]) for i in range(0, len(external_ids), chunk)]

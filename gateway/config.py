@@ -43,10 +43,13 @@ class Config:
     workers: int = 0
     pool_min: int = 2
     pool_max: int = 10
+    db_acquire_timeout_s: float = 2.0
+    db_statement_timeout_s: float = 5.0
     max_body_bytes: int = 64 * 1024
     max_wait_s: int = 30
     claim_limit: int = 10
     expire_interval_s: int = 60
+    retention_interval_s: int = 3600
     workspace_cache_s: float = 5.0
     max_parked: int = 100_000
     max_parked_per_person: int = 10
@@ -146,10 +149,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("workers", _positive_int, "gateway processes sharing the port (0: one per core)"),
     Setting("pool_min", _positive_int, "database connections each process keeps open"),
     Setting("pool_max", _positive_int, "most database connections per process"),
+    Setting("db_acquire_timeout_s", _interval,
+            "seconds a request waits for a free database connection before answering 503"),
+    Setting("db_statement_timeout_s", _interval,
+            "seconds a statement may run before the request answers 503 (bulk statements have their own)"),
     Setting("max_body_bytes", _at_least_one, "largest request body accepted, in bytes"),
     Setting("max_wait_s", _positive_int, "longest a poll may be held open, in seconds"),
     Setting("claim_limit", _at_least_one, "most new messages one poll claims"),
     Setting("expire_interval_s", _at_least_one, "seconds between expiry sweeps"),
+    Setting("retention_interval_s", _at_least_one,
+            "seconds between retention sweeps, which delete final messages past their workspace's retention_days"),
     Setting("workspace_cache_s", _seconds, "seconds a process trusts its cached workspace settings"),
     Setting("max_parked", _positive_int, "most polls one process holds open; the rest are answered at once"),
     Setting("max_parked_per_person", _at_least_one, "most held polls per person per process"),

@@ -47,6 +47,7 @@ from .notices import NOTIFY_CHANNEL, BroadcastNotice, Notice, QueueNotice, Works
 from .people import get_person, identify_person
 from .pool import create_pool
 from .probe import check_ready
+from .retention import RetentionSweep, delete_retired_messages
 from .setup import WorkspaceSetup, get_workspace_setup
 from .templates import Template, create_template, get_template, list_templates
 from .triggers import (
@@ -95,6 +96,7 @@ __all__ = [
     "QueueNotice",
     "RecallOutcome",
     "ResendOutcome",
+    "RetentionSweep",
     "SendOutcome",
     "StorageError",
     "StorageUnavailable",
@@ -112,6 +114,7 @@ __all__ = [
     "create_template",
     "create_trigger",
     "create_workspace",
+    "delete_retired_messages",
     "disable_trigger",
     "expire_messages",
     "get_broadcast",

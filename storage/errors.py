@@ -48,9 +48,14 @@ class RefusedWrite(Exception):
     """
 
 
+# Every driver error that means "the database is gone, stopping, starting, read-only or busy":
+# the request may succeed if retried shortly, so it is a 503, never a 500. InternalClientError
+# is what asyncpg raises on a connection left mid-operation by a server that went away.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.InsufficientResourcesError,
@@ -58,6 +63,7 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.DeadlockDetectedError,
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.QueryCanceledError,
+    asyncpg.exceptions.LockNotAvailableError,
     ConnectionError,
     OSError,
     TimeoutError,

@@ -184,6 +184,7 @@ async def claim_messages(
             expires_at=r["expires_at"],
             campaign=r["campaign"],
             offered=r["offered"],
+            lease_expires_at=r["lease_expires_at"],
         )
         for r in rows
         if r["id"] is not None

@@ -37,6 +37,8 @@ class Workspace:
     lease_s: int
     # The workspace's own rate limits by name (gateway/core/ratelimits.py reads them); empty: the server's.
     rate_limits: dict[str, Any] = field(default_factory=dict, hash=False)
+    # Days a final message and its events are kept before the retention sweep deletes them.
+    retention_days: int = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +113,10 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class DeliveredMessage:
-    """A message a poll hands to a device; `offered` is false for a persistent one already shown."""
+    """A message a poll hands to a device; `offered` is false for a persistent one already shown.
+
+    `lease_expires_at` is when an offer's lease ends on the database clock (None once shown).
+    """
 
     id: uuid.UUID
     content: dict[str, Any]
@@ -121,6 +126,7 @@ class DeliveredMessage:
     expires_at: datetime
     campaign: str | None
     offered: bool
+    lease_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,12 @@
-"""The asyncpg pool: orjson codecs for json/jsonb and a statement cache that fits every query."""
+"""The asyncpg pool: orjson codecs for json/jsonb, a statement cache that fits every query, and
+timeouts that fail fast.
+
+A stalled database must become an answer (503 with Retry-After), not a hung request: waiting
+for a free connection is bounded by `acquire_timeout_s`, every statement by
+`statement_timeout_s` (asyncpg's client-side `command_timeout`, which also fires when the server
+is stopped and cannot cancel anything itself). Bulk statements pass their own longer `timeout=`.
+Held polls park outside any connection, so neither bound limits how long a poll may be held.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,11 @@ import orjson
 from .errors import translate_errors
 from .sql import queries
 
-__all__ = ["Executor", "create_pool"]
+__all__ = ["ACQUIRE_TIMEOUT_S", "STATEMENT_TIMEOUT_S", "Executor", "create_pool"]
+
+# Defaults: a few seconds, well under what a device or a backend waits for an answer.
+ACQUIRE_TIMEOUT_S = 2.0
+STATEMENT_TIMEOUT_S = 5.0
 
 # Anything with fetch/fetchrow/fetchval/execute: a pool for single statements, a connection
 # inside a transaction.
@@ -39,19 +51,48 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
+class _BoundedPool(asyncpg.Pool):  # type: ignore[misc]
+    """A pool whose every acquire, explicit or inside `pool.fetch()` and friends, is bounded.
+
+    asyncpg's `Pool.fetch` and the like acquire without a timeout, so the bound is the default
+    of `acquire` itself. The same bound then applies to the release (asyncpg records it).
+    """
+
+    __slots__ = ("_acquire_timeout_s",)
+
+    def __init__(self, *args: Any, acquire_timeout_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._acquire_timeout_s = acquire_timeout_s
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self._acquire_timeout_s if timeout is None else timeout)
+
+
 @translate_errors
 async def create_pool(
-    dsn: str, *, min_size: int = 2, max_size: int = 10, command_timeout: float = 30.0
+    dsn: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 10,
+    acquire_timeout_s: float = ACQUIRE_TIMEOUT_S,
+    statement_timeout_s: float = STATEMENT_TIMEOUT_S,
 ) -> asyncpg.Pool:
     """Open a pool whose connections each prepare every statement once, on first use."""
-    pool: asyncpg.Pool = await asyncpg.create_pool(
+    pool = _BoundedPool(
         dsn,
+        acquire_timeout_s=acquire_timeout_s,
         min_size=min_size,
         max_size=max_size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
         init=_init_connection,
         reset=_keep_session,
-        command_timeout=command_timeout,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        command_timeout=statement_timeout_s,
         statement_cache_size=max(100, 2 * len(queries)),
         server_settings={"application_name": "mailslot"},
     )
+    await pool
     return pool

@@ -9,7 +9,7 @@
 INSERT INTO workspaces (name, site_id, identity_secret)
 VALUES ($1, $2, $3)
 RETURNING id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-          active_s, inactive_s, low_s, recent_days, lease_s, rate_limits;
+          active_s, inactive_s, low_s, recent_days, lease_s, rate_limits, retention_days;
 
 -- create_api_key --
 -- Store the hash of a new API key for a workspace. $1 workspace_id, $2 sha256 of the key
@@ -18,14 +18,14 @@ INSERT INTO api_keys (workspace_id, key_hash) VALUES ($1, $2);
 -- get_workspace_by_site_id --
 -- A workspace by its public site id. $1 site_id
 SELECT id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-       active_s, inactive_s, low_s, recent_days, lease_s, rate_limits
+       active_s, inactive_s, low_s, recent_days, lease_s, rate_limits, retention_days
 FROM workspaces
 WHERE site_id = $1;
 
 -- get_workspace_by_key_hash --
 -- The workspace an API key belongs to. $1 sha256 of the key
 SELECT w.id, w.name, w.site_id, w.identity_secret, w.identity_mode, w.in_app_enabled,
-       w.active_s, w.inactive_s, w.low_s, w.recent_days, w.lease_s, w.rate_limits
+       w.active_s, w.inactive_s, w.low_s, w.recent_days, w.lease_s, w.rate_limits, w.retention_days
 FROM api_keys k
 JOIN workspaces w ON w.id = k.workspace_id
 WHERE k.key_hash = $1;
@@ -33,7 +33,7 @@ WHERE k.key_hash = $1;
 -- get_workspace_by_name --
 -- The oldest workspace with this name. $1 name
 SELECT id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-       active_s, inactive_s, low_s, recent_days, lease_s, rate_limits
+       active_s, inactive_s, low_s, recent_days, lease_s, rate_limits, retention_days
 FROM workspaces
 WHERE name = $1
 ORDER BY id
@@ -44,7 +44,7 @@ LIMIT 1;
 SELECT id FROM workspaces WHERE id = $1 FOR UPDATE;
 
 -- update_workspace --
--- Change settings (NULL keeps a value) and tell every process; turning in-app off recalls every queued and offered message. $1 workspace_id, $2 in_app_enabled, $3 identity_mode, $4 active_s, $5 inactive_s, $6 low_s, $7 recent_days, $8 lease_s, $9 now, $10 rate limits to merge (a null one removes it) or NULL
+-- Change settings (NULL keeps a value) and tell every process; turning in-app off recalls every queued and offered message. $1 workspace_id, $2 in_app_enabled, $3 identity_mode, $4 active_s, $5 inactive_s, $6 low_s, $7 recent_days, $8 lease_s, $9 now, $10 rate limits to merge (a null one removes it) or NULL, $11 retention_days
 WITH clock AS (
     SELECT coalesce($9::timestamptz, now()) AS now
 ),
@@ -57,10 +57,11 @@ updated AS (
         low_s = coalesce($6, low_s),
         recent_days = coalesce($7, recent_days),
         lease_s = coalesce($8, lease_s),
-        rate_limits = coalesce(jsonb_strip_nulls(rate_limits || $10::jsonb), rate_limits)
+        rate_limits = coalesce(jsonb_strip_nulls(rate_limits || $10::jsonb), rate_limits),
+        retention_days = coalesce($11, retention_days)
     WHERE id = $1
     RETURNING id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-              active_s, inactive_s, low_s, recent_days, lease_s, rate_limits
+              active_s, inactive_s, low_s, recent_days, lease_s, rate_limits, retention_days
 ),
 recalled AS (
     UPDATE messages m
@@ -80,7 +81,7 @@ notified AS (
     SELECT mailslot_notify_workspace_v1(id) FROM updated
 )
 SELECT id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-       active_s, inactive_s, low_s, recent_days, lease_s, rate_limits,
+       active_s, inactive_s, low_s, recent_days, lease_s, rate_limits, retention_days,
        (SELECT count(*) FROM recalled) AS recalled,
        (SELECT count(*) FROM notified) AS notified
 FROM updated;
@@ -244,12 +245,12 @@ recorded AS (
 SELECT state AS previous_state FROM target;
 
 -- claim_messages --
--- The poll: claim a person's deliverable messages for one device under a lease, record the offers and expiries, and return what the device holds with the tier's facts (and whether anything was pending or on display, as of the statement's snapshot). $1 workspace_id, $2 user (id or email), $3 device_id, $4 now, $5 lease_s, $6 at most this many new claims
+-- The poll: claim a person's deliverable messages for one device under a lease, record the offers and expiries, and return what the device holds (with each offer's lease end) with the tier's facts (and whether anything was pending or on display, as of the statement's snapshot). $1 workspace_id, $2 user (id or email), $3 device_id, $4 now, $5 lease_s, $6 at most this many new claims
 WITH clock AS MATERIALIZED (
     SELECT coalesce($4::timestamptz, now()) AS now
 ),
 person AS MATERIALIZED (
-    SELECT p.id
+    SELECT p.id, p.last_message_at
     FROM people p
     WHERE p.workspace_id = $1 AND (p.external_id = $2 OR p.email = lower($2))
     ORDER BY (p.external_id = $2) IS TRUE DESC
@@ -288,7 +289,7 @@ claimed AS (
     FROM free, clock
     WHERE m.id = free.id
     RETURNING m.id, m.workspace_id, m.content, m.broadcast_id, m.properties, m.priority, m.persistent,
-              m.expires_at, m.campaign, m.created_at, true AS offered
+              m.expires_at, m.campaign, m.created_at, m.lease_expires_at, true AS offered
 ),
 recorded AS (
     INSERT INTO events (workspace_id, message_id, type, device_id, at)
@@ -298,7 +299,7 @@ recorded AS (
 ),
 held AS (
     SELECT m.id, m.workspace_id, m.content, m.broadcast_id, m.properties, m.priority, m.persistent,
-           m.expires_at, m.campaign, m.created_at, m.state = 'offered' AS offered
+           m.expires_at, m.campaign, m.created_at, m.lease_expires_at, m.state = 'offered' AS offered
     FROM messages m, person, clock
     WHERE m.person_id = person.id
       AND m.device_id = $3
@@ -313,7 +314,9 @@ delivered AS (
 ),
 facts AS (
     SELECT clock.now, person.id AS person_id,
-           (SELECT max(m.created_at) FROM messages m WHERE m.person_id = person.id) AS last_message_at,
+           -- The retention sweep folds the latest deleted message into people.last_message_at.
+           greatest((SELECT max(m.created_at) FROM messages m WHERE m.person_id = person.id),
+                    person.last_message_at) AS last_message_at,
            EXISTS (SELECT 1 FROM messages m
                    WHERE m.person_id = person.id AND m.state IN ('queued', 'offered')) AS pending,
            EXISTS (SELECT 1 FROM messages m
@@ -322,7 +325,7 @@ facts AS (
 )
 SELECT facts.now, facts.person_id, facts.last_message_at, facts.pending, facts.showing,
        d.id, coalesce(d.content, b.content) AS content, d.properties, d.priority, d.persistent,
-       d.expires_at, d.campaign, d.offered
+       d.expires_at, d.campaign, d.offered, d.lease_expires_at
 FROM facts
 LEFT JOIN delivered d ON true
 LEFT JOIN broadcasts b ON b.id = d.broadcast_id
@@ -395,6 +398,13 @@ recorded AS (
     ORDER BY j.n
     ON CONFLICT DO NOTHING
 ),
+-- A first action makes a shown message final (closed_at), which starts its retention period.
+acted AS (
+    UPDATE messages m
+    SET closed_at = clock.now
+    FROM target, clock
+    WHERE m.id = target.id AND $5::text = 'action' AND target.state = 'shown' AND m.closed_at IS NULL
+),
 -- Setup status: only a newly accepted `shown` while none was recorded; afterwards the WHERE
 -- matches no row, so later reports take no workspace lock.
 first_shown AS (
@@ -432,6 +442,65 @@ recorded AS (
     SELECT expired.workspace_id, expired.id, 'expired', clock.now FROM expired, clock
 )
 SELECT count(*) AS expired FROM expired;
+
+-- delete_retired_messages --
+-- Retention: delete one batch of messages final for longer than their workspace's retention_days (shown: since its first action or its expiry; dismissed, expired, recalled: since then), and their events (no foreign key since 0005), folding each person's latest message time and each broadcast's counts into the summaries that outlive them; skips rows another transaction holds, and does nothing (held false) while another process sweeps. $1 now, $2 batch size, $3 advisory lock key
+WITH clock AS MATERIALIZED (
+    SELECT coalesce($1::timestamptz, now()) AS now
+),
+-- One sweeper at a time across processes; a transaction lock, so it ends with the statement.
+sweeper AS MATERIALIZED (
+    SELECT pg_try_advisory_xact_lock($3) AS held
+),
+doomed AS MATERIALIZED (
+    SELECT m.id, m.person_id, m.broadcast_id, m.state, m.created_at,
+           EXISTS (SELECT 1 FROM events e WHERE e.message_id = m.id AND e.type = 'action') AS acted
+    FROM sweeper
+    CROSS JOIN workspaces w
+    CROSS JOIN clock
+    CROSS JOIN LATERAL (
+        SELECT m.id, m.person_id, m.broadcast_id, m.state, m.created_at
+        FROM messages m
+        WHERE m.workspace_id = w.id
+          AND m.state IN ('shown', 'dismissed', 'expired', 'recalled')
+          AND least(m.closed_at, m.expires_at) <= clock.now - make_interval(days => w.retention_days)
+        LIMIT $2
+        FOR UPDATE OF m SKIP LOCKED
+    ) m
+    WHERE sweeper.held
+    LIMIT $2
+),
+people_folded AS (
+    UPDATE people p
+    SET last_message_at = greatest(p.last_message_at, d.latest)
+    FROM (SELECT person_id, max(created_at) AS latest FROM doomed GROUP BY person_id) d
+    WHERE p.id = d.person_id
+),
+broadcasts_folded AS (
+    UPDATE broadcasts b
+    SET retired_total = b.retired_total + d.total,
+        retired_shown = b.retired_shown + d.shown,
+        retired_action = b.retired_action + d.action,
+        retired_dismissed = b.retired_dismissed + d.dismissed,
+        retired_expired = b.retired_expired + d.expired,
+        retired_recalled = b.retired_recalled + d.recalled
+    FROM (SELECT broadcast_id, count(*) AS total,
+                 count(*) FILTER (WHERE state = 'shown') AS shown,
+                 count(*) FILTER (WHERE acted) AS action,
+                 count(*) FILTER (WHERE state = 'dismissed') AS dismissed,
+                 count(*) FILTER (WHERE state = 'expired') AS expired,
+                 count(*) FILTER (WHERE state = 'recalled') AS recalled
+          FROM doomed WHERE broadcast_id IS NOT NULL GROUP BY broadcast_id) d
+    WHERE b.id = d.broadcast_id
+),
+events_deleted AS (
+    DELETE FROM events e USING doomed WHERE e.message_id = doomed.id
+),
+deleted AS (
+    DELETE FROM messages m USING doomed WHERE m.id = doomed.id
+    RETURNING m.id
+)
+SELECT (SELECT held FROM sweeper) AS held, (SELECT count(*) FROM deleted) AS deleted;
 
 -- check_ready --
 -- Readiness probe: the database answers.
@@ -509,13 +578,16 @@ SELECT (SELECT count(*) FROM workspace) > 0 AS enabled,
        (SELECT count(*) FROM notified) AS notified;
 
 -- get_broadcast --
--- A broadcast of a workspace with live counts of its messages by state (queued or offered past expires_at count as expired) and of those with an action. $1 workspace_id, $2 broadcast id, $3 now
+-- A broadcast of a workspace with live counts of its messages by state (plus those of entries retention deleted) (queued or offered past expires_at count as expired) and of those with an action. $1 workspace_id, $2 broadcast id, $3 now
 WITH clock AS (
     SELECT coalesce($3::timestamptz, now()) AS now
 )
 SELECT b.id, b.status, b.audience, b.queued, b.sends, b.campaign, b.created_at,
        coalesce(b.last_sent_at, b.created_at) AS last_sent_at, b.recalled_at, b.idempotency_hash,
-       c.total, c.n_queued, c.n_offered, c.n_shown, c.n_action, c.n_dismissed, c.n_expired, c.n_recalled
+       -- Entries the retention sweep deleted count as they were when deleted (final states only).
+       c.total + b.retired_total AS total, c.n_queued, c.n_offered, c.n_shown + b.retired_shown AS n_shown,
+       c.n_action + b.retired_action AS n_action, c.n_dismissed + b.retired_dismissed AS n_dismissed,
+       c.n_expired + b.retired_expired AS n_expired, c.n_recalled + b.retired_recalled AS n_recalled
 FROM broadcasts b
 CROSS JOIN clock
 CROSS JOIN LATERAL (

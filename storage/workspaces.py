@@ -43,6 +43,7 @@ def _workspace(row: asyncpg.Record) -> Workspace:
         recent_days=row["recent_days"],
         lease_s=row["lease_s"],
         rate_limits=row["rate_limits"],
+        retention_days=row["retention_days"],
     )
 
 
@@ -90,6 +91,7 @@ async def update_workspace(
     lease_s: int | None = None,
     now: datetime | None = None,
     rate_limits: dict[str, Any] | None = None,
+    retention_days: int | None = None,
 ) -> tuple[Workspace, int]:
     """Change settings; returns the workspace and how many messages disabling recalled (at `now`).
 
@@ -103,6 +105,6 @@ async def update_workspace(
         row = await conn.fetchrow(
             queries["update_workspace"],
             workspace_id, in_app_enabled, identity_mode, active_s, inactive_s, low_s, recent_days, lease_s,
-            now, rate_limits,
+            now, rate_limits, retention_days,
         )
     return _workspace(row), row["recalled"]

@@ -15,26 +15,29 @@ class Clock:
         return None
 
     def monotonic(self) -> float:
-        """Seconds for in-process timers (rate-limit buckets): this process's own monotonic clock."""
+        """Seconds on this process's monotonic clock: rate-limit buckets, how long a claim took to answer."""
         return time.monotonic()
 
 
 class FixedClock(Clock):
-    """A clock tests set and move, so no test sleeps through a lease or a 30-day window."""
+    """A clock tests set and move, so no test sleeps through a lease or a 30-day window.
+
+    Its monotonic clock moves only with `advance` too, so a test can stall a poll "for" minutes and
+    rate-limit buckets refill only when a test moves on.
+    """
 
     def __init__(self, start: datetime) -> None:
         self._now = start
-        self._moved_s = 0.0
+        self._monotonic = 0.0
 
     def now(self) -> datetime:
         return self._now
 
     def monotonic(self) -> float:
-        """Real seconds plus every move: a bucket refills as time passes and at once when a test moves on."""
-        return time.monotonic() + self._moved_s
+        return self._monotonic
 
     def advance(self, **delta: float) -> datetime:
         step = timedelta(**delta)
         self._now += step
-        self._moved_s += step.total_seconds()
+        self._monotonic += step.total_seconds()
         return self._now

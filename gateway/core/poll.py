@@ -1,17 +1,27 @@
 """The poll path: one claim statement, the interval policy on the facts it returned, and,
-for a held poll, parking until a notification (or the deadline) says to claim again."""
+for a held poll, parking until a notification (or the deadline) says to claim again.
+
+A lease runs on the database clock from the claim statement's `now`, but a device can only act
+on it from when the answer reaches it. The gateway times the claim on its monotonic clock and
+tells the device each offer's lease left (`leases`) with that time taken off, so a statement
+answered late (a paused database) shortens what the device is told; an offer with less than
+`MIN_OFFER_LEASE_S` left is not handed out at all (docs/decisions/0016-fail-fast-leases-retention.md).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
-from dataclasses import dataclass
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
 
 import storage
-from storage import DeliveredMessage, Workspace
+from storage import Claim, DeliveredMessage, Workspace
 
 from .clock import Clock
 from .intervals import Intervals, NextPoll, next_poll
@@ -19,10 +29,14 @@ from .metrics import Metrics
 from .quiet import QuietPeople
 from .waiters import Waiters, Wake
 
-__all__ = ["SHUTDOWN_POLL_S", "PollAnswer", "Poller"]
+__all__ = ["MIN_OFFER_LEASE_S", "SHUTDOWN_POLL_S", "PollAnswer", "Poller"]
 
 # When a process stops, its held polls are told to come back soon, spread over this range.
 SHUTDOWN_POLL_S = (1, 5)
+
+# An offer with less lease than this left when its answer is written is left out of the answer:
+# by the time a device could show it, another device may have claimed it.
+MIN_OFFER_LEASE_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +44,8 @@ class PollAnswer:
     messages: tuple[DeliveredMessage, ...]
     next_poll: NextPoll
     outcome: str
+    # Whole seconds of lease each offered message has left, counted from when the answer is written.
+    leases: Mapping[uuid.UUID, int] = field(default_factory=dict)
 
     @property
     def has_offer(self) -> bool:
@@ -49,6 +65,7 @@ class Poller:
         waiters: Waiters,
         metrics: Metrics,
         quiet: QuietPeople,
+        before_answer: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._pool = pool
         self._clock = clock
@@ -57,6 +74,9 @@ class Poller:
         self._waiters = waiters
         self._metrics = metrics
         self._quiet = quiet
+        # A delay point between the claim and its answer, where a test holds a poll as a paused
+        # database or a slow network would.
+        self.before_answer = before_answer
 
     async def poll(self, workspace: Workspace, user: str, device_id: str, *, wait_s: float = 0) -> PollAnswer:
         answer = await self._poll(workspace, user, device_id, wait_s)
@@ -75,7 +95,7 @@ class Poller:
             if waiter is None:
                 answer = await self.claim(workspace, user, device_id)
                 outcome = answer.outcome if answer.has_offer or woken else "not_held"
-                return PollAnswer(answer.messages, answer.next_poll, outcome)
+                return dataclasses.replace(answer, outcome=outcome)
             self._metrics.parked_polls.inc()
             try:
                 answer = await self.claim(workspace, user, device_id, parked=True)
@@ -86,11 +106,14 @@ class Poller:
                 self._waiters.unpark(waiter)
                 self._metrics.parked_polls.dec()
             self._metrics.wakeups.labels(reason.value).inc()
+            # Parked only without an offer, so these answers carry no lease that could have aged.
             if reason is Wake.TIMEOUT:
-                return PollAnswer(answer.messages, answer.next_poll, "timeout")
+                return dataclasses.replace(answer, outcome="timeout")
             if reason is Wake.SHUTDOWN:
                 seconds = self._rng.randint(*SHUTDOWN_POLL_S)
-                return PollAnswer(answer.messages, NextPoll(answer.next_poll.tier, seconds), "shutdown")
+                return dataclasses.replace(
+                    answer, next_poll=NextPoll(answer.next_poll.tier, seconds), outcome="shutdown"
+                )
             woken = True
 
     async def claim(self, workspace: Workspace, user: str, device_id: str, *, parked: bool = False) -> PollAnswer:
@@ -109,6 +132,7 @@ class Poller:
             )
             return PollAnswer((), interval, "quiet")
         mark = self._quiet.mark()
+        started = self._clock.monotonic()
         claim = await storage.claim_messages(
             self._pool,
             workspace.id,
@@ -118,6 +142,9 @@ class Poller:
             limit=self._claim_limit,
             now=self._clock.now(),
         )
+        if self.before_answer is not None:
+            await self.before_answer()
+        messages, leases = _within_lease(claim, self._clock.monotonic() - started)
         offered = sum(1 for m in claim.messages if m.offered)
         if offered:
             self._metrics.claimed.inc(offered)
@@ -130,7 +157,25 @@ class Poller:
             intervals=intervals_of(workspace),
             rng=self._rng,
         )
-        return PollAnswer(claim.messages, interval, "messages" if claim.messages else "empty")
+        return PollAnswer(messages, interval, "messages" if messages else "empty", leases)
+
+
+def _within_lease(claim: Claim, elapsed_s: float) -> tuple[tuple[DeliveredMessage, ...], dict[uuid.UUID, int]]:
+    """The messages worth handing out, and each offer's lease left once `elapsed_s` is taken off.
+
+    `elapsed_s` runs from before the statement was sent, and the statement's `now` is no earlier
+    than that, so the lease left is never overstated.
+    """
+    kept: list[DeliveredMessage] = []
+    leases: dict[uuid.UUID, int] = {}
+    for message in claim.messages:
+        if message.offered and message.lease_expires_at is not None:
+            left = (message.lease_expires_at - claim.now).total_seconds() - elapsed_s
+            if left < MIN_OFFER_LEASE_S:
+                continue
+            leases[message.id] = int(left)
+        kept.append(message)
+    return tuple(kept), leases
 
 
 def intervals_of(workspace: Workspace) -> Intervals:

@@ -97,6 +97,7 @@ async def update_workspace(
     lease_s: int | None = None,
     rate_limits: dict[str, Any] | None = None,
     now: datetime | None = None,
+    retention_days: int | None = None,
 ) -> tuple[Workspace, int]:
     """Change the settings given (None leaves one as it is); disabling recalls every queued and
     offered message; `rate_limits` merges into the workspace's own (a None limit goes back to the
@@ -104,7 +105,7 @@ async def update_workspace(
     workspace, recalled = await storage.update_workspace(
         pool, workspace_id, in_app_enabled=in_app_enabled, identity_mode=identity_mode,
         active_s=active_s, inactive_s=inactive_s, low_s=low_s, recent_days=recent_days,
-        lease_s=lease_s, now=now, rate_limits=rate_limits,
+        lease_s=lease_s, now=now, rate_limits=rate_limits, retention_days=retention_days,
     )
     cache.put(workspace)
     return workspace, recalled

@@ -1,7 +1,7 @@
 """`create_app(config)`: routes, middlewares and resource lifetimes; no I/O until startup.
 
 Startup order (cleanup runs in reverse): database URL (embedded server, migrations), pool and
-caches, parked-poll registry, listener, expiry sweeper. On shutdown every parked poll is
+caches, parked-poll registry, listener, expiry sweeper, retention sweeper. On shutdown every parked poll is
 answered at once and /readyz turns 503.
 """
 
@@ -78,7 +78,7 @@ def create_app(config: Config, *, clock: Clock | None = None, rng: random.Random
     app[RATE_LIMITER] = rate_limiter(config, app[CLOCK], app[METRICS])
     app[TRUSTED_PROXIES] = TrustedProxies(config.trusted_proxies)
     add_routes(app)
-    app.cleanup_ctx.extend([database, pool_and_caches, waiter_expiry, listener, expiry_sweeper])
+    app.cleanup_ctx.extend([database, pool_and_caches, waiter_expiry, listener, expiry_sweeper, retention_sweeper])
     app.on_shutdown.append(answer_parked_polls)
     return app
 
@@ -108,7 +108,10 @@ async def database(app: web.Application) -> AsyncIterator[None]:
 
 async def pool_and_caches(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    pool = await storage.create_pool(app[DATABASE_URL], min_size=config.pool_min, max_size=config.pool_max)
+    pool = await storage.create_pool(
+        app[DATABASE_URL], min_size=config.pool_min, max_size=config.pool_max,
+        acquire_timeout_s=config.db_acquire_timeout_s, statement_timeout_s=config.db_statement_timeout_s,
+    )
     app[POOL] = pool
     app[WORKSPACES] = WorkspaceCache(pool, config.workspace_cache_s)
     app[POLLER] = Poller(
@@ -157,6 +160,25 @@ async def expiry_sweeper(app: web.Application) -> AsyncIterator[None]:
                 log.warning("expiry sweep failed: %s", exc)
 
     async with _background(sweep(), "mailslot.expiry_sweeper"):
+        yield
+
+
+async def retention_sweeper(app: web.Application) -> AsyncIterator[None]:
+    """Delete final messages past their workspace's retention, so storage stays bounded."""
+    interval = app[CONFIG].retention_interval_s
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                swept = await storage.delete_retired_messages(app[POOL], now=app[CLOCK].now())
+            except storage.StorageError as exc:
+                log.warning("retention sweep failed: %s", exc)
+                continue
+            if swept.deleted:
+                log.info("retention sweep deleted %d messages", swept.deleted)
+
+    async with _background(sweep(), "mailslot.retention_sweeper"):
         yield
 
 

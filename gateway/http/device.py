@@ -31,6 +31,7 @@ async def poll(request: web.Request) -> web.Response:
     return json_response(
         {
             "messages": [device_message(m) for m in answer.messages],
+            "lease_s": {str(message_id): left for message_id, left in answer.leases.items()},
             "next_poll_s": seconds,
             "tier": answer.next_poll.tier,
         },

@@ -217,6 +217,7 @@ class WorkspacePatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     intervals: IntervalsPatch | None = None
     lease_s: Annotated[int, msgspec.Meta(ge=5, le=86400)] | None = None
     rate_limits: RateLimitsPatch | None = None
+    retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
 
 
 # ----- event triggers and tracked events -----

@@ -94,6 +94,7 @@ def workspace_view(workspace: Workspace, limits: Limits) -> dict[str, Any]:
             name: limit.as_json() if (limit := getattr(limits, name)) is not None else None
             for name in WORKSPACE_LIMITS
         },
+        "retention_days": workspace.retention_days,
     }
 
 

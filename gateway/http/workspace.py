@@ -32,6 +32,7 @@ async def patch_workspace(request: web.Request) -> web.Response:
         recent_days=intervals.recent_days if intervals else None,
         lease_s=patch.lease_s,
         rate_limits=patch.rate_limits.changes() if patch.rate_limits else None,
+        retention_days=patch.retention_days,
         now=request.app[CLOCK].now(),
     )
     limits = request.app[RATE_LIMITER].for_workspace(workspace)

@@ -16,6 +16,7 @@
   const LAYOUTS = ['modal', 'banner_top', 'banner_bottom', 'inline'];
   const EVENTS = ['shown', 'action', 'dismissed', 'error'];
   const MAX_TRACKED = 100;      // track() calls kept while the SDK cannot send them yet
+  const MIN_LEASE_S = 3;        // an offer with less lease left is not shown (it may go to another device)
   const script = document.currentScript;
 
   // ---- state -------------------------------------------------------------------------------
@@ -165,10 +166,16 @@
         const data = await res.json();
         poll.failures = 0;
         const messages = Array.isArray(data.messages) ? data.messages : [];
-        const fresh = gen === poll.gen ? receive(messages) : 0;
+        const leases = data.lease_s && typeof data.lease_s === 'object' ? data.lease_s : {};
+        const fresh = gen === poll.gen ? receive(messages, leases) : 0;
         const heldFull = wait > 0 && !fresh && Date.now() - started >= (wait - 1) * 1000;
         if (poll.sync || heldFull) delay = fresh ? 1000 : 0; // let `shown` reach the server first
         else delay = nextPollMs(data, res);
+        // An offer skipped for its short lease is claimable again once that lease runs out.
+        for (const m of messages) {
+          const left = leaseLeft(m, leases);
+          if (left < MIN_LEASE_S) delay = Math.min(delay, (Math.max(left, 0) + 1) * 1000);
+        }
         poll.sync = false;
       } else {
         poll.failures++;
@@ -194,14 +201,29 @@
   }
 
   // ---- rendering ---------------------------------------------------------------------------
+  // Seconds of lease an offer has left as the answer arrived (Infinity: not leased, e.g. a shown
+  // persistent message, or a gateway that does not say).
+  function leaseLeft(m, leases) {
+    if (!m || !Object.prototype.hasOwnProperty.call(leases, m.id)) return Infinity;
+    const left = Number(leases[m.id]);
+    return Number.isFinite(left) ? left : 0;
+  }
+
   // Shows what this page has not shown yet; returns how many such messages the poll brought.
-  function receive(messages) {
+  // An offer whose lease is nearly gone is not shown: its lease may run out on the server before
+  // `shown` arrives, and another device of the person would then show it too.
+  function receive(messages, leases) {
+    const received = Date.now();
     const fresh = messages.filter((m) => m && typeof m.id === 'string' && !live.has(m.id) &&
-      !done.has(m.id) && !modalQueue.some((q) => q.id === m.id));
+      !done.has(m.id) && !modalQueue.some((q) => q.id === m.id) && leaseLeft(m, leases) >= MIN_LEASE_S);
     whenReady(() => {
       // Offered messages stay leased to this device, so anything skipped now comes back later.
       if (hidden()) return;
-      for (const m of fresh) if (!live.has(m.id) && !done.has(m.id)) show(m);
+      const waited = (Date.now() - received) / 1000;
+      for (const m of fresh) {
+        if (leaseLeft(m, leases) - waited < MIN_LEASE_S) continue;
+        if (!live.has(m.id) && !done.has(m.id)) show(m);
+      }
     });
     return fresh.length;
   }
