@@ -56,6 +56,8 @@ Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@
 Seconds = Annotated[int, msgspec.Meta(ge=1, le=366 * 86400)]
 Priority = Annotated[int, msgspec.Meta(ge=-1000, le=1000)]
 Campaign = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+# The last second of year 9999 (UTC): the largest time Python's datetime can hold.
+MAX_UNIX_SECONDS = 253_402_300_799
 # Deepest JSON nesting a body may have: far above any real use, far below orjson's 254 on output.
 MAX_DEPTH = 32
 
@@ -117,7 +119,7 @@ class MessageFields(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
 class TimedMessageFields(MessageFields, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A message sent now: it expires at `expires_at` (a time, or Unix seconds), or `ttl_s` after it is queued."""
 
-    expires_at: datetime | Annotated[int, msgspec.Meta(ge=0, le=2**40)] | None = None
+    expires_at: datetime | Annotated[int, msgspec.Meta(ge=0, le=MAX_UNIX_SECONDS)] | None = None
     ttl_s: Seconds | None = None
 
     def new_message(self, content: Content | None, template_id: uuid.UUID | None = None) -> NewMessage:
@@ -317,5 +319,11 @@ def _check_timed_fields(request: TimedMessageFields, content: Content | None) ->
         check_content(content)
     if request.expires_at is not None and request.ttl_s is not None:
         raise Unprocessable("give `expires_at` or `ttl_s`, not both")
-    if isinstance(request.expires_at, datetime) and request.expires_at.tzinfo is None:
-        raise Unprocessable("`expires_at` needs a time zone, e.g. 2026-12-31T00:00:00Z - at `$.expires_at`")
+    if isinstance(request.expires_at, datetime):
+        if request.expires_at.tzinfo is None:
+            raise Unprocessable("`expires_at` needs a time zone, e.g. 2026-12-31T00:00:00Z - at `$.expires_at`")
+        try:
+            # An offset can carry a time in year 9999 past the end (or before the start) of datetime.
+            request.expires_at.astimezone(UTC)
+        except OverflowError:
+            raise Unprocessable("`expires_at` must be within years 1 to 9999 in UTC - at `$.expires_at`") from None

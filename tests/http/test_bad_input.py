@@ -312,6 +312,11 @@ SEND = [
         ("expires-at-past-unix", send(expires_at=1_000_000_000), 422, "expires_at_in_past"),
         ("expires-at-negative", send(expires_at=-5), 422, "invalid_fields"),
         ("expires-at-10-pow-30", send(expires_at=10**30), 422, "invalid_fields"),
+        # Past year 9999 a time cannot be stored; once this was a 500.
+        ("expires-at-year-10000-unix", send(expires_at=253_402_300_800), 422, "invalid_fields"),
+        ("expires-at-2-pow-40", send(expires_at=2**40), 422, "invalid_fields"),
+        ("expires-at-year-10000-by-offset", send(expires_at="9999-12-31T23:59:59-01:00"), 422, "invalid_fields"),
+        ("expires-at-year-0-by-offset", send(expires_at="0001-01-01T00:00:00+01:00"), 422, "invalid_fields"),
         ("expires-at-and-ttl", send(expires_at="2030-01-01T00:00:00Z", ttl_s=60), 422, "invalid_fields"),
         ("properties-array", send(properties=[1, 2]), 422, "invalid_fields"),
         ("properties-string", send(properties="screen=home"), 422, "invalid_fields"),
