@@ -35,6 +35,8 @@ class Workspace:
     low_s: int
     recent_days: int
     lease_s: int
+    # Attribute names devices may write for filters and templates to read (decision 0012).
+    device_attributes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +49,18 @@ class WorkspaceCredentials:
 
 @dataclass(frozen=True, slots=True)
 class Person:
+    """A person: `attributes` are the backend's, `device_attributes` what devices wrote.
+
+    `readable_attributes`, where a statement computed it, is what filters and templates read: the
+    backend's, over the device's the workspace lists (decision 0012); None: the backend's alone.
+    """
+
     id: int
     external_id: str | None
     email: str | None
     attributes: dict[str, Any]
+    device_attributes: dict[str, Any] = field(default_factory=dict)
+    readable_attributes: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

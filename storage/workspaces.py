@@ -41,6 +41,7 @@ def _workspace(row: asyncpg.Record) -> Workspace:
         low_s=row["low_s"],
         recent_days=row["recent_days"],
         lease_s=row["lease_s"],
+        device_attributes=tuple(row["device_attributes"]),
     )
 
 
@@ -86,6 +87,7 @@ async def update_workspace(
     low_s: int | None = None,
     recent_days: int | None = None,
     lease_s: int | None = None,
+    device_attributes: list[str] | None = None,
     now: datetime | None = None,
 ) -> tuple[Workspace, int]:
     """Change settings; returns the workspace and how many messages disabling recalled (at `now`).
@@ -98,6 +100,6 @@ async def update_workspace(
         row = await conn.fetchrow(
             queries["update_workspace"],
             workspace_id, in_app_enabled, identity_mode, active_s, inactive_s, low_s, recent_days, lease_s,
-            now,
+            now, device_attributes,
         )
     return _workspace(row), row["recalled"]
