@@ -87,6 +87,7 @@ class ErrorCode(StrEnum):
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     INVALID_FILTER = "invalid_filter"
     INVALID_TEMPLATE = "invalid_template"
+    ATTRIBUTES_LIMIT = "attributes_limit"
     # 500 (tests assert it never happens) and other statuses aiohttp may raise
     INTERNAL_ERROR = "internal_error"
     HTTP_ERROR = "http_error"

@@ -94,6 +94,7 @@ async def update_workspace(
     low_s: int | None = None,
     recent_days: int | None = None,
     lease_s: int | None = None,
+    device_attributes: list[str] | None = None,
     now: datetime | None = None,
 ) -> tuple[Workspace, int]:
     """Change the settings given (None leaves one as it is); disabling recalls every queued and
@@ -101,7 +102,7 @@ async def update_workspace(
     workspace, recalled = await storage.update_workspace(
         pool, workspace_id, in_app_enabled=in_app_enabled, identity_mode=identity_mode,
         active_s=active_s, inactive_s=inactive_s, low_s=low_s, recent_days=recent_days,
-        lease_s=lease_s, now=now,
+        lease_s=lease_s, device_attributes=device_attributes, now=now,
     )
     cache.put(workspace)
     return workspace, recalled

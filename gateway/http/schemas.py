@@ -19,6 +19,7 @@ from storage import NewMessage
 from ..core import sends
 from ..core.broadcasts import AudienceChoice
 from ..core.content import Action, Content, check_content, stored_content
+from ..core.people import SERVER_ONLY_ATTRIBUTES
 from ..errors import BadRequest, ErrorCode, Unprocessable
 
 __all__ = [
@@ -190,6 +191,14 @@ class WorkspacePatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     identity_mode: Literal["off", "optional", "required"] | None = None
     intervals: IntervalsPatch | None = None
     lease_s: Annotated[int, msgspec.Meta(ge=5, le=86400)] | None = None
+    # Attribute names devices may write for filters and templates to read; [] reads none.
+    device_attributes: Annotated[list[Name], msgspec.Meta(max_length=100)] | msgspec.UnsetType = msgspec.UNSET
+
+    def device_attribute_names(self) -> list[str] | None:
+        """The names to store, each once, in the order given; None: leave the setting as it is."""
+        if isinstance(self.device_attributes, msgspec.UnsetType):
+            return None
+        return list(dict.fromkeys(self.device_attributes))
 
 
 # ----- event triggers and tracked events -----
@@ -308,6 +317,10 @@ def _check(request: object) -> None:
             raise Unprocessable("`message` needs exactly one of `content` or `template_id` - at `$.message`")
         if message.content is not None:
             check_content(message.content, "$.message.content")
+    if isinstance(request, WorkspacePatch) and not isinstance(request.device_attributes, msgspec.UnsetType):
+        for i, name in enumerate(request.device_attributes):
+            if name in SERVER_ONLY_ATTRIBUTES:
+                raise Unprocessable(f"`{name}` is only ever set by your backend - at `$.device_attributes[{i}]`")
     if isinstance(request, EventsRequest):
         for i, event in enumerate(request.events):
             if event.type == "action" and event.action is None:

@@ -71,7 +71,8 @@ def server_message(message: Message, events: list[Event] | None = None) -> dict[
 
 
 def person_view(person: Person) -> dict[str, Any]:
-    return {"id": person.external_id, "email": person.email, "attributes": person.attributes}
+    return {"id": person.external_id, "email": person.email, "attributes": person.attributes,
+            "device_attributes": person.device_attributes}
 
 
 def workspace_view(workspace: Workspace) -> dict[str, Any]:
@@ -87,6 +88,7 @@ def workspace_view(workspace: Workspace) -> dict[str, Any]:
             "recent_days": workspace.recent_days,
         },
         "lease_s": workspace.lease_s,
+        "device_attributes": list(workspace.device_attributes),
     }
 
 

@@ -30,6 +30,7 @@ async def patch_workspace(request: web.Request) -> web.Response:
         low_s=intervals.low_s if intervals else None,
         recent_days=intervals.recent_days if intervals else None,
         lease_s=patch.lease_s,
+        device_attributes=patch.device_attribute_names(),
         now=request.app[CLOCK].now(),
     )
     return json_response({**workspace_view(workspace), "recalled": recalled})

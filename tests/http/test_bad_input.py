@@ -213,6 +213,10 @@ DEVICE_IDENTIFY = [
         ("attribute-value-with-nul", device_identify(attributes={"plan_name": "p\x00"}), 422, "invalid_fields"),
         ("attribute-name-65-chars", device_identify(attributes={"a" * 65: 1}), 422, "invalid_fields"),
         ("email-invalid", device_identify(attributes={"email": "nope"}), 422, "invalid_fields"),
+        ("email-valid", device_identify(attributes={"email": "a@b.com"}), 422, "invalid_fields"),
+        ("email-null", device_identify(attributes={"email": None}), 422, "invalid_fields"),
+        ("id", device_identify(attributes={"id": "user-2"}), 422, "invalid_fields"),
+        ("attributes-101", device_identify(attributes={f"a{i}": i for i in range(101)}), 422, "invalid_fields"),
         ("created-at-string", device_identify(attributes={"created_at": "2020"}), 422, "invalid_fields"),
         ("attributes-300-deep", device_identify(attributes={"tree": nested(300)}), 422, "invalid_fields"),
         ("device-id-with-spaces", device_identify(device_id="my phone"), 422, "invalid_fields"),
@@ -413,6 +417,15 @@ WORKSPACE = [
         ("unknown-field", {"colour": "red"}),
         ("read-only-site-id", {"site_id": "site_mine"}),
         ("read-only-name", {"name": "renamed"}),
+        ("device-attributes-string", {"device_attributes": "theme"}),
+        ("device-attributes-null", {"device_attributes": None}),
+        ("device-attributes-number-name", {"device_attributes": [1]}),
+        ("device-attributes-empty-name", {"device_attributes": [""]}),
+        ("device-attributes-65-chars", {"device_attributes": ["a" * 65]}),
+        ("device-attributes-101-names", {"device_attributes": [f"a{i}" for i in range(101)]}),
+        ("device-attributes-email", {"device_attributes": ["email"]}),
+        ("device-attributes-id", {"device_attributes": ["theme", "id"]}),
+        ("device-attributes-with-nul", {"device_attributes": ["the\x00me"]}),
     ]
 ]
 
