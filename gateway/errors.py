@@ -92,6 +92,7 @@ class ErrorCode(StrEnum):
     INVALID_FILTER = "invalid_filter"
     INVALID_TEMPLATE = "invalid_template"
     TEMPLATE_TOO_COSTLY = "template_too_costly"
+    ATTRIBUTES_LIMIT = "attributes_limit"
     # 429
     RATE_LIMITED = "rate_limited"
     # 500 (tests assert it never happens) and other statuses aiohttp may raise

@@ -16,7 +16,7 @@ from .broadcasts import (
 )
 from .database import Database, migrated_database
 from .embedded import EmbeddedPostgres
-from .errors import Conflict, MigrationError, StorageError, StorageUnavailable
+from .errors import Conflict, LimitExceeded, MigrationError, StorageError, StorageUnavailable
 from .listener import Listener
 from .messages import (
     ContentSource,
@@ -44,7 +44,7 @@ from .models import (
     WorkspaceCredentials,
 )
 from .notices import NOTIFY_CHANNEL, BroadcastNotice, Notice, QueueNotice, WorkspaceNotice
-from .people import get_person, identify_person
+from .people import get_person, identify_device_person, identify_person
 from .pool import create_pool
 from .probe import check_ready
 from .retention import RetentionSweep, delete_retired_messages
@@ -86,6 +86,7 @@ __all__ = [
     "Event",
     "EventOutcome",
     "Idempotency",
+    "LimitExceeded",
     "Listener",
     "MatchedTrigger",
     "Message",
@@ -125,6 +126,7 @@ __all__ = [
     "get_workspace_by_name",
     "get_workspace_by_site_id",
     "get_workspace_setup",
+    "identify_device_person",
     "identify_person",
     "import_people",
     "list_message_events",

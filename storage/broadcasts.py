@@ -79,7 +79,8 @@ class Audience:
 
 @dataclass(frozen=True, slots=True)
 class AudienceMember:
-    """A person of a personalized broadcast, as its templates see them."""
+    """A person of a personalized broadcast, as its templates see them (`attributes`: the backend's,
+    over the device's the workspace lists)."""
 
     id: int
     external_id: str | None

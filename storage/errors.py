@@ -3,6 +3,7 @@
     StorageError
     ├── StorageUnavailable   the database cannot be reached or is overloaded (retry later)
     ├── Conflict             a unique constraint refused a write (carries the constraint name)
+    ├── LimitExceeded        a write would take a person past a limit; nothing was written
     └── MigrationError       the migrations on disk and in the database disagree
 """
 
@@ -15,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
-__all__ = ["Conflict", "MigrationError", "StorageError", "StorageUnavailable", "translate_errors"]
+__all__ = ["Conflict", "LimitExceeded", "MigrationError", "StorageError", "StorageUnavailable", "translate_errors"]
 
 
 class StorageError(Exception):
@@ -35,6 +36,15 @@ class Conflict(StorageError):
     def __init__(self, constraint: str | None, message: str | None = None) -> None:
         super().__init__(message or f"unique constraint {constraint!r} refused the write")
         self.constraint = constraint
+
+
+class LimitExceeded(StorageError):
+    """A write would take a person's attributes past a limit; it was rolled back."""
+
+    def __init__(self, count: int, size: int) -> None:
+        super().__init__(f"the write would leave {count} attributes of {size} bytes")
+        self.count = count
+        self.size = size
 
 
 class MigrationError(StorageError):

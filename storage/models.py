@@ -39,6 +39,8 @@ class Workspace:
     rate_limits: dict[str, Any] = field(default_factory=dict, hash=False)
     # Days a final message and its events are kept before the retention sweep deletes them.
     retention_days: int = 30
+    # Attribute names devices may write for filters and templates to read (decision 0012).
+    device_attributes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +53,18 @@ class WorkspaceCredentials:
 
 @dataclass(frozen=True, slots=True)
 class Person:
+    """A person: `attributes` are the backend's, `device_attributes` what devices wrote.
+
+    `readable_attributes`, where a statement computed it, is what filters and templates read: the
+    backend's, over the device's the workspace lists (decision 0012); None: the backend's alone.
+    """
+
     id: int
     external_id: str | None
     email: str | None
     attributes: dict[str, Any]
+    device_attributes: dict[str, Any] = field(default_factory=dict)
+    readable_attributes: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

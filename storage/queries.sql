@@ -9,7 +9,7 @@
 INSERT INTO workspaces (name, site_id, identity_secret)
 VALUES ($1, $2, $3)
 RETURNING id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-          active_s, inactive_s, low_s, recent_days, lease_s, rate_limits, retention_days;
+          active_s, inactive_s, low_s, recent_days, lease_s, rate_limits, retention_days, device_attributes;
 
 -- create_api_key --
 -- Store the hash of a new API key for a workspace. $1 workspace_id, $2 sha256 of the key
@@ -18,14 +18,14 @@ INSERT INTO api_keys (workspace_id, key_hash) VALUES ($1, $2);
 -- get_workspace_by_site_id --
 -- A workspace by its public site id. $1 site_id
 SELECT id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-       active_s, inactive_s, low_s, recent_days, lease_s, rate_limits, retention_days
+       active_s, inactive_s, low_s, recent_days, lease_s, rate_limits, retention_days, device_attributes
 FROM workspaces
 WHERE site_id = $1;
 
 -- get_workspace_by_key_hash --
 -- The workspace an API key belongs to. $1 sha256 of the key
 SELECT w.id, w.name, w.site_id, w.identity_secret, w.identity_mode, w.in_app_enabled,
-       w.active_s, w.inactive_s, w.low_s, w.recent_days, w.lease_s, w.rate_limits, w.retention_days
+       w.active_s, w.inactive_s, w.low_s, w.recent_days, w.lease_s, w.rate_limits, w.retention_days, w.device_attributes
 FROM api_keys k
 JOIN workspaces w ON w.id = k.workspace_id
 WHERE k.key_hash = $1;
@@ -33,7 +33,7 @@ WHERE k.key_hash = $1;
 -- get_workspace_by_name --
 -- The oldest workspace with this name. $1 name
 SELECT id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-       active_s, inactive_s, low_s, recent_days, lease_s, rate_limits, retention_days
+       active_s, inactive_s, low_s, recent_days, lease_s, rate_limits, retention_days, device_attributes
 FROM workspaces
 WHERE name = $1
 ORDER BY id
@@ -44,7 +44,7 @@ LIMIT 1;
 SELECT id FROM workspaces WHERE id = $1 FOR UPDATE;
 
 -- update_workspace --
--- Change settings (NULL keeps a value) and tell every process; turning in-app off recalls every queued and offered message. $1 workspace_id, $2 in_app_enabled, $3 identity_mode, $4 active_s, $5 inactive_s, $6 low_s, $7 recent_days, $8 lease_s, $9 now, $10 rate limits to merge (a null one removes it) or NULL, $11 retention_days
+-- Change settings (NULL keeps a value) and tell every process; turning in-app off recalls every queued and offered message. $1 workspace_id, $2 in_app_enabled, $3 identity_mode, $4 active_s, $5 inactive_s, $6 low_s, $7 recent_days, $8 lease_s, $9 now, $10 rate limits to merge (a null one removes it) or NULL, $11 retention_days, $12 device_attributes
 WITH clock AS (
     SELECT coalesce($9::timestamptz, now()) AS now
 ),
@@ -58,10 +58,11 @@ updated AS (
         recent_days = coalesce($7, recent_days),
         lease_s = coalesce($8, lease_s),
         rate_limits = coalesce(jsonb_strip_nulls(rate_limits || $10::jsonb), rate_limits),
-        retention_days = coalesce($11, retention_days)
+        retention_days = coalesce($11, retention_days),
+        device_attributes = coalesce($12::text[], device_attributes)
     WHERE id = $1
     RETURNING id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-              active_s, inactive_s, low_s, recent_days, lease_s, rate_limits, retention_days
+              active_s, inactive_s, low_s, recent_days, lease_s, rate_limits, retention_days, device_attributes
 ),
 recalled AS (
     UPDATE messages m
@@ -81,44 +82,68 @@ notified AS (
     SELECT mailslot_notify_workspace_v1(id) FROM updated
 )
 SELECT id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-       active_s, inactive_s, low_s, recent_days, lease_s, rate_limits, retention_days,
+       active_s, inactive_s, low_s, recent_days, lease_s, rate_limits, retention_days, device_attributes,
        (SELECT count(*) FROM recalled) AS recalled,
        (SELECT count(*) FROM notified) AS notified
 FROM updated;
 
 -- ensure_person_by_external_id --
--- The person with this id, created if new. $1 workspace_id, $2 external_id
+-- The person with this id, created if new, with the attributes templates read (mailslot_readable_attributes_v1). $1 workspace_id, $2 external_id
 INSERT INTO people (workspace_id, external_id)
 VALUES ($1, $2)
 ON CONFLICT (workspace_id, external_id) DO UPDATE SET external_id = EXCLUDED.external_id
-RETURNING id, external_id, email, attributes;
+RETURNING id, external_id, email, attributes, device_attributes,
+          mailslot_readable_attributes_v1(attributes, device_attributes,
+              (SELECT w.device_attributes FROM workspaces w WHERE w.id = $1)) AS readable_attributes;
 
 -- ensure_person_by_email --
--- The person with this email, created if new. $1 workspace_id, $2 lower-cased email
+-- The person with this email, created if new, with the attributes templates read (mailslot_readable_attributes_v1). $1 workspace_id, $2 lower-cased email
 INSERT INTO people (workspace_id, email)
 VALUES ($1, $2)
 ON CONFLICT (workspace_id, email) DO UPDATE SET email = EXCLUDED.email
-RETURNING id, external_id, email, attributes;
+RETURNING id, external_id, email, attributes, device_attributes,
+          mailslot_readable_attributes_v1(attributes, device_attributes,
+              (SELECT w.device_attributes FROM workspaces w WHERE w.id = $1)) AS readable_attributes;
 
 -- get_person --
 -- A person by id, or by email when no one has that id. $1 workspace_id, $2 external id or email
-SELECT id, external_id, email, attributes
+SELECT id, external_id, email, attributes, device_attributes
 FROM people
 WHERE workspace_id = $1 AND (external_id = $2 OR email = lower($2))
 ORDER BY (external_id = $2) IS TRUE DESC
 LIMIT 1;
 
 -- upsert_person_attributes --
--- Identify: create the person or merge attributes into theirs. $1 workspace_id, $2 external_id, $3 attributes to set, $4 attribute names to remove
+-- Identify from the backend: create the person or merge attributes into the backend's side of theirs, returning how many there now are and their size. $1 workspace_id, $2 external_id, $3 attributes to set, $4 attribute names to remove
 INSERT INTO people (workspace_id, external_id, attributes)
 VALUES ($1, $2, $3)
 ON CONFLICT (workspace_id, external_id) DO UPDATE
 SET attributes = (people.attributes - $4::text[]) || EXCLUDED.attributes, updated_at = now()
-RETURNING id, external_id, email, attributes;
+RETURNING id, external_id, email, attributes, device_attributes,
+          (SELECT count(*) FROM jsonb_object_keys(attributes)) AS attribute_count,
+          octet_length(attributes::text) AS attribute_bytes;
+
+-- merge_device_attributes --
+-- Identify from a device: merge attributes into the device's side of the person it names (by id, or by email when no one has that id), never the backend's; no row: no such person. $1 workspace_id, $2 user (id or email), $3 attributes to set, $4 attribute names to remove
+WITH found AS (
+    SELECT p.id
+    FROM people p
+    WHERE p.workspace_id = $1 AND (p.external_id = $2 OR p.email = lower($2))
+    ORDER BY (p.external_id = $2) IS TRUE DESC
+    LIMIT 1
+    FOR UPDATE
+)
+UPDATE people p
+SET device_attributes = (p.device_attributes - $4::text[]) || $3::jsonb, updated_at = now()
+FROM found
+WHERE p.id = found.id
+RETURNING p.id, p.external_id, p.email, p.attributes, p.device_attributes,
+          (SELECT count(*) FROM jsonb_object_keys(p.device_attributes)) AS attribute_count,
+          octet_length(p.device_attributes::text) AS attribute_bytes;
 
 -- lock_person_by_email --
 -- The person who holds an email, locked for linking. $1 workspace_id, $2 lower-cased email
-SELECT id, external_id, attributes
+SELECT id, external_id, attributes, device_attributes
 FROM people
 WHERE workspace_id = $1 AND email = $2
 FOR UPDATE;
@@ -141,11 +166,12 @@ WHERE d.person_id = $2
 DELETE FROM people WHERE id = $1;
 
 -- set_person_email --
--- Link (or with NULL, unlink) a person's email. $1 person id, $2 lower-cased email or NULL, $3 attributes merged under the person's own
+-- Link (or with NULL, unlink) a person's email. $1 person id, $2 lower-cased email or NULL, $3 attributes and $4 device attributes merged under the person's own
 UPDATE people
-SET email = $2, attributes = $3::jsonb || attributes, updated_at = now()
+SET email = $2, attributes = $3::jsonb || attributes, device_attributes = $4::jsonb || device_attributes,
+    updated_at = now()
 WHERE id = $1
-RETURNING id, external_id, email, attributes;
+RETURNING id, external_id, email, attributes, device_attributes;
 
 -- send_message --
 -- Queue one message for a person unless the workspace is disabled or the idempotency key was used; wake the person's devices. $1 workspace_id, $2 person_id, $3 content, $4 properties, $5 priority, $6 persistent, $7 campaign, $8 expires_at or NULL, $9 idempotency_key, $10 idempotency_hash, $11 now, $12 ttl_s when $8 is NULL, $13 template id or NULL
@@ -548,7 +574,9 @@ audience AS (
     UNION ALL
     SELECT p.id FROM people p
     WHERE $7::jsonpath IS NOT NULL AND p.workspace_id = $1
-      AND jsonb_path_match(p.attributes, $7::jsonpath, $8::jsonb, true)
+      AND jsonb_path_match(mailslot_readable_attributes_v1(p.attributes, p.device_attributes,
+                               (SELECT w.device_attributes FROM workspaces w WHERE w.id = $1)),
+                           $7::jsonpath, $8::jsonb, true)
 ),
 inserted AS (
     INSERT INTO messages (workspace_id, person_id, broadcast_id, content, properties, priority, persistent,
@@ -642,40 +670,54 @@ WHERE workspace_id = $1 AND id = $2
 RETURNING id, event, filter, message, reentry, enabled, created_at;
 
 -- record_person_event --
--- Record an event a person did (creating the person, by id, if new) and return the person with every enabled trigger of that event whose filter matches, skipping `once` triggers already delivered to them; no trigger: one row with NULL trigger_id. $1 workspace_id, $2 person id (or, with $3, email), $3 also match people by email, $4 event name, $5 event data, $6 source, $7 now
+-- Record an event a person did (creating the person if new: by email with $8, else by id) and return the person, with the attributes filters and templates read (mailslot_readable_attributes_v1), and every enabled trigger of that event whose filter matches, skipping `once` triggers already delivered to them; no trigger: one row with NULL trigger_id. $1 workspace_id, $2 person id (or, with $3, email), $3 also match people by email, $4 event name, $5 event data, $6 source, $7 now, $8 a new person is known by the email $2 (not by it as an id)
 WITH clock AS (
     SELECT coalesce($7::timestamptz, now()) AS now
 ),
 found AS (
-    SELECT p.id, p.external_id, p.email, p.attributes
+    SELECT p.id, p.external_id, p.email, p.attributes, p.device_attributes
     FROM people p
     WHERE p.workspace_id = $1 AND (p.external_id = $2 OR ($3::boolean AND p.email = lower($2)))
     ORDER BY (p.external_id = $2) IS TRUE DESC
     LIMIT 1
 ),
-created AS (
+created_by_id AS (
     INSERT INTO people (workspace_id, external_id)
-    SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM found)
+    SELECT $1, $2 WHERE NOT $8::boolean AND NOT EXISTS (SELECT 1 FROM found)
     ON CONFLICT (workspace_id, external_id) DO UPDATE SET external_id = EXCLUDED.external_id
-    RETURNING id, external_id, email, attributes
+    RETURNING id, external_id, email, attributes, device_attributes
+),
+created_by_email AS (
+    INSERT INTO people (workspace_id, email)
+    SELECT $1, lower($2) WHERE $8::boolean AND NOT EXISTS (SELECT 1 FROM found)
+    ON CONFLICT (workspace_id, email) DO UPDATE SET email = EXCLUDED.email
+    RETURNING id, external_id, email, attributes, device_attributes
 ),
 person AS (
-    SELECT id, external_id, email, attributes FROM found
-    UNION ALL
-    SELECT id, external_id, email, attributes FROM created
+    SELECT one.id, one.external_id, one.email, one.attributes,
+           mailslot_readable_attributes_v1(one.attributes, one.device_attributes,
+               (SELECT w.device_attributes FROM workspaces w WHERE w.id = $1)) AS readable
+    FROM (
+        SELECT id, external_id, email, attributes, device_attributes FROM found
+        UNION ALL
+        SELECT id, external_id, email, attributes, device_attributes FROM created_by_id
+        UNION ALL
+        SELECT id, external_id, email, attributes, device_attributes FROM created_by_email
+    ) AS one
 ),
 recorded AS (
     INSERT INTO person_events (workspace_id, person_id, name, data, source, at)
     SELECT $1, person.id, $4, $5, $6, clock.now FROM person, clock
 )
 SELECT person.id AS person_id, person.external_id, person.email, person.attributes,
+       person.readable AS readable_attributes,
        t.id AS trigger_id, t.reentry, t.message,
        tpl.content AS template_content, tpl.properties AS template_properties
 FROM person
 LEFT JOIN triggers t
        ON t.workspace_id = $1 AND t.event = $4 AND t.enabled
       AND (t.filter IS NULL
-           OR jsonb_path_match(person.attributes, (t.filter ->> 'path')::jsonpath, t.filter -> 'vars', true))
+           OR jsonb_path_match(person.readable, (t.filter ->> 'path')::jsonpath, t.filter -> 'vars', true))
       AND (t.reentry = 'every_time'
            OR NOT EXISTS (SELECT 1 FROM trigger_deliveries d WHERE d.trigger_id = t.id AND d.person_id = person.id))
 LEFT JOIN templates tpl
@@ -729,18 +771,28 @@ SELECT (SELECT count(*) FROM workspace) > 0 AS enabled,
 -- ===== broadcasts =====
 
 -- list_broadcast_audience --
--- The people of a broadcast's audience with what personalization needs, in one query. $1 workspace_id, $2 external ids, $3 lower-cased emails, $4 everyone, $5 attribute filter as jsonpath or NULL, $6 the filter's variables
-SELECT p.id, p.external_id, p.email, p.attributes FROM people p WHERE $4::boolean AND p.workspace_id = $1
-UNION ALL
-SELECT p.id, p.external_id, p.email, p.attributes FROM people p
-WHERE p.workspace_id = $1 AND p.external_id = ANY ($2::text[])
-UNION ALL
-SELECT p.id, p.external_id, p.email, p.attributes FROM people p
-WHERE p.workspace_id = $1 AND p.email = ANY ($3::text[])
-UNION ALL
-SELECT p.id, p.external_id, p.email, p.attributes FROM people p
-WHERE $5::jsonpath IS NOT NULL AND p.workspace_id = $1
-  AND jsonb_path_match(p.attributes, $5::jsonpath, $6::jsonb, true);
+-- The people of a broadcast's audience with what personalization needs (`attributes`: as filters and templates read them, mailslot_readable_attributes_v1), in one query. $1 workspace_id, $2 external ids, $3 lower-cased emails, $4 everyone, $5 attribute filter as jsonpath or NULL, $6 the filter's variables
+WITH names AS MATERIALIZED (
+    SELECT device_attributes AS names FROM workspaces WHERE id = $1
+),
+audience AS (
+    SELECT p.id, p.external_id, p.email, p.attributes, p.device_attributes
+    FROM people p WHERE $4::boolean AND p.workspace_id = $1
+    UNION ALL
+    SELECT p.id, p.external_id, p.email, p.attributes, p.device_attributes FROM people p
+    WHERE p.workspace_id = $1 AND p.external_id = ANY ($2::text[])
+    UNION ALL
+    SELECT p.id, p.external_id, p.email, p.attributes, p.device_attributes FROM people p
+    WHERE p.workspace_id = $1 AND p.email = ANY ($3::text[])
+    UNION ALL
+    SELECT p.id, p.external_id, p.email, p.attributes, p.device_attributes FROM people p, names
+    WHERE $5::jsonpath IS NOT NULL AND p.workspace_id = $1
+      AND jsonb_path_match(mailslot_readable_attributes_v1(p.attributes, p.device_attributes, names.names),
+                           $5::jsonpath, $6::jsonb, true)
+)
+SELECT audience.id, audience.external_id, audience.email,
+       mailslot_readable_attributes_v1(audience.attributes, audience.device_attributes, names.names) AS attributes
+FROM audience, names;
 
 -- queue_rendered_broadcast --
 -- Queue a personalized broadcast: one message per (person, rendered content) pair in one set-based statement, record the queued events, and wake the workspace's devices with one notification. $1 workspace_id, $2 broadcast id, $3 person ids, $4 their rendered contents (same order), $5 now

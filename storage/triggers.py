@@ -145,20 +145,23 @@ async def record_person_event(
     source: Literal["server", "device"],
     render: Render,
     now: datetime | None = None,
+    create_by_email: bool = False,
 ) -> EventOutcome:
     """Record an event of the person `user` names and queue the messages of the triggers it matches.
 
     `user` is the person's id (created if new) or, with `match_email`, their id or email as a
-    device names them. `render` runs inside the transaction, once per matched trigger.
+    device names them; with `create_by_email`, a new person is known by `user` as their email.
+    `render` runs inside the transaction, once per matched trigger.
     """
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
-            queries["record_person_event"], workspace_id, user, match_email, name, data, source, now
+            queries["record_person_event"], workspace_id, user, match_email, name, data, source, now,
+            create_by_email,
         )
         first = rows[0]
         person = Person(
             id=first["person_id"], external_id=first["external_id"], email=first["email"],
-            attributes=first["attributes"],
+            attributes=first["attributes"], readable_attributes=first["readable_attributes"],
         )
         matched = [
             MatchedTrigger(

@@ -44,6 +44,7 @@ def _workspace(row: asyncpg.Record) -> Workspace:
         lease_s=row["lease_s"],
         rate_limits=row["rate_limits"],
         retention_days=row["retention_days"],
+        device_attributes=tuple(row["device_attributes"]),
     )
 
 
@@ -89,6 +90,7 @@ async def update_workspace(
     low_s: int | None = None,
     recent_days: int | None = None,
     lease_s: int | None = None,
+    device_attributes: list[str] | None = None,
     now: datetime | None = None,
     rate_limits: dict[str, Any] | None = None,
     retention_days: int | None = None,
@@ -105,6 +107,6 @@ async def update_workspace(
         row = await conn.fetchrow(
             queries["update_workspace"],
             workspace_id, in_app_enabled, identity_mode, active_s, inactive_s, low_s, recent_days, lease_s,
-            now, rate_limits, retention_days,
+            now, rate_limits, retention_days, device_attributes,
         )
     return _workspace(row), row["recalled"]

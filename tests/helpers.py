@@ -117,6 +117,12 @@ class Api:
         body = {"site_id": self.site_id, "user": user, "device_id": device_id, "events": list(events), **fields}
         return await self.request("POST", "/v1/events", json=body, auth=False)
 
+    async def device_identify(self, user: str, attributes: dict[str, Any], **fields: Any) -> Reply:
+        """The SDK's identify (`POST /v1/identify`), with the proof for `user` unless given."""
+        body = {"site_id": self.site_id, "user": user, "user_hash": self.hash_for(user),
+                "attributes": attributes, **fields}
+        return await self.request("POST", "/v1/identify", json=body, auth=False)
+
     async def show(self, user: str, device_id: str, message_id: str) -> Reply:
         return await self.report(user, device_id, {"message_id": message_id, "type": "shown"})
 

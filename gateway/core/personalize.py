@@ -207,9 +207,12 @@ def has_templates(content: Mapping[str, Any]) -> bool:
 def customer_of(person: Person | AudienceMember) -> dict[str, Any]:
     """`customer` in a template: the person's attributes with `id` and `email` as stored.
 
+    The attributes are the backend's, plus the device's the workspace lists where storage read
+    them (`readable_attributes`; decision 0012); a device's own never reach a template otherwise.
     An id or email the person does not have is absent, not null, so that strict mode flags it.
     """
-    customer = dict(person.attributes)
+    readable = person.readable_attributes if isinstance(person, Person) else None
+    customer = dict(person.attributes if readable is None else readable)
     for key, value in (("id", person.external_id), ("email", person.email)):
         customer.pop(key, None)
         if value is not None:

@@ -23,6 +23,7 @@ from storage import EventOutcome, MatchedTrigger, NewMessage, Person, Trigger, T
 
 from ..errors import ErrorCode, NotFound, Unprocessable
 from .budget import off_loop
+from .content import is_email
 from .filters import compile_filter
 from .personalize import compile_content, customer_of, has_templates
 from .sends import DEFAULT_TTL_S, Personalization
@@ -147,11 +148,12 @@ async def record_event(
     """Record the event and queue, at once, the messages of the triggers it matches.
 
     `user` is the person's id (created if new) or, with `match_email`, their id or email as a
-    device names them.
+    device names them; then an email-shaped `user` nobody has yet becomes a person known by that
+    email, never one whose id is the email (a later send to the email reaches them).
     """
     renderer = _Renderer(name, data)
     outcome = await storage.record_person_event(
         pool, workspace_id, user, match_email=match_email, name=name, data=data,
-        source=source, render=renderer, now=now,
+        source=source, render=renderer, now=now, create_by_email=match_email and is_email(user),
     )
     return RecordedEvent(outcome, renderer.failed)

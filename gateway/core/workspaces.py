@@ -96,6 +96,7 @@ async def update_workspace(
     recent_days: int | None = None,
     lease_s: int | None = None,
     rate_limits: dict[str, Any] | None = None,
+    device_attributes: list[str] | None = None,
     now: datetime | None = None,
     retention_days: int | None = None,
 ) -> tuple[Workspace, int]:
@@ -106,6 +107,7 @@ async def update_workspace(
         pool, workspace_id, in_app_enabled=in_app_enabled, identity_mode=identity_mode,
         active_s=active_s, inactive_s=inactive_s, low_s=low_s, recent_days=recent_days,
         lease_s=lease_s, now=now, rate_limits=rate_limits, retention_days=retention_days,
+        device_attributes=device_attributes,
     )
     cache.put(workspace)
     return workspace, recalled

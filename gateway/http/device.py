@@ -59,10 +59,11 @@ async def events(request: web.Request) -> web.Response:
 
 
 async def identify(request: web.Request) -> web.Response:
-    """Attributes from the page (the SDK's identify); under `required` proof, no proof means no write."""
+    """Attributes from the page (the SDK's identify), kept apart from the backend's; under
+    `required` proof, no proof means no write."""
     body = parse_body(await request.read(), DeviceIdentifyRequest)
     workspace = await device_workspace(
         request.app[WORKSPACES], body.site_id, body.user, body.user_hash, request.app[RATE_LIMITER]
     )
-    person = await people.identify_person(request.app[POOL], workspace.id, body.user, body.attributes)
+    person = await people.identify_device_person(request.app[POOL], workspace.id, body.user, body.attributes)
     return json_response({"id": person.external_id, "email": person.email})

@@ -19,6 +19,7 @@ from storage import NewMessage
 from ..core import sends
 from ..core.broadcasts import AudienceChoice
 from ..core.content import Action, Content, check_content, stored_content
+from ..core.people import SERVER_ONLY_ATTRIBUTES
 from ..errors import BadRequest, ErrorCode, Unprocessable
 from .wording import validation_message
 
@@ -60,6 +61,8 @@ Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@
 Seconds = Annotated[int, msgspec.Meta(ge=1, le=366 * 86400)]
 Priority = Annotated[int, msgspec.Meta(ge=-1000, le=1000)]
 Campaign = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+# The last second of year 9999 (UTC): the largest time Python's datetime can hold.
+MAX_UNIX_SECONDS = 253_402_300_799
 # Deepest JSON nesting a body may have: far above any real use, far below orjson's 254 on output.
 MAX_DEPTH = 32
 
@@ -121,7 +124,7 @@ class MessageFields(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
 class TimedMessageFields(MessageFields, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A message sent now: it expires at `expires_at` (a time, or Unix seconds), or `ttl_s` after it is queued."""
 
-    expires_at: datetime | Annotated[int, msgspec.Meta(ge=0, le=2**40)] | None = None
+    expires_at: datetime | Annotated[int, msgspec.Meta(ge=0, le=MAX_UNIX_SECONDS)] | None = None
     ttl_s: Seconds | None = None
 
     def new_message(self, content: Content | None, template_id: uuid.UUID | None = None) -> NewMessage:
@@ -218,6 +221,14 @@ class WorkspacePatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     lease_s: Annotated[int, msgspec.Meta(ge=5, le=86400)] | None = None
     rate_limits: RateLimitsPatch | None = None
     retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
+    # Attribute names devices may write for filters and templates to read; [] reads none.
+    device_attributes: Annotated[list[Name], msgspec.Meta(max_length=100)] | msgspec.UnsetType = msgspec.UNSET
+
+    def device_attribute_names(self) -> list[str] | None:
+        """The names to store, each once, in the order given; None: leave the setting as it is."""
+        if isinstance(self.device_attributes, msgspec.UnsetType):
+            return None
+        return list(dict.fromkeys(self.device_attributes))
 
 
 # ----- event triggers and tracked events -----
@@ -343,6 +354,10 @@ def _check(request: object) -> None:
             raise Unprocessable("`message` needs exactly one of `content` or `template_id` - at `$.message`")
         if message.content is not None:
             check_content(message.content, "$.message.content")
+    if isinstance(request, WorkspacePatch) and not isinstance(request.device_attributes, msgspec.UnsetType):
+        for i, name in enumerate(request.device_attributes):
+            if name in SERVER_ONLY_ATTRIBUTES:
+                raise Unprocessable(f"`{name}` is only ever set by your backend - at `$.device_attributes[{i}]`")
     if isinstance(request, EventsRequest):
         for i, event in enumerate(request.events):
             if event.type == "action" and event.action is None:
@@ -363,5 +378,11 @@ def _check_timed_fields(request: TimedMessageFields, content: Content | None) ->
         check_content(content)
     if request.expires_at is not None and request.ttl_s is not None:
         raise Unprocessable("give `expires_at` or `ttl_s`, not both")
-    if isinstance(request.expires_at, datetime) and request.expires_at.tzinfo is None:
-        raise Unprocessable("`expires_at` needs a time zone, e.g. 2026-12-31T00:00:00Z - at `$.expires_at`")
+    if isinstance(request.expires_at, datetime):
+        if request.expires_at.tzinfo is None:
+            raise Unprocessable("`expires_at` needs a time zone, e.g. 2026-12-31T00:00:00Z - at `$.expires_at`")
+        try:
+            # An offset can carry a time in year 9999 past the end (or before the start) of datetime.
+            request.expires_at.astimezone(UTC)
+        except OverflowError:
+            raise Unprocessable("`expires_at` must be within years 1 to 9999 in UTC - at `$.expires_at`") from None

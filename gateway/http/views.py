@@ -73,7 +73,8 @@ def server_message(message: Message, events: list[Event] | None = None) -> dict[
 
 
 def person_view(person: Person) -> dict[str, Any]:
-    return {"id": person.external_id, "email": person.email, "attributes": person.attributes}
+    return {"id": person.external_id, "email": person.email, "attributes": person.attributes,
+            "device_attributes": person.device_attributes}
 
 
 def workspace_view(workspace: Workspace, limits: Limits) -> dict[str, Any]:
@@ -95,6 +96,7 @@ def workspace_view(workspace: Workspace, limits: Limits) -> dict[str, Any]:
             for name in WORKSPACE_LIMITS
         },
         "retention_days": workspace.retention_days,
+        "device_attributes": list(workspace.device_attributes),
     }
 
 

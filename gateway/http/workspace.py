@@ -33,6 +33,7 @@ async def patch_workspace(request: web.Request) -> web.Response:
         lease_s=patch.lease_s,
         rate_limits=patch.rate_limits.changes() if patch.rate_limits else None,
         retention_days=patch.retention_days,
+        device_attributes=patch.device_attribute_names(),
         now=request.app[CLOCK].now(),
     )
     limits = request.app[RATE_LIMITER].for_workspace(workspace)

@@ -275,7 +275,8 @@ async def test_identify_with_attributes_records_them(
 
     async def attributes() -> dict[str, Any] | None:
         person = await server_api.person(user)
-        attrs = person and person.get("attributes")
+        # The SDK's identify writes the device's own side (decision 0012), never the backend's.
+        attrs = person and person.get("device_attributes")
         return attrs if attrs and attrs.get("first_name") == "Ada" else None
 
     assert (await eventually(attributes))["plan_name"] == "pro"

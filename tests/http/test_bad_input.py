@@ -213,6 +213,10 @@ DEVICE_IDENTIFY = [
         ("attribute-value-with-nul", device_identify(attributes={"plan_name": "p\x00"}), 422, "invalid_fields"),
         ("attribute-name-65-chars", device_identify(attributes={"a" * 65: 1}), 422, "invalid_fields"),
         ("email-invalid", device_identify(attributes={"email": "nope"}), 422, "invalid_fields"),
+        ("email-valid", device_identify(attributes={"email": "a@b.com"}), 422, "invalid_fields"),
+        ("email-null", device_identify(attributes={"email": None}), 422, "invalid_fields"),
+        ("id", device_identify(attributes={"id": "user-2"}), 422, "invalid_fields"),
+        ("attributes-101", device_identify(attributes={f"a{i}": i for i in range(101)}), 422, "invalid_fields"),
         ("created-at-string", device_identify(attributes={"created_at": "2020"}), 422, "invalid_fields"),
         ("attributes-300-deep", device_identify(attributes={"tree": nested(300)}), 422, "invalid_fields"),
         ("device-id-with-spaces", device_identify(device_id="my phone"), 422, "invalid_fields"),
@@ -312,6 +316,11 @@ SEND = [
         ("expires-at-past-unix", send(expires_at=1_000_000_000), 422, "expires_at_in_past"),
         ("expires-at-negative", send(expires_at=-5), 422, "invalid_fields"),
         ("expires-at-10-pow-30", send(expires_at=10**30), 422, "invalid_fields"),
+        # Past year 9999 a time cannot be stored; once this was a 500.
+        ("expires-at-year-10000-unix", send(expires_at=253_402_300_800), 422, "invalid_fields"),
+        ("expires-at-2-pow-40", send(expires_at=2**40), 422, "invalid_fields"),
+        ("expires-at-year-10000-by-offset", send(expires_at="9999-12-31T23:59:59-01:00"), 422, "invalid_fields"),
+        ("expires-at-year-0-by-offset", send(expires_at="0001-01-01T00:00:00+01:00"), 422, "invalid_fields"),
         ("expires-at-and-ttl", send(expires_at="2030-01-01T00:00:00Z", ttl_s=60), 422, "invalid_fields"),
         ("properties-array", send(properties=[1, 2]), 422, "invalid_fields"),
         ("properties-string", send(properties="screen=home"), 422, "invalid_fields"),
@@ -408,6 +417,15 @@ WORKSPACE = [
         ("unknown-field", {"colour": "red"}),
         ("read-only-site-id", {"site_id": "site_mine"}),
         ("read-only-name", {"name": "renamed"}),
+        ("device-attributes-string", {"device_attributes": "theme"}),
+        ("device-attributes-null", {"device_attributes": None}),
+        ("device-attributes-number-name", {"device_attributes": [1]}),
+        ("device-attributes-empty-name", {"device_attributes": [""]}),
+        ("device-attributes-65-chars", {"device_attributes": ["a" * 65]}),
+        ("device-attributes-101-names", {"device_attributes": [f"a{i}" for i in range(101)]}),
+        ("device-attributes-email", {"device_attributes": ["email"]}),
+        ("device-attributes-id", {"device_attributes": ["theme", "id"]}),
+        ("device-attributes-with-nul", {"device_attributes": ["the\x00me"]}),
     ]
 ]
 

@@ -168,6 +168,43 @@ async def test_attribute_names_with_quotes_backslashes_and_spaces_match_as_writt
     assert (await api.poll("bob", "phone")).message_ids == []
 
 
+async def test_a_device_cannot_make_a_person_match_a_filter_on_the_backends_attributes(api: Api) -> None:
+    # Finding: a device's `plan_name: enterprise` made a free person match an enterprise-only filter.
+    await identify_all(api, {"ada": {"plan_name": "free"}, "bob": {"plan_name": "enterprise"}})
+    assert (await api.device_identify("ada", {"plan_name": "enterprise", "seats": 50})).status == 200
+    assert (await api.device_identify("cyd", {"plan_name": "enterprise"})).status == 200
+
+    enterprise = {"attribute": "plan_name", "op": "eq", "value": "enterprise"}
+    plain = await broadcast(api, {"filter": enterprise}, content={"title": "plain"})
+    liquid = await broadcast(api, {"filter": {"or": [enterprise, {"attribute": "seats", "op": "exists"}]}},
+                             content={"title": "Hi {{ customer.plan_name }}"})
+    assert (plain.body["queued"], liquid.body["queued"]) == (1, 1), (plain, liquid)
+    assert sorted(m["content"]["title"] for m in (await api.person_messages("bob")).body["messages"]) == [
+        "Hi enterprise", "plain"
+    ]
+
+
+async def test_a_filter_reads_the_device_attributes_the_workspace_lists(api: Api) -> None:
+    patched = await api.patch_workspace(device_attributes=["theme"])
+    assert patched.status == 200, patched
+    assert patched.body["device_attributes"] == ["theme"]
+    await identify_all(api, {"ada": {"plan_name": "free"}, "bob": {"theme": "light"}})
+    for person in ("ada", "bob", "cyd"):
+        assert (await api.device_identify(person, {"theme": "dark", "plan_name": "pro"})).status == 200
+
+    dark = {"attribute": "theme", "op": "eq", "value": "dark"}
+    plain = await broadcast(api, {"filter": dark}, content={"title": "plain"})
+    liquid = await broadcast(api, {"filter": dark}, content={"title": "{{ customer.theme }} {{ customer.plan_name }}"})
+    pro = await broadcast(api, {"filter": {"attribute": "plan_name", "op": "eq", "value": "pro"}})
+    # bob's backend-set `light` wins over his device's `dark`; `plan_name` is not listed.
+    assert (plain.body["queued"], liquid.body["queued"], pro.body["queued"]) == (2, 2, 0)
+    titles = sorted(m["content"]["title"] for m in (await api.person_messages("ada")).body["messages"])
+    assert titles == ["dark free", "plain"]
+    assert sorted(m["content"]["title"] for m in (await api.person_messages("cyd")).body["messages"]) == [
+        "dark ", "plain"
+    ]
+
+
 @pytest.mark.parametrize(
     ("audience_filter", "where"),
     [

@@ -57,6 +57,21 @@ async def test_attributes_and_per_send_data_render_in_every_text_field(api: Api)
     assert polled.body["messages"][0]["content"] == expected
 
 
+async def test_customer_holds_the_backends_attributes_and_only_the_listed_device_ones(api: Api) -> None:
+    await api.identify("ada", plan_name="free")
+    assert (await api.device_identify("ada", {"plan_name": "enterprise", "theme": "dark"})).status == 200
+    content = {"title": "{{ customer.plan_name }}/{{ customer.theme | default: 'none' }}"}
+
+    assert (await send(api, "ada", content)).body["content"]["title"] == "free/none"
+    assert (await send(api, "newcomer", content)).body["content"]["title"] == "/none"
+    strict = await send(api, "ada", {"title": "{{ customer.theme }}"}, strict=True)
+    assert (strict.status, strict.error_code) == (422, "invalid_template"), strict
+
+    assert (await api.patch_workspace(device_attributes=["theme", "plan_name"])).status == 200
+    assert (await send(api, "ada", content)).body["content"]["title"] == "free/dark"
+    assert (await send(api, {"email": "ada@example.com"}, content)).body["content"]["title"] == "/none"
+
+
 async def test_a_send_by_email_sees_the_person_known_under_that_email(api: Api) -> None:
     await api.identify("ada", email="ada@example.com", first_name="Ada")
     sent = await send(api, {"email": "ADA@example.com"}, {"title": "{{ customer.first_name }} ({{ customer.id }})"})

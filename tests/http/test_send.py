@@ -41,6 +41,16 @@ async def test_ttl_s_and_expires_at_set_the_expiry(api: Api, clock: FixedClock) 
     assert at(by_unix.body["expires_at"]) == when
 
 
+async def test_expires_at_reaches_the_last_second_of_year_9999(api: Api) -> None:
+    # Finding: Unix seconds from 253402300800 (year 10000) on were a 500.
+    by_unix = await api.send("ada", expires_at=253_402_300_799)
+    by_iso = await api.send("ada", expires_at="9999-12-31T23:59:59Z")
+    by_offset = await api.send("ada", expires_at="9999-12-31T23:59:59+01:00")
+    assert (by_unix.status, by_iso.status, by_offset.status) == (201, 201, 201), (by_unix, by_iso, by_offset)
+    assert at(by_unix.body["expires_at"]) == at(by_iso.body["expires_at"]) == at("9999-12-31T23:59:59Z")
+    assert (await api.poll("ada", "phone")).status == 200
+
+
 async def test_expires_at_in_the_past_is_refused_and_queues_nothing(api: Api, clock: FixedClock) -> None:
     for expires_at in (
         (clock.now() - timedelta(seconds=1)).isoformat(),

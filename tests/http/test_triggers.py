@@ -438,6 +438,35 @@ async def test_a_device_may_track_as_the_email_it_identified_with(api: Api) -> N
     assert [m["id"] for m in await queued(api, "ada")] == reply.body["queued"]
 
 
+async def test_a_device_tracking_as_an_email_reaches_that_persons_queue_not_a_new_one(
+    api: Api, pool: asyncpg.Pool
+) -> None:
+    await trigger_id(api)
+    await api.identify("ada", first_name="Ada", email="ada@example.com")
+    assert len((await track(api, "ada@example.com")).body["queued"]) == 1
+
+    # Nobody has this email yet: the person is known by the email, never by an id equal to it.
+    reply = await track(api, "Eve@Example.com")
+    assert len(reply.body["queued"]) == 1
+    assert await pool.fetchval("SELECT count(*) FROM people WHERE external_id ILIKE '%@%'") == 0
+    eve = await api.person_messages("eve@example.com", by="email")
+    assert eve.body["person"]["id"] is None
+    assert [m["id"] for m in eve.body["messages"]] == reply.body["queued"]
+
+
+async def test_a_trigger_filter_ignores_a_devices_attributes_unless_listed(api: Api) -> None:
+    await trigger_id(api, filter={"attribute": "plan_name", "op": "eq", "value": "enterprise"})
+    await api.identify("ada", plan_name="free")
+    assert (await api.device_identify("ada", {"plan_name": "enterprise"})).status == 200
+    assert (await track(api, "ada")).body["queued"] == []
+    assert (await api.device_identify("bob", {"plan_name": "enterprise"})).status == 200
+    assert (await track(api, "bob")).body["queued"] == []
+
+    assert (await api.patch_workspace(device_attributes=["plan_name"])).status == 200
+    assert (await track(api, "ada")).body["queued"] == []
+    assert len((await track(api, "bob")).body["queued"]) == 1
+
+
 async def test_track_answers_cors_preflights(api: Api) -> None:
     reply = await api.request("OPTIONS", "/v1/track", auth=False, headers={
         "Origin": "https://shop.example", "Access-Control-Request-Method": "POST",

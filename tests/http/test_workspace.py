@@ -20,7 +20,7 @@ async def test_the_workspace_reads_its_defaults(api: Api) -> None:
     assert read.body == {
         "name": "acme", "site_id": api.site_id, "in_app_enabled": True, "identity_mode": "off",
         "intervals": {"active_s": 10, "inactive_s": 60, "low_s": 180, "recent_days": 30},
-        "lease_s": 300, "retention_days": 30,
+        "lease_s": 300, "retention_days": 30, "device_attributes": [],
         "rate_limits": {
             "site": {"rate_per_s": 1000, "burst": 5000}, "person": {"rate_per_s": 10, "burst": 300},
             "events": {"rate_per_s": 10, "burst": 500}, "api_key": {"rate_per_s": 500, "burst": 2000},
