@@ -402,18 +402,26 @@ final AS (
                 WHEN t.state = 'shown' OR bool_or(j.type = 'shown') THEN 'shown'
                 ELSE t.state END AS state,
            t.state = 'offered'
-           AND (array_agg(j.type ORDER BY j.n) FILTER (WHERE j.type <> 'action'))[1] = 'shown' AS newly_shown
+           AND (array_agg(j.type ORDER BY j.n) FILTER (WHERE j.type <> 'action'))[1] = 'shown' AS newly_shown,
+           bool_or(j.type = 'action' AND j.accepted) AS acted
     FROM target t JOIN judged j ON j.message_id = t.id
     GROUP BY t.id, t.state
 ),
+-- A state change, or a first action on a shown message that is not persistent: that makes it
+-- final (closed_at), which starts its retention period; a persistent one stays until dismissed.
 changed AS (
     UPDATE messages m
     SET state = final.state,
-        shown_at = coalesce(m.shown_at, clock.now),
-        lease_expires_at = NULL,
-        closed_at = CASE WHEN final.state = 'dismissed' THEN clock.now END
+        shown_at = CASE WHEN final.state <> final.initial THEN coalesce(m.shown_at, clock.now) ELSE m.shown_at END,
+        lease_expires_at = CASE WHEN final.state <> final.initial THEN NULL ELSE m.lease_expires_at END,
+        closed_at = CASE WHEN final.state = 'dismissed' AND final.initial <> 'dismissed' THEN clock.now
+                         WHEN final.state = 'shown' AND final.acted AND NOT m.persistent
+                              AND m.closed_at IS NULL THEN clock.now
+                         ELSE m.closed_at END
     FROM final, clock
-    WHERE m.id = final.id AND final.state <> final.initial
+    WHERE m.id = final.id
+      AND (final.state <> final.initial
+           OR (final.state = 'shown' AND final.acted AND NOT m.persistent AND m.closed_at IS NULL))
     RETURNING m.id
 ),
 recorded AS (
@@ -423,13 +431,6 @@ recorded AS (
     WHERE j.accepted
     ORDER BY j.n
     ON CONFLICT DO NOTHING
-),
--- A first action makes a shown message final (closed_at), which starts its retention period.
-acted AS (
-    UPDATE messages m
-    SET closed_at = clock.now
-    FROM target, clock
-    WHERE m.id = target.id AND $5::text = 'action' AND target.state = 'shown' AND m.closed_at IS NULL
 ),
 -- Setup status: only a newly accepted `shown` while none was recorded; afterwards the WHERE
 -- matches no row, so later reports take no workspace lock.
