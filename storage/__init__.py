@@ -33,10 +33,12 @@ from .messages import (
 )
 from .migrate import apply_migrations
 from .models import (
+    ApiKeyInfo,
     Claim,
     DeliveredMessage,
     Event,
     Idempotency,
+    IdentitySecret,
     Message,
     NewMessage,
     Person,
@@ -60,15 +62,22 @@ from .triggers import (
     record_person_event,
 )
 from .workspaces import (
+    IDENTITY_MODES,
     create_workspace,
+    get_api_key_workspace,
     get_workspace_by_api_key,
     get_workspace_by_name,
     get_workspace_by_site_id,
+    list_api_keys,
+    rotate_api_key,
+    rotate_identity_secret,
     update_workspace,
 )
 
 __all__ = [
+    "IDENTITY_MODES",
     "NOTIFY_CHANNEL",
+    "ApiKeyInfo",
     "Audience",
     "AudienceFilter",
     "AudienceMember",
@@ -85,6 +94,7 @@ __all__ = [
     "Event",
     "EventOutcome",
     "Idempotency",
+    "IdentitySecret",
     "Listener",
     "MatchedTrigger",
     "Message",
@@ -114,6 +124,7 @@ __all__ = [
     "create_workspace",
     "disable_trigger",
     "expire_messages",
+    "get_api_key_workspace",
     "get_broadcast",
     "get_message",
     "get_person",
@@ -124,6 +135,7 @@ __all__ = [
     "get_workspace_setup",
     "identify_person",
     "import_people",
+    "list_api_keys",
     "list_message_events",
     "list_person_messages",
     "list_templates",
@@ -134,6 +146,8 @@ __all__ = [
     "record_device_events",
     "record_person_event",
     "resend_broadcast",
+    "rotate_api_key",
+    "rotate_identity_secret",
     "send_broadcast",
     "send_message",
     "update_workspace",
