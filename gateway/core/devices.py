@@ -18,12 +18,15 @@ from .workspaces import WorkspaceCache
 __all__ = ["Rejection", "device_workspace", "report_events"]
 
 
-async def device_workspace(cache: WorkspaceCache, site_id: str, user: str, user_hash: str | None) -> Workspace:
-    """The workspace of a public site id, after the identity proof its mode asks for."""
+async def device_workspace(
+    cache: WorkspaceCache, site_id: str, user: str, user_hash: str | None, user_token: str | None = None,
+    *, now: datetime | None = None,
+) -> Workspace:
+    """The workspace of a public site id, after the identity proof its mode asks for (at `now`)."""
     workspace = await cache.by_site_id(site_id)
     if workspace is None:
         raise Unauthorized("unknown `site_id`; copy it from `mailslot workspace create`", code=ErrorCode.UNKNOWN_SITE)
-    check_identity(workspace, user, user_hash)
+    check_identity(workspace, user, user_hash, user_token, now=now)
     return workspace
 
 

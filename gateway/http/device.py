@@ -22,7 +22,10 @@ __all__ = ["events", "identify", "poll"]
 
 async def poll(request: web.Request) -> web.Response:
     body = parse_body(await request.read(), PollRequest)
-    workspace = await device_workspace(request.app[WORKSPACES], body.site_id, body.user, body.user_hash)
+    workspace = await device_workspace(
+        request.app[WORKSPACES], body.site_id, body.user, body.user_hash, body.user_token,
+        now=request.app[CLOCK].now(),
+    )
     wait_s = min(body.wait, request.app[CONFIG].max_wait_s)
     answer = await request.app[POLLER].poll(workspace, body.user, body.device_id, wait_s=wait_s)
     seconds = answer.next_poll.seconds
@@ -38,7 +41,10 @@ async def poll(request: web.Request) -> web.Response:
 
 async def events(request: web.Request) -> web.Response:
     body = parse_body(await request.read(), EventsRequest)
-    workspace = await device_workspace(request.app[WORKSPACES], body.site_id, body.user, body.user_hash)
+    workspace = await device_workspace(
+        request.app[WORKSPACES], body.site_id, body.user, body.user_hash, body.user_token,
+        now=request.app[CLOCK].now(),
+    )
     reports = [DeviceReport(e.message_id, e.type, e.action) for e in body.events]
     # Browsers send Origin with every POST; native apps say what they are.
     platform = body.platform or ("web" if "Origin" in request.headers else "other")
@@ -55,6 +61,9 @@ async def events(request: web.Request) -> web.Response:
 async def identify(request: web.Request) -> web.Response:
     """Attributes from the page (the SDK's identify); under `required` proof, no proof means no write."""
     body = parse_body(await request.read(), DeviceIdentifyRequest)
-    workspace = await device_workspace(request.app[WORKSPACES], body.site_id, body.user, body.user_hash)
+    workspace = await device_workspace(
+        request.app[WORKSPACES], body.site_id, body.user, body.user_hash, body.user_token,
+        now=request.app[CLOCK].now(),
+    )
     person = await people.identify_person(request.app[POOL], workspace.id, body.user, body.attributes)
     return json_response({"id": person.external_id, "email": person.email})

@@ -22,7 +22,7 @@ import storage
 from .. import errors
 from ..errors import ErrorCode
 from .access import Access
-from .keys import METRICS, REQUEST_ID, ROUTE_ACCESS, WORKSPACE, WORKSPACES
+from .keys import CLOCK, METRICS, REQUEST_ID, ROUTE_ACCESS, WORKSPACE, WORKSPACES
 from .views import error_body, json_response
 
 __all__ = [
@@ -157,7 +157,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         # cannot even be hashed.
         if len(api_key) > 256 or not api_key.isascii():
             raise errors.Unauthorized("this API key is not valid")
-        workspace = await request.app[WORKSPACES].by_api_key(api_key.strip())
+        workspace = await request.app[WORKSPACES].by_api_key(api_key.strip(), request.app[CLOCK].now())
         if workspace is None:
             raise errors.Unauthorized("this API key is not valid")
         request[WORKSPACE] = workspace

@@ -39,6 +39,8 @@ ROUTES: tuple[tuple[str, str, Handler, Access, str], ...] = (
     ("DELETE", "/v1/triggers/{id}", triggers.disable_trigger, SERVER, "server.trigger"),
     ("GET", "/v1/workspace", workspace.get_workspace, SERVER, "server.workspace"),
     ("PATCH", "/v1/workspace", workspace.patch_workspace, SERVER, "server.workspace"),
+    ("POST", "/v1/workspace/api-keys", workspace.rotate_api_key, SERVER, "server.api_keys"),
+    ("POST", "/v1/workspace/identity-secrets", workspace.rotate_identity_secret, SERVER, "server.identity_secrets"),
     ("GET", "/v1/templates", templates.list_templates, SERVER, "server.templates"),
     ("POST", "/v1/templates", templates.create_template, SERVER, "server.templates"),
     ("GET", "/v1/templates/{id}", templates.get_template, SERVER, "server.template"),

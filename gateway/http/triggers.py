@@ -56,7 +56,10 @@ async def record_person_event(request: web.Request) -> web.Response:
 async def track(request: web.Request) -> web.Response:
     """An event from a device, under the identity proof the workspace asks for."""
     body = parse_body(await request.read(), TrackRequest)
-    workspace = await device_workspace(request.app[WORKSPACES], body.site_id, body.user, body.user_hash)
+    workspace = await device_workspace(
+        request.app[WORKSPACES], body.site_id, body.user, body.user_hash, body.user_token,
+        now=request.app[CLOCK].now(),
+    )
     recorded = await triggers.record_event(
         request.app[POOL], workspace.id, body.user, match_email=True, name=body.name, data=body.data or {},
         source="device", now=request.app[CLOCK].now(),
