@@ -1,4 +1,4 @@
-"""The `mailslot` command: serve, reload, migrate, workspace create.
+"""The `mailslot` command: serve, reload, migrate, workspace create / rotate-key / rotate-secret.
 
 argparse (the standard library) rather than click: each flag mirrors a `MAILSLOT_*` variable
 that `gateway.config` alone reads, so the CLI only passes explicit flags on as overrides.
@@ -13,11 +13,12 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import storage
 
 from .config import SETTINGS, Config, ConfigError, load_config
-from .credentials import print_credentials
+from .credentials import print_credentials, print_rotation
 
 __all__ = ["main"]
 
@@ -61,8 +62,33 @@ def _parser() -> argparse.ArgumentParser:
                                            "and identity secret (the key is shown only once)")
     create.add_argument("name", help="the workspace's name")
     create.add_argument("--json", action="store_true", help="print one JSON object")
+    create.add_argument("--identity-mode", choices=storage.IDENTITY_MODES, default="required",
+                        help="identity proof devices must show (default required; `off` lets anyone who knows "
+                        "a person's id poll as them and take their messages: for demos and load tests only)")
     _add_settings(create, _DATABASE_SETTINGS)
+    for command, what in (("rotate-key", "API key"), ("rotate-secret", "identity secret")):
+        rotate = workspace_commands.add_parser(
+            command, help=f"add a new {what} (printed once); the old ones keep working for --grace-s seconds",
+        )
+        rotate.add_argument("name", help="the workspace's name (the oldest workspace of that name)")
+        rotate.add_argument("--grace-s", type=_grace_s, required=True, metavar="N",
+                            help=f"seconds the old {what}s keep working: 0 (at once) to {_MAX_GRACE_S}")
+        rotate.add_argument("--json", action="store_true", help="print one JSON object")
+        _add_settings(rotate, _DATABASE_SETTINGS)
     return parser
+
+
+_MAX_GRACE_S = 30 * 86400
+
+
+def _grace_s(value: str) -> int:
+    try:
+        seconds = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {value!r}") from None
+    if not 0 <= seconds <= _MAX_GRACE_S:
+        raise argparse.ArgumentTypeError(f"must be 0 to {_MAX_GRACE_S}, not {seconds}")
+    return seconds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,15 +119,46 @@ def _run(args: argparse.Namespace, config: Config) -> int:
             applied = database.applied
             print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
             return 0
-        credentials = asyncio.run(_create_workspace(database.url, args.name))
-        print_credentials(credentials, as_json=args.json)
+        if args.workspace_command == "create":
+            credentials = asyncio.run(_create_workspace(database.url, args.name, args.identity_mode))
+            print_credentials(credentials, as_json=args.json)
+            return 0
+        rotated = asyncio.run(_rotate(database.url, args.name, args.workspace_command, args.grace_s))
+    if rotated is None:
+        print(f"mailslot: no workspace named {args.name!r}", file=sys.stderr)
+        return 1
+    print_rotation(rotated, as_json=args.json)
     return 0
 
 
-async def _create_workspace(url: str, name: str) -> storage.WorkspaceCredentials:
+async def _create_workspace(url: str, name: str, identity_mode: str) -> storage.WorkspaceCredentials:
     pool = await storage.create_pool(url, min_size=1, max_size=2)
     try:
-        return await storage.create_workspace(pool, name)
+        return await storage.create_workspace(pool, name, identity_mode=identity_mode)
+    finally:
+        await pool.close()
+
+
+async def _rotate(url: str, name: str, command: str, grace_s: int) -> dict[str, Any] | None:
+    """The new credential and until when the old ones work; None when no workspace has this name.
+
+    The statement notifies every gateway process, which drops its cached copy of the workspace.
+    """
+    pool = await storage.create_pool(url, min_size=1, max_size=2)
+    try:
+        workspace = await storage.get_workspace_by_name(pool, name)
+        if workspace is None:
+            return None
+        if command == "rotate-key":
+            api_key, key = await storage.rotate_api_key(pool, workspace.id, grace_s)
+            keys = await storage.list_api_keys(pool, workspace.id)
+            return {"name": name, "api_key": api_key, "id": key.id,
+                    "old_expire_at": [k.expires_at.isoformat() for k in keys if k.expires_at is not None]}
+        rotated = await storage.rotate_identity_secret(pool, workspace.id, grace_s)
+        newest = rotated.identity_secrets[0]
+        return {"name": name, "kid": newest.kid, "identity_secret": newest.secret,
+                "old_expire_at": [s.expires_at.isoformat() for s in rotated.identity_secrets[1:]
+                                  if s.expires_at is not None]}
     finally:
         await pool.close()
 

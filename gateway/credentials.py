@@ -9,7 +9,7 @@ from typing import Any
 
 from storage import WorkspaceCredentials
 
-__all__ = ["credentials_dict", "print_credentials", "save_credentials"]
+__all__ = ["credentials_dict", "print_credentials", "print_rotation", "save_credentials"]
 
 
 def credentials_dict(credentials: WorkspaceCredentials) -> dict[str, Any]:
@@ -31,6 +31,20 @@ def print_credentials(credentials: WorkspaceCredentials, *, as_json: bool) -> No
     print(f"  site id:         {values['site_id']}")
     print(f"  API key:         {values['api_key']}   (shown once: store it now)")
     print(f"  identity secret: {values['identity_secret']}")
+    print(f"  identity proof:  {credentials.workspace.identity_mode}")
+
+
+def print_rotation(values: dict[str, Any], *, as_json: bool) -> None:
+    """A rotated API key or identity secret, shown once, and when the old ones stop working."""
+    if as_json:
+        print(json.dumps(values))
+        return
+    if "api_key" in values:
+        print(f"new API key for {values['name']!r}: {values['api_key']}   (shown once: store it now)")
+    else:
+        print(f"new identity secret for {values['name']!r} (kid {values['kid']}): {values['identity_secret']}")
+    ends = values["old_expire_at"]
+    print("  old ones stop working at: " + (", ".join(sorted(set(ends))) if ends else "(none left)"))
 
 
 def save_credentials(credentials: WorkspaceCredentials, path: Path) -> None:

@@ -7,7 +7,7 @@ docs/api.md lists every member of `ErrorCode` (tests/unit/test_error_codes.py ch
     ApiError
     ├── BadRequest            400 bad_request, empty_body, malformed_json
     ├── Unauthorized          401 unauthorized, unknown_site
-    ├── Forbidden             403 identity_proof_required, identity_proof_failed, cross_origin_forbidden
+    ├── Forbidden             403 identity_proof_required, identity_proof_failed, identity_token_*, …
     ├── NotFound              404 not_found, unknown_message, unknown_person, unknown_broadcast, …
     ├── MethodNotAllowed      405 method_not_allowed
     ├── Conflict              409 already_shown, email_in_use, template_name_taken, …
@@ -62,6 +62,10 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "forbidden"
     IDENTITY_PROOF_REQUIRED = "identity_proof_required"
     IDENTITY_PROOF_FAILED = "identity_proof_failed"
+    IDENTITY_HASH_NOT_ALLOWED = "identity_hash_not_allowed"
+    IDENTITY_TOKEN_INVALID = "identity_token_invalid"
+    IDENTITY_TOKEN_EXPIRED = "identity_token_expired"
+    IDENTITY_TOKEN_LIFETIME_TOO_LONG = "identity_token_lifetime_too_long"
     CROSS_ORIGIN_FORBIDDEN = "cross_origin_forbidden"
     # 404
     NOT_FOUND = "not_found"

@@ -507,6 +507,8 @@ async def _ensure_demo_workspace(config: Config, url: str) -> None:
         "\nDemo workspace created (credentials also saved in " + str(path) + "):\n"
         f"  site id:         {values['site_id']}\n"
         f"  API key:         {values['api_key']}\n"
-        f"  identity secret: {values['identity_secret']}\n",
+        f"  identity secret: {values['identity_secret']}\n"
+        f"  identity proof:  off. Anyone who knows a person's id can poll as them and take their\n"
+        f"                   messages: for demos only (`mailslot workspace create` makes `required` ones).\n",
         flush=True,
     )

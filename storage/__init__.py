@@ -33,10 +33,12 @@ from .messages import (
 )
 from .migrate import apply_migrations
 from .models import (
+    ApiKeyInfo,
     Claim,
     DeliveredMessage,
     Event,
     Idempotency,
+    IdentitySecret,
     Message,
     NewMessage,
     Person,
@@ -61,15 +63,22 @@ from .triggers import (
     record_person_event,
 )
 from .workspaces import (
+    IDENTITY_MODES,
     create_workspace,
+    get_api_key_workspace,
     get_workspace_by_api_key,
     get_workspace_by_name,
     get_workspace_by_site_id,
+    list_api_keys,
+    rotate_api_key,
+    rotate_identity_secret,
     update_workspace,
 )
 
 __all__ = [
+    "IDENTITY_MODES",
     "NOTIFY_CHANNEL",
+    "ApiKeyInfo",
     "Audience",
     "AudienceFilter",
     "AudienceMember",
@@ -86,6 +95,7 @@ __all__ = [
     "Event",
     "EventOutcome",
     "Idempotency",
+    "IdentitySecret",
     "LimitExceeded",
     "Listener",
     "MatchedTrigger",
@@ -118,6 +128,7 @@ __all__ = [
     "delete_retired_messages",
     "disable_trigger",
     "expire_messages",
+    "get_api_key_workspace",
     "get_broadcast",
     "get_message",
     "get_person",
@@ -129,6 +140,7 @@ __all__ = [
     "identify_device_person",
     "identify_person",
     "import_people",
+    "list_api_keys",
     "list_message_events",
     "list_person_messages",
     "list_templates",
@@ -139,6 +151,8 @@ __all__ = [
     "record_device_events",
     "record_person_event",
     "resend_broadcast",
+    "rotate_api_key",
+    "rotate_identity_secret",
     "send_broadcast",
     "send_message",
     "update_workspace",

@@ -8,10 +8,12 @@ from datetime import datetime
 from typing import Any
 
 __all__ = [
+    "ApiKeyInfo",
     "Claim",
     "DeliveredMessage",
     "Event",
     "Idempotency",
+    "IdentitySecret",
     "Message",
     "NewMessage",
     "Person",
@@ -21,8 +23,25 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
+class IdentitySecret:
+    """A secret that signs user tokens, named by `kid`; accepted until `expires_at` (None: no end)."""
+
+    kid: str
+    secret: str
+    created_at: datetime
+    expires_at: datetime | None
+
+    def active(self, now: datetime) -> bool:
+        return self.expires_at is None or self.expires_at > now
+
+
+@dataclass(frozen=True, slots=True)
 class Workspace:
-    """A tenant and its settings; durations are whole seconds."""
+    """A tenant and its settings; durations are whole seconds.
+
+    `identity_secret` is the newest secret (the static `user_hash` uses it); `identity_secrets`
+    holds every secret not yet pruned, newest first, rotated-out ones with their `expires_at`.
+    """
 
     id: int
     name: str
@@ -41,6 +60,18 @@ class Workspace:
     retention_days: int = 30
     # Attribute names devices may write for filters and templates to read (decision 0012).
     device_attributes: tuple[str, ...] = ()
+    identity_hash_allowed: bool = True
+    max_token_lifetime_s: int = 86400
+    identity_secrets: tuple[IdentitySecret, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    """An API key as the workspace lists it: never the key, which is stored only hashed."""
+
+    id: int
+    created_at: datetime
+    expires_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)

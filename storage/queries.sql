@@ -5,11 +5,24 @@
 -- pg_notify itself: the functions hold the channel and the payload shapes storage/notices.py parses.
 
 -- create_workspace --
--- Create a workspace. $1 name, $2 site_id, $3 identity_secret
-INSERT INTO workspaces (name, site_id, identity_secret)
-VALUES ($1, $2, $3)
-RETURNING id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-          active_s, inactive_s, low_s, recent_days, lease_s, rate_limits, retention_days, device_attributes;
+-- Create a workspace with its first identity secret. $1 name, $2 site_id, $3 identity_secret, $4 identity_mode, $5 the secret's kid
+WITH created AS (
+    INSERT INTO workspaces (name, site_id, identity_secret, identity_mode)
+    VALUES ($1, $2, $3, $4)
+    RETURNING id, name, site_id, identity_secret, identity_mode, in_app_enabled,
+              active_s, inactive_s, low_s, recent_days, lease_s, identity_hash_allowed, max_token_lifetime_s,
+              rate_limits, retention_days, device_attributes, created_at
+),
+first_secret AS (
+    INSERT INTO identity_secrets (workspace_id, kid, secret, created_at)
+    SELECT id, $5, identity_secret, created_at FROM created
+    RETURNING kid, secret, created_at, expires_at
+)
+SELECT id, name, site_id, identity_secret, identity_mode, in_app_enabled,
+       active_s, inactive_s, low_s, recent_days, lease_s, identity_hash_allowed, max_token_lifetime_s,
+       rate_limits, retention_days, device_attributes,
+       (SELECT jsonb_agg(to_jsonb(first_secret)) FROM first_secret) AS identity_secrets
+FROM created;
 
 -- create_api_key --
 -- Store the hash of a new API key for a workspace. $1 workspace_id, $2 sha256 of the key
@@ -18,14 +31,18 @@ INSERT INTO api_keys (workspace_id, key_hash) VALUES ($1, $2);
 -- get_workspace_by_site_id --
 -- A workspace by its public site id. $1 site_id
 SELECT id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-       active_s, inactive_s, low_s, recent_days, lease_s, rate_limits, retention_days, device_attributes
+       active_s, inactive_s, low_s, recent_days, lease_s, identity_hash_allowed, max_token_lifetime_s,
+       rate_limits, retention_days, device_attributes,
+       mailslot_identity_secrets_v1(id) AS identity_secrets
 FROM workspaces
 WHERE site_id = $1;
 
 -- get_workspace_by_key_hash --
--- The workspace an API key belongs to. $1 sha256 of the key
+-- The workspace an API key belongs to, and until when the key works (NULL: no end). $1 sha256 of the key
 SELECT w.id, w.name, w.site_id, w.identity_secret, w.identity_mode, w.in_app_enabled,
-       w.active_s, w.inactive_s, w.low_s, w.recent_days, w.lease_s, w.rate_limits, w.retention_days, w.device_attributes
+       w.active_s, w.inactive_s, w.low_s, w.recent_days, w.lease_s, w.identity_hash_allowed,
+       w.max_token_lifetime_s, w.rate_limits, w.retention_days, w.device_attributes, mailslot_identity_secrets_v1(w.id) AS identity_secrets,
+       k.expires_at AS key_expires_at
 FROM api_keys k
 JOIN workspaces w ON w.id = k.workspace_id
 WHERE k.key_hash = $1;
@@ -33,18 +50,29 @@ WHERE k.key_hash = $1;
 -- get_workspace_by_name --
 -- The oldest workspace with this name. $1 name
 SELECT id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-       active_s, inactive_s, low_s, recent_days, lease_s, rate_limits, retention_days, device_attributes
+       active_s, inactive_s, low_s, recent_days, lease_s, identity_hash_allowed, max_token_lifetime_s,
+       rate_limits, retention_days, device_attributes,
+       mailslot_identity_secrets_v1(id) AS identity_secrets
 FROM workspaces
 WHERE name = $1
 ORDER BY id
 LIMIT 1;
+
+-- get_workspace_by_id --
+-- A workspace by its id (read back after a rotation). $1 workspace_id
+SELECT id, name, site_id, identity_secret, identity_mode, in_app_enabled,
+       active_s, inactive_s, low_s, recent_days, lease_s, identity_hash_allowed, max_token_lifetime_s,
+       rate_limits, retention_days, device_attributes,
+       mailslot_identity_secrets_v1(id) AS identity_secrets
+FROM workspaces
+WHERE id = $1;
 
 -- lock_workspace --
 -- Lock a workspace row so that no send commits while its settings change. $1 workspace_id
 SELECT id FROM workspaces WHERE id = $1 FOR UPDATE;
 
 -- update_workspace --
--- Change settings (NULL keeps a value) and tell every process; turning in-app off recalls every queued and offered message. $1 workspace_id, $2 in_app_enabled, $3 identity_mode, $4 active_s, $5 inactive_s, $6 low_s, $7 recent_days, $8 lease_s, $9 now, $10 rate limits to merge (a null one removes it) or NULL, $11 retention_days, $12 device_attributes
+-- Change settings (NULL keeps a value) and tell every process; turning in-app off recalls every queued and offered message. $1 workspace_id, $2 in_app_enabled, $3 identity_mode, $4 active_s, $5 inactive_s, $6 low_s, $7 recent_days, $8 lease_s, $9 now, $10 rate limits to merge (a null one removes it) or NULL, $11 retention_days, $12 device_attributes, $13 identity_hash_allowed, $14 max_token_lifetime_s
 WITH clock AS (
     SELECT coalesce($9::timestamptz, now()) AS now
 ),
@@ -59,10 +87,13 @@ updated AS (
         lease_s = coalesce($8, lease_s),
         rate_limits = coalesce(jsonb_strip_nulls(rate_limits || $10::jsonb), rate_limits),
         retention_days = coalesce($11, retention_days),
-        device_attributes = coalesce($12::text[], device_attributes)
+        device_attributes = coalesce($12::text[], device_attributes),
+        identity_hash_allowed = coalesce($13, identity_hash_allowed),
+        max_token_lifetime_s = coalesce($14, max_token_lifetime_s)
     WHERE id = $1
     RETURNING id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-              active_s, inactive_s, low_s, recent_days, lease_s, rate_limits, retention_days, device_attributes
+              active_s, inactive_s, low_s, recent_days, lease_s, rate_limits, retention_days, device_attributes,
+              identity_hash_allowed, max_token_lifetime_s
 ),
 recalled AS (
     UPDATE messages m
@@ -82,10 +113,84 @@ notified AS (
     SELECT mailslot_notify_workspace_v1(id) FROM updated
 )
 SELECT id, name, site_id, identity_secret, identity_mode, in_app_enabled,
-       active_s, inactive_s, low_s, recent_days, lease_s, rate_limits, retention_days, device_attributes,
+       active_s, inactive_s, low_s, recent_days, lease_s, identity_hash_allowed, max_token_lifetime_s,
+       rate_limits, retention_days, device_attributes,
+       mailslot_identity_secrets_v1(id) AS identity_secrets,
        (SELECT count(*) FROM recalled) AS recalled,
        (SELECT count(*) FROM notified) AS notified
 FROM updated;
+
+-- rotate_api_key --
+-- Add a key; every other key of the workspace runs out `grace_s` seconds from now (sooner if it already would); keys run out before now are deleted; tell every process. $1 workspace_id, $2 sha256 of the new key, $3 grace_s, $4 now
+WITH clock AS (
+    SELECT coalesce($4::timestamptz, now()) AS now
+),
+pruned AS (
+    DELETE FROM api_keys k USING clock
+    WHERE k.workspace_id = $1 AND k.expires_at <= clock.now
+    RETURNING k.id
+),
+retired AS (
+    UPDATE api_keys k
+    SET expires_at = least(coalesce(k.expires_at, 'infinity'), clock.now + make_interval(secs => $3::integer))
+    FROM clock
+    WHERE k.workspace_id = $1 AND (k.expires_at IS NULL OR k.expires_at > clock.now)
+    RETURNING k.id
+),
+inserted AS (
+    INSERT INTO api_keys (workspace_id, key_hash, created_at)
+    SELECT $1, $2, clock.now FROM clock
+    RETURNING id, created_at
+),
+notified AS (
+    SELECT mailslot_notify_workspace_v1($1)
+)
+SELECT id, created_at,
+       (SELECT count(*) FROM pruned) AS pruned,
+       (SELECT count(*) FROM retired) AS retired,
+       (SELECT count(*) FROM notified) AS notified
+FROM inserted;
+
+-- list_api_keys --
+-- A workspace's keys that still work at `now`, oldest first (ids and times only: keys are stored hashed). $1 workspace_id, $2 now
+SELECT id, created_at, expires_at
+FROM api_keys
+WHERE workspace_id = $1 AND (expires_at IS NULL OR expires_at > coalesce($2::timestamptz, now()))
+ORDER BY id;
+
+-- rotate_identity_secret --
+-- Add a secret and make it the one `user_hash` uses; every other secret runs out `grace_s` seconds from now (sooner if it already would); secrets run out before now are deleted; tell every process. $1 workspace_id, $2 kid, $3 secret, $4 grace_s, $5 now
+WITH clock AS (
+    SELECT coalesce($5::timestamptz, now()) AS now
+),
+pruned AS (
+    DELETE FROM identity_secrets s USING clock
+    WHERE s.workspace_id = $1 AND s.expires_at <= clock.now
+    RETURNING s.id
+),
+retired AS (
+    UPDATE identity_secrets s
+    SET expires_at = least(coalesce(s.expires_at, 'infinity'), clock.now + make_interval(secs => $4::integer))
+    FROM clock
+    WHERE s.workspace_id = $1 AND (s.expires_at IS NULL OR s.expires_at > clock.now)
+    RETURNING s.id
+),
+inserted AS (
+    INSERT INTO identity_secrets (workspace_id, kid, secret, created_at)
+    SELECT $1, $2, $3, clock.now FROM clock
+    RETURNING id
+),
+current AS (
+    UPDATE workspaces SET identity_secret = $3 WHERE id = $1 RETURNING id
+),
+notified AS (
+    SELECT mailslot_notify_workspace_v1($1)
+)
+SELECT (SELECT count(*) FROM inserted) AS inserted,
+       (SELECT count(*) FROM pruned) AS pruned,
+       (SELECT count(*) FROM retired) AS retired,
+       (SELECT count(*) FROM current) AS current,
+       (SELECT count(*) FROM notified) AS notified;
 
 -- ensure_person_by_external_id --
 -- The person with this id, created if new, with the attributes templates read (mailslot_readable_attributes_v1). $1 workspace_id, $2 external_id

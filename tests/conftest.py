@@ -113,13 +113,17 @@ async def client(config: Config, clock: FixedClock, aiohttp_client):  # type: ig
 
 @pytest.fixture
 async def api(client, pool: asyncpg.Pool) -> Api:  # type: ignore[no-untyped-def]
-    """Workspace `acme` and a client speaking both APIs with its credentials."""
-    credentials = await storage.create_workspace(pool, "acme")
+    """Workspace `acme` and a client speaking both APIs with its credentials.
+
+    Identity proof `off` (new workspaces are `required`): most tests are about delivery, not
+    proof; tests of proof set the mode they need with PATCH /v1/workspace.
+    """
+    credentials = await storage.create_workspace(pool, "acme", identity_mode="off")
     return Api(client, credentials)
 
 
 @pytest.fixture
 async def other_api(client, pool: asyncpg.Pool) -> Api:  # type: ignore[no-untyped-def]
     """A second workspace, `globex`, on the same gateway: for isolation tests."""
-    credentials = await storage.create_workspace(pool, "globex")
+    credentials = await storage.create_workspace(pool, "globex", identity_mode="off")
     return Api(client, credentials)

@@ -20,11 +20,11 @@ __all__ = ["Rejection", "device_workspace", "report_events"]
 
 
 async def device_workspace(
-    cache: WorkspaceCache, site_id: str, user: str, user_hash: str | None,
-    limiter: RateLimiter | None = None, *, events: int = 0,
+    cache: WorkspaceCache, site_id: str, user: str, user_hash: str | None, user_token: str | None = None,
+    limiter: RateLimiter | None = None, *, events: int = 0, now: datetime | None = None,
 ) -> Workspace:
-    """The workspace of a public site id, after the identity proof its mode asks for and the
-    site's and person's rate limits (`events`: how many events the request writes).
+    """The workspace of a public site id, after the identity proof its mode asks for (at `now`)
+    and the site's and person's rate limits (`events`: how many events the request writes).
 
     The limits come after the proof, so that under `required` proof no one can use up another
     person's allowance.
@@ -36,7 +36,7 @@ async def device_workspace(
             "(for the demo workspace, `site_id` in .mailslot/demo-workspace.json)",
             code=ErrorCode.UNKNOWN_SITE,
         )
-    check_identity(workspace, user, user_hash)
+    check_identity(workspace, user, user_hash, user_token, now=now)
     if limiter is not None:
         limiter.check_device(workspace, user, events=events)
     return workspace

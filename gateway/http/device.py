@@ -23,7 +23,8 @@ __all__ = ["events", "identify", "poll"]
 async def poll(request: web.Request) -> web.Response:
     body = parse_body(await request.read(), PollRequest)
     workspace = await device_workspace(
-        request.app[WORKSPACES], body.site_id, body.user, body.user_hash, request.app[RATE_LIMITER]
+        request.app[WORKSPACES], body.site_id, body.user, body.user_hash, body.user_token, request.app[RATE_LIMITER],
+        now=request.app[CLOCK].now(),
     )
     wait_s = min(body.wait, request.app[CONFIG].max_wait_s)
     answer = await request.app[POLLER].poll(workspace, body.user, body.device_id, wait_s=wait_s)
@@ -42,8 +43,8 @@ async def poll(request: web.Request) -> web.Response:
 async def events(request: web.Request) -> web.Response:
     body = parse_body(await request.read(), EventsRequest)
     workspace = await device_workspace(
-        request.app[WORKSPACES], body.site_id, body.user, body.user_hash, request.app[RATE_LIMITER],
-        events=len(body.events),
+        request.app[WORKSPACES], body.site_id, body.user, body.user_hash, body.user_token, request.app[RATE_LIMITER],
+        events=len(body.events), now=request.app[CLOCK].now(),
     )
     reports = [DeviceReport(e.message_id, e.type, e.action) for e in body.events]
     # Browsers send Origin with every POST; native apps say what they are.
@@ -63,7 +64,8 @@ async def identify(request: web.Request) -> web.Response:
     `required` proof, no proof means no write."""
     body = parse_body(await request.read(), DeviceIdentifyRequest)
     workspace = await device_workspace(
-        request.app[WORKSPACES], body.site_id, body.user, body.user_hash, request.app[RATE_LIMITER]
+        request.app[WORKSPACES], body.site_id, body.user, body.user_hash, body.user_token, request.app[RATE_LIMITER],
+        now=request.app[CLOCK].now(),
     )
     person = await people.identify_device_person(request.app[POOL], workspace.id, body.user, body.attributes)
     return json_response({"id": person.external_id, "email": person.email})

@@ -24,7 +24,7 @@ from .. import errors
 from ..errors import ErrorCode
 from .access import Access
 from .addresses import client_address
-from .keys import METRICS, RATE_LIMITER, REQUEST_ID, ROUTE_ACCESS, TRUSTED_PROXIES, WORKSPACE, WORKSPACES
+from .keys import CLOCK, METRICS, RATE_LIMITER, REQUEST_ID, ROUTE_ACCESS, TRUSTED_PROXIES, WORKSPACE, WORKSPACES
 from .views import error_body, json_response
 
 __all__ = [
@@ -191,7 +191,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         # Keys are ASCII; a header with bytes that are not UTF-8 decodes to surrogates, which
         # cannot even be hashed.
         if scheme.lower() == "bearer" and api_key.strip() and len(api_key) <= 256 and api_key.isascii():
-            workspace = await request.app[WORKSPACES].by_api_key(api_key.strip())
+            workspace = await request.app[WORKSPACES].by_api_key(api_key.strip(), request.app[CLOCK].now())
         if workspace is None:
             limiter.check_address(address, "server")
             if scheme.lower() != "bearer" or not api_key.strip():

@@ -38,6 +38,7 @@ __all__ = [
     "PollRequest",
     "RateLimitsPatch",
     "Recipient",
+    "RotateRequest",
     "SendRequest",
     "TemplateRequest",
     "TestMessageRequest",
@@ -56,6 +57,8 @@ SiteId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 User = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 DeviceId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
 UserHash = Annotated[str, msgspec.Meta(max_length=128)]
+# A signed user token (JWT); far above a token with a handful of claims, far below the body limit.
+UserToken = Annotated[str, msgspec.Meta(max_length=4096)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
 Seconds = Annotated[int, msgspec.Meta(ge=1, le=366 * 86400)]
@@ -72,6 +75,7 @@ class PollRequest(msgspec.Struct, frozen=True):
     user: User
     device_id: DeviceId
     user_hash: UserHash | None = None
+    user_token: UserToken | None = None
     wait: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 0
 
 
@@ -87,6 +91,7 @@ class EventsRequest(msgspec.Struct, frozen=True):
     device_id: DeviceId
     events: Annotated[list[EventReport], msgspec.Meta(min_length=1, max_length=100)]
     user_hash: UserHash | None = None
+    user_token: UserToken | None = None
     # Recorded with the workspace's first `shown` (setup status); None: derived from the request.
     platform: Literal["web", "ios", "android", "other"] | None = None
 
@@ -97,6 +102,7 @@ class DeviceIdentifyRequest(msgspec.Struct, frozen=True):
     attributes: dict[str, Any] = {}
     device_id: DeviceId | None = None
     user_hash: UserHash | None = None
+    user_token: UserToken | None = None
 
 
 class Recipient(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -224,11 +230,21 @@ class WorkspacePatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Attribute names devices may write for filters and templates to read; [] reads none.
     device_attributes: Annotated[list[Name], msgspec.Meta(max_length=100)] | msgspec.UnsetType = msgspec.UNSET
 
+    identity_hash_allowed: bool | None = None
+    # A minute to 30 days: the longest a signed user token may live.
+    max_token_lifetime_s: Annotated[int, msgspec.Meta(ge=60, le=30 * 86400)] | None = None
+
     def device_attribute_names(self) -> list[str] | None:
         """The names to store, each once, in the order given; None: leave the setting as it is."""
         if isinstance(self.device_attributes, msgspec.UnsetType):
             return None
         return list(dict.fromkeys(self.device_attributes))
+
+
+class RotateRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How long the credentials being replaced keep working: 0 (at once) to 30 days."""
+
+    grace_s: Annotated[int, msgspec.Meta(ge=0, le=30 * 86400)]
 
 
 # ----- event triggers and tracked events -----
@@ -273,6 +289,7 @@ class TrackRequest(msgspec.Struct, frozen=True):
     data: dict[str, Any] | None = None
     device_id: DeviceId | None = None
     user_hash: UserHash | None = None
+    user_token: UserToken | None = None
 
 
 _JSON_KINDS = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true or false",

@@ -49,5 +49,5 @@ async def demo(request: web.Request) -> web.Response:
 
 async def demo_setup(request: web.Request) -> web.Response:
     """The demo workspace's setup status, which the demo page polls (no credentials: demo only)."""
-    setup = await demo_core.demo_setup(request.app[POOL])
-    return json_response(setup_view(setup), headers={"Cache-Control": "no-store"})
+    workspace, setup = await demo_core.demo_setup(request.app[POOL])
+    return json_response(setup_view(setup, workspace.identity_mode), headers={"Cache-Control": "no-store"})

@@ -59,7 +59,8 @@ async def track(request: web.Request) -> web.Response:
     body = parse_body(raw, TrackRequest)
     check_data_size(raw, body.data, request.app[CONFIG].max_event_data_bytes)
     workspace = await device_workspace(
-        request.app[WORKSPACES], body.site_id, body.user, body.user_hash, request.app[RATE_LIMITER], events=1
+        request.app[WORKSPACES], body.site_id, body.user, body.user_hash, body.user_token, request.app[RATE_LIMITER],
+        events=1, now=request.app[CLOCK].now(),
     )
     recorded = await triggers.record_event(
         request.app[POOL], workspace.id, body.user, match_email=True, name=body.name, data=body.data or {},

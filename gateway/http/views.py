@@ -9,10 +9,13 @@ from aiohttp import web
 
 from storage import Broadcast, DeliveredMessage, Event, Message, Person, Template, Trigger, Workspace, WorkspaceSetup
 
+from ..core.identity import identity_warning
 from ..core.ratelimits import WORKSPACE_LIMITS, Limits
+from ..core.workspaces import WorkspaceCredentialsStatus
 
 __all__ = [
     "broadcast_view",
+    "credentials_view",
     "device_message",
     "error_body",
     "json_response",
@@ -97,6 +100,18 @@ def workspace_view(workspace: Workspace, limits: Limits) -> dict[str, Any]:
         },
         "retention_days": workspace.retention_days,
         "device_attributes": list(workspace.device_attributes),
+        "identity_hash_allowed": workspace.identity_hash_allowed,
+        "max_token_lifetime_s": workspace.max_token_lifetime_s,
+    }
+
+
+def credentials_view(status: WorkspaceCredentialsStatus) -> dict[str, Any]:
+    """What a workspace accepts, by id and kid with their ends: never a stored secret."""
+    return {
+        "api_keys": [{"id": k.id, "created_at": k.created_at, "expires_at": k.expires_at} for k in status.api_keys],
+        "identity_secrets": [
+            {"kid": s.kid, "created_at": s.created_at, "expires_at": s.expires_at} for s in status.identity_secrets
+        ],
     }
 
 
@@ -140,10 +155,17 @@ def trigger_view(trigger: Trigger) -> dict[str, Any]:
     }
 
 
-def setup_view(setup: WorkspaceSetup) -> dict[str, Any]:
+def setup_view(setup: WorkspaceSetup, identity_mode: str) -> dict[str, Any]:
+    """The setup status, with what the identity mode lets anyone do when it is below `required`."""
     if setup.first_shown_at is None:
-        return {"status": "required"}
-    return {"status": "complete", "first_shown_at": setup.first_shown_at, "platform": setup.platform}
+        view: dict[str, Any] = {"status": "required"}
+    else:
+        view = {"status": "complete", "first_shown_at": setup.first_shown_at, "platform": setup.platform}
+    view["identity_mode"] = identity_mode
+    warning = identity_warning(identity_mode)
+    if warning is not None:
+        view["identity_warning"] = warning
+    return view
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:

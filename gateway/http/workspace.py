@@ -1,4 +1,4 @@
-"""The workspace in the server API: its settings, and whether a device has shown anything yet."""
+"""The workspace in the server API: its settings and credentials, and whether a device has shown anything yet."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ from aiohttp import web
 
 from ..core import setup, workspaces
 from .keys import CLOCK, POOL, RATE_LIMITER, WORKSPACE, WORKSPACES
-from .schemas import WorkspacePatch, parse_body
-from .views import json_response, setup_view, workspace_view
+from .schemas import RotateRequest, WorkspacePatch, parse_body
+from .views import credentials_view, json_response, setup_view, workspace_view
 
-__all__ = ["get_workspace", "patch_workspace", "workspace_setup"]
+__all__ = ["get_workspace", "patch_workspace", "rotate_api_key", "rotate_identity_secret", "workspace_setup"]
 
 
 async def get_workspace(request: web.Request) -> web.Response:
     workspace = request[WORKSPACE]
-    return json_response(workspace_view(workspace, request.app[RATE_LIMITER].for_workspace(workspace)))
+    status = await workspaces.credentials_status(request.app[POOL], workspace, request.app[CLOCK].now())
+    limits = request.app[RATE_LIMITER].for_workspace(workspace)
+    return json_response({**workspace_view(workspace, limits), **credentials_view(status)})
 
 
 async def patch_workspace(request: web.Request) -> web.Response:
@@ -34,11 +36,52 @@ async def patch_workspace(request: web.Request) -> web.Response:
         rate_limits=patch.rate_limits.changes() if patch.rate_limits else None,
         retention_days=patch.retention_days,
         device_attributes=patch.device_attribute_names(),
+        identity_hash_allowed=patch.identity_hash_allowed,
+        max_token_lifetime_s=patch.max_token_lifetime_s,
         now=request.app[CLOCK].now(),
     )
     limits = request.app[RATE_LIMITER].for_workspace(workspace)
     return json_response({**workspace_view(workspace, limits), "recalled": recalled})
 
 
+async def rotate_api_key(request: web.Request) -> web.Response:
+    """A new API key, shown once in this answer; the old ones keep working for `grace_s`."""
+    body = parse_body(await request.read(), RotateRequest)
+    rotated = await workspaces.rotate_api_key(
+        request.app[POOL], request.app[WORKSPACES], request[WORKSPACE], body.grace_s, request.app[CLOCK].now(),
+    )
+    return json_response(
+        {
+            "api_key": rotated.api_key,
+            "id": rotated.key.id,
+            "created_at": rotated.key.created_at,
+            "api_keys": credentials_view(rotated.status)["api_keys"],
+        },
+        status=201,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def rotate_identity_secret(request: web.Request) -> web.Response:
+    """A new identity secret, shown once in this answer; the old ones keep verifying for `grace_s`."""
+    body = parse_body(await request.read(), RotateRequest)
+    workspace, status = await workspaces.rotate_identity_secret(
+        request.app[POOL], request.app[WORKSPACES], request[WORKSPACE].id, body.grace_s, request.app[CLOCK].now(),
+    )
+    newest = workspace.identity_secrets[0]
+    return json_response(
+        {
+            "kid": newest.kid,
+            "identity_secret": newest.secret,
+            "created_at": newest.created_at,
+            "identity_secrets": credentials_view(status)["identity_secrets"],
+        },
+        status=201,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
 async def workspace_setup(request: web.Request) -> web.Response:
-    return json_response(setup_view(await setup.workspace_setup(request.app[POOL], request[WORKSPACE].id)))
+    workspace = request[WORKSPACE]
+    status = await setup.workspace_setup(request.app[POOL], workspace.id)
+    return json_response(setup_view(status, workspace.identity_mode))

@@ -29,7 +29,9 @@ from yarl import URL
 
 import storage
 from gateway.config import SETTINGS
+from gateway.core.identity import user_hash
 from storage.migrate import list_migrations
+from tests.helpers import wait_until
 
 MAILSLOT = [sys.executable, "-m", "gateway"]
 START_DEADLINE_S = 90.0  # a first embedded start runs initdb
@@ -223,12 +225,15 @@ def empty_database_url(server_url: str) -> Iterator[str]:
         run_async(execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
-def roundtrip(base: str, site_id: str, api_key: str, user: str = "ada") -> str:
-    """Send through the server API, poll and report shown through the device API; the message id."""
+def roundtrip(base: str, site_id: str, api_key: str, user: str = "ada", identity_secret: str | None = None) -> str:
+    """Send through the server API, poll and report shown through the device API (with `user_hash`
+    when an identity secret is given); the message id."""
     auth = {"Authorization": f"Bearer {api_key}"}
     status, sent = http("POST", base + "/v1/messages", {"to": {"id": user}, "content": {"title": "Hi"}}, auth)
     assert status == 201, sent
     device = {"site_id": site_id, "user": user, "device_id": "laptop"}
+    if identity_secret is not None:
+        device["user_hash"] = user_hash(identity_secret, user)
     status, polled = http("POST", base + "/v1/poll", device)
     assert status == 200, polled
     assert [m["id"] for m in polled["messages"]] == [sent["id"]]
@@ -361,8 +366,68 @@ def test_workspace_create_prints_credentials_that_work(
     assert (status, workspace["name"], workspace["site_id"]) == (200, "acme", created["site_id"])
     status, error = http("GET", served.base + "/v1/workspace", headers={"Authorization": "Bearer not-a-key"})
     assert status == 401 and error["error"]["code"]
-    roundtrip(served.base, created["site_id"], created["api_key"])
+    # Safe by default: a device must prove who it polls as.
+    assert workspace["identity_mode"] == "required"
+    status, refused = http("POST", served.base + "/v1/poll", {"site_id": created["site_id"], "user": "ada",
+                                                               "device_id": "laptop"})
+    assert (status, refused["error"]["code"]) == (403, "identity_proof_required")
+    roundtrip(served.base, created["site_id"], created["api_key"], identity_secret=created["identity_secret"])
     assert served.stop() == 0
+
+    # `--identity-mode off` is for demos and load tests; a mode that does not exist is refused.
+    off = run_cli("workspace", "create", "loadtest", "--json", "--identity-mode", "off", cwd=tmp_path, env=env)
+    assert off.returncode == 0, off.stderr
+    bad = run_cli("workspace", "create", "x", "--identity-mode", "sometimes", cwd=tmp_path, env=env)
+    assert bad.returncode == 2 and "sometimes" in bad.stderr
+
+
+def test_workspace_rotate_key_and_secret_keep_the_old_ones_for_the_grace(
+    empty_database_url: str, tmp_path: Path, launch: Launcher
+) -> None:
+    env = cli_env(MAILSLOT_DATABASE_URL=empty_database_url)
+    created = json.loads(run_cli("workspace", "create", "acme", "--json", cwd=tmp_path, env=env).stdout)
+    served = launch.serve("--workers", "1", MAILSLOT_DATABASE_URL=empty_database_url, MAILSLOT_DEMO_WORKSPACE="false")
+
+    def workspace(api_key: str) -> tuple[int, Any]:
+        return http("GET", served.base + "/v1/workspace", headers={"Authorization": f"Bearer {api_key}"})
+
+    assert workspace(created["api_key"])[0] == 200  # cached in the server from here on
+
+    rotated = run_cli("workspace", "rotate-key", "acme", "--grace-s", "3600", "--json", cwd=tmp_path, env=env)
+    assert rotated.returncode == 0, rotated.stderr
+    new = json.loads(rotated.stdout)
+    assert new["api_key"].startswith("msk_") and len(new["old_expire_at"]) == 1
+    status, read = workspace(new["api_key"])
+    assert status == 200 and [k["expires_at"] is None for k in read["api_keys"]] == [False, True]
+    assert workspace(created["api_key"])[0] == 200, "the old key works during its grace"
+
+    # No grace: the old key stops as soon as the server hears of the rotation (NOTIFY, or the cache's 5 s).
+    again = run_cli("workspace", "rotate-key", "acme", "--grace-s", "0", "--json", cwd=tmp_path, env=env)
+    newest = json.loads(again.stdout)["api_key"]
+    run_async(wait_until(lambda: workspace(new["api_key"])[0] == 401, within=15, what="the old key is refused"))
+    assert workspace(newest)[0] == 200
+
+    text = run_cli("workspace", "rotate-secret", "acme", "--grace-s", "600", cwd=tmp_path, env=env)
+    assert text.returncode == 0, text.stderr
+    assert "new identity secret" in text.stdout and "old ones stop working at" in text.stdout
+    status, read = workspace(newest)
+    assert status == 200 and len(read["identity_secrets"]) == 2
+    # The old secret's hash no longer proves anyone (the hash uses the newest secret); tokens
+    # signed with it would, for 600 s.
+    status, refused = http("POST", served.base + "/v1/poll", {
+        "site_id": created["site_id"], "user": "ada", "device_id": "laptop",
+        "user_hash": user_hash(created["identity_secret"], "ada"),
+    })
+    assert (status, refused["error"]["code"]) == (403, "identity_proof_failed")
+    assert served.stop() == 0
+
+    missing = run_cli("workspace", "rotate-secret", "nobody", "--grace-s", "0", cwd=tmp_path, env=env)
+    assert missing.returncode == 1 and "no workspace named 'nobody'" in missing.stderr
+    for bad in ("-1", "soon", str(30 * 86400 + 1)):
+        refused_grace = run_cli("workspace", "rotate-key", "acme", "--grace-s", bad, cwd=tmp_path, env=env)
+        assert refused_grace.returncode == 2 and "--grace-s" in refused_grace.stderr
+    no_grace = run_cli("workspace", "rotate-key", "acme", cwd=tmp_path, env=env)
+    assert no_grace.returncode == 2 and "--grace-s" in no_grace.stderr
 
 
 # serve against a configured database

@@ -111,7 +111,7 @@ def connections_by_process(pids: list[int], port: int) -> dict[int, int]:
 @pytest.fixture
 async def credentials(pool: asyncpg.Pool) -> WorkspaceCredentials:
     """Workspace `acme` in this test's scratch database."""
-    return await storage.create_workspace(pool, "acme")
+    return await storage.create_workspace(pool, "acme", identity_mode="off")
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ async def gateways(config: Config, clock: FixedClock, pool: asyncpg.Pool, aiohtt
 
     `aiohttp_client` comes last so that the apps close before the database is dropped.
     """
-    credentials = await storage.create_workspace(pool, "acme")
+    credentials = await storage.create_workspace(pool, "acme", identity_mode="off")
     first = await aiohttp_client(create_app(config, clock=clock, rng=random.Random(1)))
     second = await aiohttp_client(create_app(config, clock=clock, rng=random.Random(2)))
     assert first.app[POOL] is not second.app[POOL]

@@ -194,7 +194,7 @@ async def live_gateway(config: Any) -> AsyncIterator[LiveGateway]:
     await site.start()
     port = runner.addresses[0][1]
     try:
-        credentials = await storage.create_workspace(app[POOL], "demo")
+        credentials = await storage.create_workspace(app[POOL], "demo", identity_mode="off")
         yield LiveGateway(
             url=f"http://127.0.0.1:{port}",
             site_id=credentials.workspace.site_id,

@@ -12,7 +12,7 @@ SNIPPET = resources.files("gateway").joinpath("static", "sdk", "v1", "snippet.js
 
 
 async def test_demo_page_embeds_the_snippet_file_filled_in(client, pool: asyncpg.Pool) -> None:  # type: ignore[no-untyped-def]
-    workspace = (await storage.create_workspace(pool, "demo")).workspace
+    workspace = (await storage.create_workspace(pool, "demo", identity_mode="off")).workspace
     resp = await client.get("/demo")
     assert resp.status == 200
     page = await resp.text()

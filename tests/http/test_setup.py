@@ -9,11 +9,14 @@ from typing import Any
 import asyncpg
 import pytest
 
-import storage
 from gateway.core.clock import FixedClock
+from gateway.core.demo import create_demo_workspace
+from gateway.core.identity import OFF_WARNING
 from tests.helpers import Api, Reply
 
 ORIGIN = {"Origin": "https://app.example.com"}
+# The fixtures' workspaces (and the demo) run without identity proof, and the status says what that allows.
+OFF = {"identity_mode": "off", "identity_warning": OFF_WARNING}
 
 
 async def setup(api: Api) -> Reply:
@@ -89,16 +92,16 @@ async def test_test_message_refusals(api: Api) -> None:
 
 
 async def test_setup_completes_when_the_first_message_is_shown_not_before(api: Api, clock: FixedClock) -> None:
-    assert (await setup(api)).body == {"status": "required"}
+    assert (await setup(api)).body == {"status": "required", **OFF}
 
     sent = await send_test(api, {"id": "dev-1"})
-    assert (await setup(api)).body == {"status": "required"}, "queued is not enough"
+    assert (await setup(api)).body == {"status": "required", **OFF}, "queued is not enough"
     await api.poll("dev-1", "laptop")
-    assert (await setup(api)).body == {"status": "required"}, "offered is not enough"
+    assert (await setup(api)).body == {"status": "required", **OFF}, "offered is not enough"
     # A report the gateway rejects (another device) is not enough either.
     rejected = await api.report("dev-1", "phone", {"message_id": sent.body["id"], "type": "shown"}, headers=ORIGIN)
     assert rejected.body["accepted"] == 0
-    assert (await setup(api)).body == {"status": "required"}
+    assert (await setup(api)).body == {"status": "required", **OFF}
 
     clock.advance(seconds=7)
     shown_at = clock.now()
@@ -109,7 +112,9 @@ async def test_setup_completes_when_the_first_message_is_shown_not_before(api: A
     )
     assert shown.body == {"accepted": 1, "rejected": []}
     status = (await setup(api)).body
-    assert status == {"status": "complete", "first_shown_at": status["first_shown_at"], "platform": "web"}
+    assert status == {
+        "status": "complete", "first_shown_at": status["first_shown_at"], "platform": "web", **OFF,
+    }
     assert datetime.fromisoformat(status["first_shown_at"]) == shown_at
 
     # It records the first time only.
@@ -151,7 +156,7 @@ async def test_dismissing_an_offered_message_is_not_a_shown(api: Api) -> None:
     sent = await api.send("dev-1")
     await api.poll("dev-1", "phone")
     assert (await api.dismiss("dev-1", "phone", sent.body["id"])).body["accepted"] == 1
-    assert (await setup(api)).body == {"status": "required"}
+    assert (await setup(api)).body == {"status": "required", **OFF}
 
 
 async def test_setup_status_is_per_workspace(api: Api, other_api: Api) -> None:
@@ -159,7 +164,7 @@ async def test_setup_status_is_per_workspace(api: Api, other_api: Api) -> None:
     await other_api.poll("dev-1", "phone")
     await other_api.show("dev-1", "phone", sent.body["id"])
     assert (await setup(other_api)).body["status"] == "complete"
-    assert (await setup(api)).body == {"status": "required"}
+    assert (await setup(api)).body == {"status": "required", **OFF}
 
 
 async def test_concurrent_first_shows_record_one_of_them(api: Api) -> None:
@@ -209,13 +214,15 @@ async def test_demo_setup_reports_the_demo_workspace_without_credentials(api: Ap
     missing = await api.request("GET", "/demo/setup", auth=False)
     assert (missing.status, missing.error_code) == (404, "no_demo_workspace")
 
-    demo = Api(api.client, await storage.create_workspace(pool, "demo"))
-    assert (await demo.request("GET", "/demo/setup", auth=False)).body == {"status": "required"}
+    created = await create_demo_workspace(pool)  # as `mailslot serve` does: identity proof off
+    assert created is not None
+    demo = Api(api.client, created)
+    assert (await demo.request("GET", "/demo/setup", auth=False)).body == {"status": "required", **OFF}
     # Another workspace's first show is not the demo's.
     sent = await api.send("dev-1")
     await api.poll("dev-1", "phone")
     await api.show("dev-1", "phone", sent.body["id"])
-    assert (await demo.request("GET", "/demo/setup", auth=False)).body == {"status": "required"}
+    assert (await demo.request("GET", "/demo/setup", auth=False)).body == {"status": "required", **OFF}
 
     sent = await demo.send("dev-1")
     await demo.poll("dev-1", "browser")

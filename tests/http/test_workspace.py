@@ -21,11 +21,17 @@ async def test_the_workspace_reads_its_defaults(api: Api) -> None:
         "name": "acme", "site_id": api.site_id, "in_app_enabled": True, "identity_mode": "off",
         "intervals": {"active_s": 10, "inactive_s": 60, "low_s": 180, "recent_days": 30},
         "lease_s": 300, "retention_days": 30, "device_attributes": [],
+        "identity_hash_allowed": True, "max_token_lifetime_s": 86400,
         "rate_limits": {
             "site": {"rate_per_s": 1000, "burst": 5000}, "person": {"rate_per_s": 10, "burst": 300},
             "events": {"rate_per_s": 10, "burst": 500}, "api_key": {"rate_per_s": 500, "burst": 2000},
         },
+        "api_keys": [{"id": read.body["api_keys"][0]["id"], "created_at": read.body["api_keys"][0]["created_at"],
+                      "expires_at": None}],
+        "identity_secrets": [{"kid": api.workspace.identity_secrets[0].kid,
+                              "created_at": read.body["identity_secrets"][0]["created_at"], "expires_at": None}],
     }
+    assert api.workspace.identity_secret not in str(read.body), "never a stored secret"
 
 
 async def test_disabling_recalls_every_queued_and_offered_message(api: Api, clock: FixedClock) -> None:

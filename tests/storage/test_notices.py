@@ -33,6 +33,8 @@ NOTIFYING_STATEMENTS = (
     "queue_rendered_broadcast",
     "resend_broadcast",
     "update_workspace",
+    "rotate_api_key",
+    "rotate_identity_secret",
     "notify_queue",
     "queue_triggered_messages",
 )
@@ -212,6 +214,15 @@ async def test_a_settings_change_tells_every_process(pool: asyncpg.Pool, workspa
     _, notice = await heard.caused_by(storage.update_workspace(pool, workspace, lease_s=120))
 
     assert notice == WorkspaceNotice(workspace)
+
+
+async def test_a_rotation_tells_every_process(pool: asyncpg.Pool, workspace: int, heard: Heard) -> None:
+    """Every process's cache must drop the workspace, so that a rotated-out credential learns its end."""
+    _, notice = await heard.caused_by(storage.rotate_api_key(pool, workspace, 60, NOW))
+    assert notice == WorkspaceNotice(workspace)
+    rotated, notice = await heard.caused_by(storage.rotate_identity_secret(pool, workspace, 60, NOW))
+    assert notice == WorkspaceNotice(workspace)
+    assert [s.expires_at is None for s in rotated.identity_secrets] == [True, False]
 
 
 # --- triggered messages -------------------------------------------------------------------------

@@ -23,6 +23,10 @@
   const cfg = { siteId: null, endpoint: '' };
   let user = null;
   let userHash = null;
+  let userToken = null;                       // a signed user token (JWT), sent as user_token
+  let tokenFn = null;                         // async () => fresh token, asked on identity_token_expired
+  let refreshing = null;                      // that question in flight, shared by every request
+  let identifyGen = 0;                        // identify() calls waiting for a token drop when outrun
   let deviceId = null;
   let pendingAttrs = null;                    // identify() attributes waiting for load()
   const listeners = { shown: [], action: [], dismissed: [], error: [] };
@@ -64,7 +68,31 @@
   function identity() {
     const a = { site_id: cfg.siteId, user, device_id: getDeviceId() };
     if (userHash) a.user_hash = userHash;
+    if (userToken) a.user_token = userToken;
     return a;
+  }
+
+  // The gateway said the token expired: ask the page for a fresh one (once for all requests).
+  function refreshToken() {
+    if (!tokenFn) return Promise.resolve(false);
+    if (!refreshing) {
+      const forUser = user;
+      refreshing = Promise.resolve().then(tokenFn).then((t) => {
+        if (user !== forUser || typeof t !== 'string' || !t) return false;
+        userToken = t;
+        return true;
+      }, (e) => {
+        fail('token_refresh_failed', 'onTokenExpired failed: ' + String((e && e.message) || e));
+        return false;
+      }).finally(() => { refreshing = null; });
+    }
+    return refreshing;
+  }
+
+  // After a refresh: a request of the person identified now carries the fresh token.
+  function retoken(body) {
+    if (body.user === user && userToken) body.user_token = userToken;
+    return body;
   }
 
   function post(path, body, opts) {
@@ -184,8 +212,12 @@
           delay = backoffMs(poll.failures, res);
         } else { // a configuration problem (bad site id, identity proof, …): retry rarely
           const err = await errorOf(res);
-          fail(err.code, err.message, { status: res.status });
-          delay = Math.max(300000, retryAfterMs(res));
+          if (err.code === 'identity_token_expired' && poll.failures <= 2 && await refreshToken()) {
+            delay = 0; // at once, with the fresh token
+          } else {
+            fail(err.code, err.message, { status: res.status });
+            delay = Math.max(300000, retryAfterMs(res));
+          }
         }
       }
     } catch (e) {
@@ -431,9 +463,14 @@
         if (rejected.length) fail('events_rejected', 'the gateway rejected ' + rejected.length + ' event(s)', { rejected });
       } else if (retryable(res.status)) {
         retry = true;
-      } else { // the server will never take this batch: drop it
+      } else { // the server will never take this batch: drop it (unless a fresh token helps)
         const err = await errorOf(res);
-        fail(err.code, err.message, { status: res.status });
+        if (err.code === 'identity_token_expired' && ev.failures < 2 && await refreshToken()) {
+          for (const x of batch) retoken(x.a);
+          retry = true;
+        } else {
+          fail(err.code, err.message, { status: res.status });
+        }
       }
     } catch (e) {
       retry = true;
@@ -457,6 +494,10 @@
       if (res.ok) return;
       if (!retryable(res.status)) {
         const err = await errorOf(res);
+        if (err.code === 'identity_token_expired' && tries < 2 && await refreshToken()) {
+          sendIdentify(retoken(body), tries + 1);
+          return;
+        }
         fail(err.code, err.message, { status: res.status });
         return;
       }
@@ -475,6 +516,10 @@
       if (res.ok) return;
       if (!retryable(res.status)) { // wrong site id, identity proof, bad name or data: never taken
         const err = await errorOf(res);
+        if (err.code === 'identity_token_expired' && tries < 2 && await refreshToken()) {
+          sendTrack(retoken(body), tries + 1);
+          return;
+        }
         fail(err.code, err.message, { status: res.status, event: body.name });
         return;
       }
@@ -492,6 +537,7 @@
       if (t.user !== null && t.user !== user) {
         body.user = t.user;
         if (t.userHash) body.user_hash = t.userHash; else delete body.user_hash;
+        if (t.userToken) body.user_token = t.userToken; else delete body.user_token;
       }
       sendTrack(body, 0);
     }
@@ -514,14 +560,27 @@
     startPolling();
   }
 
+  // options: userHash (static proof), userToken (a signed token, or an async function returning
+  // one), onTokenExpired (an async function returning a fresh token; default: userToken's function).
   function identify(id, attributes, options) {
     if (id == null || id === '') { fail('invalid_user', 'mailslot.identify() needs the user id or email'); return; }
     id = String(id);
-    const hash = options && options.userHash ? String(options.userHash) : null;
-    const changed = id !== user || hash !== userHash;
+    const o = options || {};
+    const gen = ++identifyGen;
+    if (typeof o.userToken === 'function') { // fetch the first token, then identify with it
+      Promise.resolve().then(o.userToken).then((t) => {
+        if (gen === identifyGen) identify(id, attributes, Object.assign({}, o, { userToken: t, onTokenExpired: o.onTokenExpired || o.userToken }));
+      }, (e) => fail('token_refresh_failed', 'userToken failed: ' + String((e && e.message) || e)));
+      return;
+    }
+    const hash = o.userHash ? String(o.userHash) : null;
+    const token = o.userToken ? String(o.userToken) : null;
+    const changed = id !== user || hash !== userHash || token !== userToken;
     if (id !== user) { clearScreen(); pendingAttrs = null; }
     user = id;
     userHash = hash;
+    userToken = token;
+    tokenFn = typeof o.onTokenExpired === 'function' ? o.onTokenExpired : null;
     if (attributes && typeof attributes === 'object' && Object.keys(attributes).length) {
       if (cfg.siteId) sendIdentify(Object.assign(identity(), { attributes }), 0);
       else pendingAttrs = Object.assign(pendingAttrs || {}, attributes);
@@ -536,6 +595,9 @@
     clearScreen();
     user = null;
     userHash = null;
+    userToken = null;
+    tokenFn = null;
+    identifyGen++;
     pendingAttrs = null;
     tracked.length = 0;
   }
@@ -564,7 +626,7 @@
       sendTrack(Object.assign(identity(), { name, data: data || {} }), 0);
       return;
     }
-    tracked.push({ name, data: data || {}, user, userHash });
+    tracked.push({ name, data: data || {}, user, userHash, userToken });
     if (tracked.length > MAX_TRACKED) tracked.shift();
   }
 
