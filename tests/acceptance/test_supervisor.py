@@ -338,7 +338,7 @@ async def test_a_reload_refuses_no_connection_and_answers_held_polls_at_once(
 async def test_a_reload_answers_held_polls_at_once_with_a_short_next_poll(
     start: Callable[..., Server], tmp_path: Path, pool: asyncpg.Pool
 ) -> None:
-    credentials = await storage.create_workspace(pool, "acme")
+    credentials = await storage.create_workspace(pool, "acme", identity_mode="off")
     server = start(workers=1)
     server.ready()
     async with aiohttp.ClientSession(base_url=server.base) as session:

@@ -37,8 +37,8 @@ def make_apis(config: Config, clock: FixedClock, aiohttp_client, pool: asyncpg.P
             others["trusted_proxies"] = _networks(others["trusted_proxies"])
         changed = dataclasses.replace(config, **{k: parse_limit(v) for k, v in limits.items()}, **others)
         client = await aiohttp_client(create_app(changed, clock=clock, rng=random.Random(7)))
-        first = await storage.create_workspace(pool, "acme-" + uuid.uuid4().hex[:6])
-        second = await storage.create_workspace(pool, "globex-" + uuid.uuid4().hex[:6])
+        first = await storage.create_workspace(pool, "acme-" + uuid.uuid4().hex[:6], identity_mode="off")
+        second = await storage.create_workspace(pool, "globex-" + uuid.uuid4().hex[:6], identity_mode="off")
         return Api(client, first), Api(client, second)
 
     return make
