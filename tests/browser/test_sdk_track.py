@@ -86,6 +86,8 @@ async def test_a_tracked_event_shows_the_triggered_message_rendered_with_its_dat
     browser: Browser, customer_site: CustomerSite, server_api: ServerApi, backend: Backend
 ) -> None:
     await backend.call("POST", "/v1/triggers", TRIGGER, expect_status=201)
+    # The page's identify writes first_name as the device's; templates read it once the workspace allows.
+    await backend.call("PATCH", "/v1/workspace", {"device_attributes": ["first_name"]})
     user = new_user()
     context = await browser.new_context()
     page, js_errors = await open_app(context, customer_site, user, first_name="Ada")
@@ -213,7 +215,7 @@ async def eventually(probe: Callable[[], Awaitable[Any]], expected: Any, within:
 
 async def _first_name(api: ServerApi, user: str) -> str | None:
     person = await api.person(user)
-    return (person or {}).get("attributes", {}).get("first_name")
+    return (person or {}).get("device_attributes", {}).get("first_name")
 
 
 async def _state(api: ServerApi, message_id: str) -> str:
