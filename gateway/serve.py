@@ -50,7 +50,7 @@ from .http.app import create_app
 from .http.connections import CONNECTIONS, ConnectionGuard, GuardedSockSite
 from .http.keys import METRICS
 
-__all__ = ["PID_FILE", "ServeError", "bind", "raise_open_files_limit", "run_worker", "serve"]
+__all__ = ["PID_FILE", "SUPERUSER_WARNING", "ServeError", "bind", "raise_open_files_limit", "run_worker", "serve"]
 
 log = logging.getLogger("mailslot")
 
@@ -65,6 +65,11 @@ MAX_BACKOFF_S = 10.0
 # The supervisor's pid, for `mailslot reload`; in the data folder.
 PID_FILE = "mailslot.pid"
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+SUPERUSER_WARNING = (
+    "the database URL connects as a PostgreSQL superuser: a flaw in the gateway would then reach every "
+    "database of the server, and its files. Connect as a role that owns only mailslot's database "
+    "(no SUPERUSER, CREATEDB or CREATEROLE); see docs/operations.md, \"Using your own PostgreSQL\""
+)
 
 
 class ServeError(Exception):
@@ -82,6 +87,8 @@ def serve(config: Config) -> int:
             return 1
         try:
             with storage.migrated_database(config.database_url, config.data_dir) as database:
+                if database.superuser:
+                    log.warning(SUPERUSER_WARNING)
                 if signals.stop_requested():
                     return 0
                 if config.demo_workspace:
