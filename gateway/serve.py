@@ -49,6 +49,7 @@ from .credentials import credentials_dict, save_credentials
 from .http.app import create_app
 from .http.connections import CONNECTIONS, ConnectionGuard, GuardedSockSite
 from .http.keys import METRICS
+from .logs import configure_logging
 
 __all__ = ["PID_FILE", "SUPERUSER_WARNING", "ServeError", "bind", "raise_open_files_limit", "run_worker", "serve"]
 
@@ -435,7 +436,7 @@ def _worker_main(config: Config, sockets: list[socket.socket], link: Connection)
 
 def run_worker(config: Config, sockets: list[socket.socket], link: Connection | None = None) -> None:
     """One gateway process serving on the supervisor's sockets until SIGTERM/SIGINT, then a graceful stop."""
-    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
+    configure_logging(config.log_level, "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
     # Tens of thousands of held polls are millions of live objects; with CPython's default
     # thresholds the cyclic collector re-scanned them so often that it took a third of a
     # worker's time (bench scenario 3). Nothing of a held poll is a cycle that must be freed
