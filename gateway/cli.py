@@ -19,6 +19,7 @@ import storage
 
 from .config import SETTINGS, Config, ConfigError, load_config
 from .credentials import print_credentials, print_rotation
+from .logs import configure_logging
 
 __all__ = ["main"]
 
@@ -99,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"mailslot: configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(config.log_level, "%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return _run(args, config)
     except storage.StorageError as exc:

@@ -49,8 +49,9 @@ from .credentials import credentials_dict, save_credentials
 from .http.app import create_app
 from .http.connections import CONNECTIONS, ConnectionGuard, GuardedSockSite
 from .http.keys import METRICS
+from .logs import configure_logging
 
-__all__ = ["PID_FILE", "ServeError", "bind", "raise_open_files_limit", "run_worker", "serve"]
+__all__ = ["PID_FILE", "SUPERUSER_WARNING", "ServeError", "bind", "raise_open_files_limit", "run_worker", "serve"]
 
 log = logging.getLogger("mailslot")
 
@@ -65,6 +66,11 @@ MAX_BACKOFF_S = 10.0
 # The supervisor's pid, for `mailslot reload`; in the data folder.
 PID_FILE = "mailslot.pid"
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+SUPERUSER_WARNING = (
+    "the database URL connects as a PostgreSQL superuser: a flaw in the gateway would then reach every "
+    "database of the server, and its files. Connect as a role that owns only mailslot's database "
+    "(no SUPERUSER, CREATEDB or CREATEROLE); see docs/operations.md, \"Using your own PostgreSQL\""
+)
 
 
 class ServeError(Exception):
@@ -82,6 +88,8 @@ def serve(config: Config) -> int:
             return 1
         try:
             with storage.migrated_database(config.database_url, config.data_dir) as database:
+                if database.superuser:
+                    log.warning(SUPERUSER_WARNING)
                 if signals.stop_requested():
                     return 0
                 if config.demo_workspace:
@@ -428,7 +436,7 @@ def _worker_main(config: Config, sockets: list[socket.socket], link: Connection)
 
 def run_worker(config: Config, sockets: list[socket.socket], link: Connection | None = None) -> None:
     """One gateway process serving on the supervisor's sockets until SIGTERM/SIGINT, then a graceful stop."""
-    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
+    configure_logging(config.log_level, "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
     # Tens of thousands of held polls are millions of live objects; with CPython's default
     # thresholds the cyclic collector re-scanned them so often that it took a third of a
     # worker's time (bench scenario 3). Nothing of a held poll is a cycle that must be freed

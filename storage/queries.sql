@@ -638,6 +638,10 @@ SELECT (SELECT held FROM sweeper) AS held, (SELECT count(*) FROM deleted) AS del
 -- Readiness probe: the database answers.
 SELECT 1;
 
+-- check_superuser --
+-- Whether this connection's role is a superuser (serve warns: the gateway needs no such power).
+SELECT rolsuper FROM pg_roles WHERE rolname = current_user;
+
 -- create_broadcast --
 -- Record a broadcast before its messages are queued. $1 workspace_id, $2 audience, $3 content, $4 properties, $5 priority, $6 persistent, $7 campaign, $8 expires_at or NULL, $9 ttl_s, $10 idempotency_key, $11 idempotency_hash, $12 now
 INSERT INTO broadcasts (workspace_id, audience, content, properties, priority, persistent, campaign,

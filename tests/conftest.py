@@ -50,11 +50,32 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     # Not under pytest's tmp_path: pytest prunes old numbered folders, which would pull the data
     # folder from under a server that a concurrent session still runs.
-    folder = Path(tempfile.mkdtemp(prefix="mailslot-test-pg-"))
+    folder = _reachable_folder("mailslot-test-pg-")
     embedded = storage.EmbeddedPostgres(folder, durable=False)
-    url = embedded.start()
-    yield database_url_for(url, "postgres")
+    embedded.start()
+    # The superuser, not the app's role: the tests create a database per test (CREATEDB).
+    yield embedded.admin_dsn("postgres")
     embedded.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _reachable_folder(prefix: str) -> Path:
+    """A new folder that an embedded PostgreSQL's server user can enter, even when the tests run as root.
+
+    mkdtemp makes it 0700, and under root the server runs as `mailslot-pg`, which mailslot no
+    longer lets through folders it does not own (docs/decisions/0017): this folder is the tests'
+    own, so they open it themselves.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o711)
+    return folder
+
+
+@pytest.fixture
+def embedded_data_dir() -> Iterator[Path]:
+    """A data folder for a `mailslot serve` with its embedded PostgreSQL (pytest's tmp_path is 0700)."""
+    folder = _reachable_folder("mailslot-test-data-")
+    yield folder / "data"
     shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -457,8 +457,8 @@ def test_serve_answers_and_stops_on_a_signal(
 # serve with the embedded PostgreSQL
 
 
-def test_serve_runs_its_own_postgres_and_leaves_none_behind(tmp_path: Path, launch: Launcher) -> None:
-    data_dir = tmp_path / "data"
+def test_serve_runs_its_own_postgres_and_leaves_none_behind(embedded_data_dir: Path, launch: Launcher) -> None:
+    data_dir = embedded_data_dir
     pgdata = data_dir / "postgres"
     served = launch.serve("--workers", "1", data_dir=data_dir)
     assert http("GET", served.base + "/readyz") == (200, {"status": "ready"})
@@ -472,9 +472,12 @@ def test_serve_runs_its_own_postgres_and_leaves_none_behind(tmp_path: Path, laun
         assert demo[key] in served.stdout
     message_id = roundtrip(served.base, demo["site_id"], demo["api_key"])
 
-    # The server listens on 127.0.0.1 only, with the random password kept in the data folder.
+    # The server listens on 127.0.0.1 only, with the random passwords kept in the data folder:
+    # the superuser's, and that of the role the gateway connects as, which is no superuser.
     password_file = data_dir / "postgres.password"
     assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE((data_dir / "mailslot.password").stat().st_mode) == 0o600
+    assert "superuser" not in served.stdout + served.stderr
     port = int((pgdata / "postmaster.pid").read_text().splitlines()[3])
 
     async def listen_addresses() -> str:

@@ -186,8 +186,8 @@ def test_a_stop_signal_at_any_moment_of_start_up_stops_everything(
         healthz(server.base)
 
 
-def test_a_stop_signal_during_start_up_stops_the_embedded_postgres(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+def test_a_stop_signal_during_start_up_stops_the_embedded_postgres(tmp_path: Path, embedded_data_dir: Path) -> None:
+    data_dir = embedded_data_dir
     port = free_port()
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
