@@ -17,6 +17,7 @@
   const EVENTS = ['shown', 'action', 'dismissed', 'error'];
   const MAX_TRACKED = 100;      // track() calls kept while the SDK cannot send them yet
   const MIN_LEASE_S = 3;        // an offer with less lease left is not shown (it may go to another device)
+  const SHOWN_WAIT_MS = 2000;   // after new offers, the next poll waits at most this long for their `shown`
   const script = document.currentScript;
 
   // ---- state -------------------------------------------------------------------------------
@@ -27,7 +28,8 @@
   let pendingAttrs = null;                    // identify() attributes waiting for load()
   const listeners = { shown: [], action: [], dismissed: [], error: [] };
   const tracked = [];                         // track() calls waiting for load() and identify()
-  const poll = { timer: 0, ctl: null, failures: 0, gen: 0, sync: true };
+  const poll = { timer: 0, ctl: null, failures: 0, gen: 0, sync: true, awaiting: new Set() };
+  const offered = new Set();                  // offer ids this page has had in an answer
   const outbox = [];                          // [{a: identity, e: event}] waiting to be sent
   const ev = { timer: 0, inflight: 0, failures: 0 };
   const ackedShown = new Set();               // message ids whose `shown` the server accepted
@@ -123,8 +125,11 @@
   // One poll in flight at most. The first poll after load, identify or the tab becoming visible
   // is a quick one (wait 0: the server holds a poll while it has nothing new, persistent messages
   // included, and this page wants those now); a long poll follows it at once. A long poll held
-  // for its full wait with nothing new is followed by another at once; any other answer (a new
-  // message, a poll the server would not hold) by one after the server's next_poll_s.
+  // for its full wait with nothing new is followed by another at once. An answer with new offers
+  // is followed by a long poll as soon as the gateway has their `shown` (at most SHOWN_WAIT_MS
+  // later): until then it would answer the held poll at once with the same offers. Any other
+  // answer (offers this page already had, a poll the server would not hold) is followed by one
+  // after the server's next_poll_s: that interval is for clients whose polls are not held.
   function stopPolling() {
     clearTimeout(poll.timer);
     poll.timer = 0;
@@ -167,9 +172,16 @@
         poll.failures = 0;
         const messages = Array.isArray(data.messages) ? data.messages : [];
         const leases = data.lease_s && typeof data.lease_s === 'object' ? data.lease_s : {};
-        const fresh = gen === poll.gen ? receive(messages, leases) : 0;
-        const heldFull = wait > 0 && !fresh && Date.now() - started >= (wait - 1) * 1000;
-        if (poll.sync || heldFull) delay = fresh ? 1000 : 0; // let `shown` reach the server first
+        if (gen !== poll.gen) return;
+        receive(messages, leases);
+        // New offers, as opposed to those this page already had (not shown here: an inline
+        // message without its element) that the gateway hands out again while their lease lasts.
+        const fresh = messages.filter((m) => leaseLeft(m, leases) < Infinity && !offered.has(m.id));
+        for (const m of fresh) offered.add(m.id);
+        poll.awaiting = new Set(fresh.filter((m) => leaseLeft(m, leases) >= MIN_LEASE_S).map((m) => m.id));
+        const heldFull = wait > 0 && !fresh.length && Date.now() - started >= (wait - 1) * 1000;
+        if (poll.awaiting.size) delay = SHOWN_WAIT_MS; // or at once when their `shown` is in (acked)
+        else if (poll.sync || heldFull) delay = 0;
         else delay = nextPollMs(data, res);
         // An offer skipped for its short lease is claimable again once that lease runs out.
         for (const m of messages) {
@@ -198,6 +210,12 @@
       if (poll.ctl === ctl) poll.ctl = null;
     }
     if (gen === poll.gen) schedulePoll(delay);
+  }
+
+  // The gateway has these messages' `shown`: a held poll will no longer be answered with them.
+  function acked(ids) {
+    for (const id of ids) poll.awaiting.delete(id);
+    if (!poll.awaiting.size && poll.timer) schedulePoll(0);
   }
 
   // ---- rendering ---------------------------------------------------------------------------
@@ -427,7 +445,9 @@
         const data = await res.json().catch(() => ({}));
         const rejected = Array.isArray(data.rejected) ? data.rejected : [];
         const no = new Set(rejected.map((r) => r.message_id + ' ' + r.type));
-        for (const x of batch) if (x.e.type === 'shown' && !no.has(x.e.message_id + ' shown')) ackedShown.add(x.e.message_id);
+        const ids = batch.filter((x) => x.e.type === 'shown' && !no.has(x.e.message_id + ' shown')).map((x) => x.e.message_id);
+        for (const id of ids) ackedShown.add(id);
+        acked(ids);
         if (rejected.length) fail('events_rejected', 'the gateway rejected ' + rejected.length + ' event(s)', { rejected });
       } else if (retryable(res.status)) {
         retry = true;
