@@ -1,5 +1,5 @@
 /*! mailslot web SDK v1 (1.0.0): in-app messages from a mailslot gateway.
- * Plain modern JavaScript, no dependencies, no build step. Size budget: 32 KB, 10 KB gzipped (tests/js).
+ * Plain modern JavaScript, no dependencies, no build step. Size budget: 40 KB, 13 KB gzipped (tests/js).
  * Usage and behaviour: docs/sdk.md. The snippet defines window.mailslot as a stub whose `q`
  * holds [method, args] pairs; this file replaces the stub and replays them in order.
  */
@@ -13,6 +13,7 @@
   const EVENT_DELAY_MS = 250;   // events are batched for this long before being sent
   const MAX_BATCH = 100;        // the server takes at most 100 events per request
   const DEVICE_KEY = 'mailslot.device_id';
+  const BUS_KEY = 'mailslot.bus';  // localStorage key of the tabs' messages where BroadcastChannel is missing
   const LAYOUTS = ['modal', 'banner_top', 'banner_bottom', 'inline'];
   const EVENTS = ['shown', 'action', 'dismissed', 'error'];
   const MAX_TRACKED = 100;      // track() calls kept while the SDK cannot send them yet
@@ -37,6 +38,9 @@
   const done = new Set();                     // message ids acted on or dismissed on this page
   let modal = null;                           // {id, overlay, card, prevFocus}
   let modalQueue = [];                        // modals waiting for the open one to close
+  // Tabs of one origin elect one poller (docs/sdk.md, "One poll per browser").
+  const TAB = Math.random().toString(36).slice(2) + Date.now().toString(36);
+  const tabs = { on: false, leader: false, lock: null, release: null, states: new Map(), last: null, shown: new Set(), bc: null };
 
   // ---- small helpers -----------------------------------------------------------------------
   function emit(type, detail) {
@@ -140,7 +144,14 @@
   function startPolling() {
     stopPolling();
     poll.sync = true;
-    if (cfg.siteId && user && !hidden()) doPoll();
+    if (canPoll()) doPoll();
+  }
+
+  // This tab polls when it is the browser's poller (or tabs cannot coordinate) and a tab shows.
+  function canPoll() {
+    if (!cfg.siteId || !user) return false;
+    if (!coordinated()) return !hidden();
+    return tabs.leader && (!hidden() || Array.from(tabs.states.values()).some((t) => t.v));
   }
 
   function schedulePoll(ms) {
@@ -157,7 +168,7 @@
 
   async function doPoll() {
     poll.timer = 0;
-    if (!cfg.siteId || !user || hidden() || poll.ctl) return; // hidden: visibilitychange resumes
+    if (!canPoll() || poll.ctl) return; // hidden: visibilitychange resumes
     const ctl = new AbortController();
     const gen = poll.gen;
     poll.ctl = ctl;
@@ -173,7 +184,7 @@
         const messages = Array.isArray(data.messages) ? data.messages : [];
         const leases = data.lease_s && typeof data.lease_s === 'object' ? data.lease_s : {};
         if (gen !== poll.gen) return;
-        receive(messages, leases);
+        dispatch(messages, leases);
         // New offers, as opposed to those this page already had (not shown here: an inline
         // message without its element) that the gateway hands out again while their lease lasts.
         const fresh = messages.filter((m) => leaseLeft(m, leases) < Infinity && !offered.has(m.id));
@@ -218,6 +229,105 @@
     if (!poll.awaiting.size && poll.timer) schedulePoll(0);
   }
 
+  // ---- tabs: one poller per browser --------------------------------------------------------
+  // The tab holding a Web Lock polls for all tabs of the origin and hands every answer to them
+  // (BroadcastChannel, else storage events). Each offer goes to one tab: the focused visible one,
+  // else the visible one that showed last; none visible, it waits for the next tab to show. When
+  // the poller closes its lock passes to a waiting tab, which asks the others how they stand.
+  function coordinated() { return tabs.on; }
+
+  function bus(msg) {
+    if (!coordinated()) return;
+    msg.tab = TAB;
+    msg.site = cfg.siteId;
+    msg.user = user;
+    try {
+      if (tabs.bc) tabs.bc.postMessage(msg);
+      else window.localStorage.setItem(BUS_KEY, JSON.stringify(Object.assign({ n: Math.random() }, msg)));
+    } catch (e) { /* nothing to tell them with: each tab then acts alone */ }
+  }
+
+  function onBus(msg) {
+    if (!msg || msg.tab === TAB || msg.site !== cfg.siteId || msg.user !== user || !user) return;
+    if (msg.t === 'hi') announce();
+    else if (msg.t === 'shown') tabs.shown.add(msg.id);
+    else if (msg.t === 'ans' && !tabs.leader) receive(msg.messages, msg.leases, msg.at, msg.to);
+    else if (!tabs.leader) return;
+    else if (msg.t === 'ack') acked(msg.ids);
+    else if (msg.t === 'bye') { tabs.states.delete(msg.tab); onTabs(); }
+    else if (msg.t === 'st') { tabs.states.set(msg.tab, msg); onTabs(); }
+  }
+
+  function tabState() {
+    return { t: 'st', tab: TAB, v: !hidden(), f: document.hasFocus(), p: window.location.pathname, at: Date.now() };
+  }
+
+  function announce() {
+    if (tabs.leader) onTabs(); else bus(tabState());
+  }
+
+  // The poller: a tab came, went or changed; poll while one shows and hand the last answer round.
+  function onTabs() {
+    if (!canPoll()) stopPolling();
+    else if (!poll.ctl && !poll.timer) startPolling();
+    else redispatch();
+  }
+
+  // Becomes a candidate for poller under this identity (and gives up being one for the last).
+  function elect() {
+    resign();
+    if (!coordinated()) { startPolling(); return; }
+    if (!cfg.siteId || !user) return;
+    const ctl = new AbortController();
+    tabs.lock = ctl;
+    const name = 'mailslot.poll ' + cfg.endpoint + ' ' + cfg.siteId + ' ' + user;
+    window.navigator.locks.request(name, { signal: ctl.signal }, () => new Promise((release) => {
+      if (tabs.lock !== ctl) { release(); return; }
+      tabs.release = release;
+      tabs.leader = true;
+      tabs.states.clear();
+      bus({ t: 'hi' });
+      startPolling();
+    })).catch(() => { /* aborted: this tab gave up waiting */ });
+    announce();
+  }
+
+  function resign() {
+    if (tabs.lock) tabs.lock.abort();
+    if (tabs.release) tabs.release();
+    if (tabs.leader) { stopPolling(); bus({ t: 'bye' }); }
+    tabs.lock = tabs.release = tabs.last = null;
+    tabs.leader = false;
+    tabs.states.clear();
+  }
+
+  // Which tab shows an offer: the focused visible tab, else the visible one that changed last.
+  function target() {
+    let best = null;
+    for (const t of [tabState()].concat(Array.from(tabs.states.values()))) {
+      if (t.v && (!best || (t.f && !best.f) || (t.f === best.f && t.at > best.at))) best = t;
+    }
+    return best && best.tab;
+  }
+
+  // The poller hands an answer to every tab, itself included, naming which tab shows each offer.
+  function dispatch(messages, leases) {
+    tabs.last = { t: 'ans', messages, leases, at: Date.now() };
+    redispatch();
+  }
+
+  function redispatch() {
+    const a = tabs.last;
+    if (!a) return;
+    if (!coordinated()) { receive(a.messages, a.leases, a.at, null); return; }
+    const to = {};
+    const tab = target();
+    for (const m of a.messages) if (m && typeof m.id === 'string') to[m.id] = tab;
+    a.to = to;
+    bus(Object.assign({}, a));
+    receive(a.messages, a.leases, a.at, to);
+  }
+
   // ---- rendering ---------------------------------------------------------------------------
   // Seconds of lease an offer has left as the answer arrived (Infinity: not leased, e.g. a shown
   // persistent message, or a gateway that does not say).
@@ -230,9 +340,11 @@
   // Shows what this page has not shown yet; returns how many such messages the poll brought.
   // An offer whose lease is nearly gone is not shown: its lease may run out on the server before
   // `shown` arrives, and another device of the person would then show it too.
-  function receive(messages, leases) {
-    const received = Date.now();
-    const fresh = messages.filter((m) => m && typeof m.id === 'string' && !live.has(m.id) &&
+  // Offers only in the tab the poller names (`to`, when tabs coordinate), and never twice across
+  // tabs; shown persistent messages in every visible tab, as a page load would.
+  function receive(messages, leases, received, to) {
+    const mine = (m) => leaseLeft(m, leases) === Infinity || !to || (to[m.id] === TAB && !tabs.shown.has(m.id));
+    const fresh = messages.filter((m) => m && typeof m.id === 'string' && !live.has(m.id) && mine(m) &&
       !done.has(m.id) && !modalQueue.some((q) => q.id === m.id) && leaseLeft(m, leases) >= MIN_LEASE_S);
     whenReady(() => {
       // Offered messages stay leased to this device, so anything skipped now comes back later.
@@ -240,7 +352,7 @@
       const waited = (Date.now() - received) / 1000;
       for (const m of fresh) {
         if (leaseLeft(m, leases) - waited < MIN_LEASE_S) continue;
-        if (!live.has(m.id) && !done.has(m.id)) show(m);
+        if (!live.has(m.id) && !done.has(m.id) && mine(m)) show(m);
       }
     });
     return fresh.length;
@@ -262,6 +374,7 @@
     else if (layout === 'inline') host.appendChild(card);
     else bannerBox(layout === 'banner_top' ? 'top' : 'bottom').appendChild(card);
     live.set(m.id, { m, node });
+    bus({ t: 'shown', id: m.id });
     if (layout === 'modal') focusModal();
     queueEvent(m.id, 'shown');
     emit('shown', { message: m });
@@ -448,6 +561,7 @@
         const ids = batch.filter((x) => x.e.type === 'shown' && !no.has(x.e.message_id + ' shown')).map((x) => x.e.message_id);
         for (const id of ids) ackedShown.add(id);
         acked(ids);
+        bus({ t: 'ack', ids });
         if (rejected.length) fail('events_rejected', 'the gateway rejected ' + rejected.length + ' event(s)', { rejected });
       } else if (retryable(res.status)) {
         retry = true;
@@ -531,7 +645,7 @@
       sendIdentify(Object.assign(identity(), { attributes: attrs }), 0);
     }
     flushTracked();
-    startPolling();
+    elect();
   }
 
   function identify(id, attributes, options) {
@@ -547,11 +661,12 @@
       else pendingAttrs = Object.assign(pendingAttrs || {}, attributes);
     }
     flushTracked();
-    if (changed && cfg.siteId) startPolling();
+    if (changed && cfg.siteId) elect();
   }
 
   function reset() {
     flushEvents(true); // what the person did still counts, under the old identity
+    resign();
     stopPolling();
     clearScreen();
     user = null;
@@ -589,11 +704,26 @@
   }
 
   // ---- lifecycle ---------------------------------------------------------------------------
+  if (typeof window.BroadcastChannel === 'function') {
+    tabs.bc = new window.BroadcastChannel('mailslot');
+    tabs.bc.onmessage = (e) => onBus(e.data);
+  } else {
+    window.addEventListener('storage', (e) => {
+      if (e.key !== BUS_KEY || !e.newValue) return;
+      try { onBus(JSON.parse(e.newValue)); } catch (x) { /* not ours */ }
+    });
+  }
+  try { tabs.on = !!(window.navigator && window.navigator.locks && (tabs.bc || window.localStorage)); } catch (e) { /* storage blocked */ }
+
   document.addEventListener('visibilitychange', () => {
-    if (hidden()) { stopPolling(); flushEvents(true); } // no polling while hidden
-    else startPolling();                                // one poll on becoming visible
+    if (hidden()) flushEvents(true);
+    if (!coordinated()) { if (hidden()) stopPolling(); else startPolling(); } // no polling while hidden
+    else if (tabs.leader && !hidden()) startPolling(); // one poll on becoming visible
+    else announce();                                   // the poller polls while any tab shows
   });
-  window.addEventListener('pagehide', () => flushEvents(true));
+  window.addEventListener('focus', () => announce());
+  window.addEventListener('blur', () => announce());
+  window.addEventListener('pagehide', () => { flushEvents(true); bus({ t: 'bye' }); });
   window.addEventListener('online', () => { if (poll.failures) startPolling(); });
 
   // ---- styles (injected once, on first render) ----------------------------------------------
