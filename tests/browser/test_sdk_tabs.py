@@ -92,3 +92,34 @@ async def test_tabs_of_one_browser_share_one_poll_and_the_visible_tab_shows_the_
     assert await card(tabs[1], second["id"]).count() == 0
     assert len(polls) == 1, "one tab took over the polling"
     await context.close()
+
+
+async def test_a_message_with_a_page_rule_waits_for_a_matching_path_then_shows_after_push_state(
+    browser: Browser, customer_site: CustomerSite, server_api: ServerApi
+) -> None:
+    user = new_user()
+    context = await browser.new_context()
+    page, js_errors = await open_app(context, customer_site, user)
+    content = {"layout": "banner_top", "title": "Your invoices", "page": {"glob": "/billing/**"}}
+    answers: list[str] = []
+
+    async def keep(response: Any) -> None:
+        if response.url.endswith("/v1/poll"):
+            answers.append(await response.text())
+
+    page.on("response", keep)
+    sent = await server_api.send(user, content)
+
+    async def delivered() -> bool:
+        return any(sent["id"] in text for text in answers)
+
+    async with page.expect_request(_is_poll, timeout=APPEAR_MS):  # sent once the answer was handled
+        await eventually(delivered)
+    assert await card(page, sent["id"]).count() == 0, "not on /app"
+    assert (await server_api.message(sent["id"]))["state"] == "offered", "leased to this device meanwhile"
+
+    await page.evaluate("history.pushState({}, '', '/billing/2026/invoices')")
+    await expect(card(page, sent["id"])).to_be_visible(timeout=APPEAR_MS)
+    await has_event(server_api, sent["id"], "shown")
+    assert js_errors == []
+    await context.close()

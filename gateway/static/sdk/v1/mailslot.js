@@ -301,13 +301,30 @@
     tabs.states.clear();
   }
 
-  // Which tab shows an offer: the focused visible tab, else the visible one that changed last.
-  function target() {
+  // Which tab shows an offer: among the visible tabs on a page the message's rule allows, the
+  // focused one, else the one that changed last.
+  function target(m) {
     let best = null;
     for (const t of [tabState()].concat(Array.from(tabs.states.values()))) {
-      if (t.v && (!best || (t.f && !best.f) || (t.f === best.f && t.at > best.at))) best = t;
+      if (t.v && onPage(m, t.p) && (!best || (t.f && !best.f) || (t.f === best.f && t.at > best.at))) best = t;
     }
     return best && best.tab;
+  }
+
+  // A message's page rule (content.page: {glob} or {pattern}) against a path; no rule: any page.
+  // A glob's `*` stays within a path segment, `**` crosses them, `?` is one character.
+  function onPage(m, path) {
+    const rule = m.content && m.content.page;
+    if (!rule || typeof rule !== 'object') return true;
+    try {
+      if (typeof rule.pattern === 'string') return new RegExp(rule.pattern).test(path);
+      if (typeof rule.glob === 'string') {
+        const re = rule.glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*\*|\*|\?/g,
+          (g) => (g === '**' ? '.*' : g === '*' ? '[^/]*' : '[^/]'));
+        return new RegExp('^' + re + '$').test(path);
+      }
+    } catch (e) { /* a rule this browser cannot read: not here */ }
+    return false;
   }
 
   // The poller hands an answer to every tab, itself included, naming which tab shows each offer.
@@ -321,8 +338,7 @@
     if (!a) return;
     if (!coordinated()) { receive(a.messages, a.leases, a.at, null); return; }
     const to = {};
-    const tab = target();
-    for (const m of a.messages) if (m && typeof m.id === 'string') to[m.id] = tab;
+    for (const m of a.messages) if (m && typeof m.id === 'string') to[m.id] = target(m);
     a.to = to;
     bus(Object.assign({}, a));
     receive(a.messages, a.leases, a.at, to);
@@ -343,7 +359,8 @@
   // Offers only in the tab the poller names (`to`, when tabs coordinate), and never twice across
   // tabs; shown persistent messages in every visible tab, as a page load would.
   function receive(messages, leases, received, to) {
-    const mine = (m) => leaseLeft(m, leases) === Infinity || !to || (to[m.id] === TAB && !tabs.shown.has(m.id));
+    const mine = (m) => onPage(m, window.location.pathname) &&
+      (leaseLeft(m, leases) === Infinity || !to || (to[m.id] === TAB && !tabs.shown.has(m.id)));
     const fresh = messages.filter((m) => m && typeof m.id === 'string' && !live.has(m.id) && mine(m) &&
       !done.has(m.id) && !modalQueue.some((q) => q.id === m.id) && leaseLeft(m, leases) >= MIN_LEASE_S);
     whenReady(() => {
@@ -721,6 +738,15 @@
     else if (tabs.leader && !hidden()) startPolling(); // one poll on becoming visible
     else announce();                                   // the poller polls while any tab shows
   });
+  // A single-page app changes its path with the History API: a message may now belong here.
+  const onRoute = () => { if (coordinated()) announce(); else redispatch(); };
+  for (const k of ['pushState', 'replaceState']) {
+    const orig = window.history && window.history[k];
+    if (typeof orig === 'function') {
+      window.history[k] = function () { const r = orig.apply(this, arguments); onRoute(); return r; };
+    }
+  }
+  window.addEventListener('popstate', onRoute);
   window.addEventListener('focus', () => announce());
   window.addEventListener('blur', () => announce());
   window.addEventListener('pagehide', () => { flushEvents(true); bus({ t: 'bye' }); });
