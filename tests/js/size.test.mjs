@@ -9,11 +9,11 @@ import { SDK_SOURCE } from './harness.mjs';
 const KB = 1024;
 const bytes = Buffer.from(SDK_SOURCE, 'utf8');
 
-test('as served (the gateway does not compress it): at most 32 KB', () => {
-  assert.ok(bytes.length <= 32 * KB, `mailslot.js is ${bytes.length} bytes, over the 32 KB budget`);
+test('as served (the gateway does not compress it): at most 40 KB', () => {
+  assert.ok(bytes.length <= 40 * KB, `mailslot.js is ${bytes.length} bytes, over the 40 KB budget`);
 });
 
-test('gzipped, as a compressing proxy or CDN sends it: at most 10 KB', () => {
+test('gzipped, as a compressing proxy or CDN sends it: at most 13 KB', () => {
   const gzipped = gzipSync(bytes).length; // zlib's default level, 6
-  assert.ok(gzipped <= 10 * KB, `mailslot.js is ${gzipped} bytes gzipped, over the 10 KB budget`);
+  assert.ok(gzipped <= 13 * KB, `mailslot.js is ${gzipped} bytes gzipped, over the 13 KB budget`);
 });

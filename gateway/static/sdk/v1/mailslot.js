@@ -1,5 +1,5 @@
 /*! mailslot web SDK v1 (1.0.0): in-app messages from a mailslot gateway.
- * Plain modern JavaScript, no dependencies, no build step. Size budget: 32 KB, 10 KB gzipped (tests/js).
+ * Plain modern JavaScript, no dependencies, no build step. Size budget: 40 KB, 13 KB gzipped (tests/js).
  * Usage and behaviour: docs/sdk.md. The snippet defines window.mailslot as a stub whose `q`
  * holds [method, args] pairs; this file replaces the stub and replays them in order.
  */
@@ -13,10 +13,12 @@
   const EVENT_DELAY_MS = 250;   // events are batched for this long before being sent
   const MAX_BATCH = 100;        // the server takes at most 100 events per request
   const DEVICE_KEY = 'mailslot.device_id';
+  const BUS_KEY = 'mailslot.bus';  // localStorage key of the tabs' messages where BroadcastChannel is missing
   const LAYOUTS = ['modal', 'banner_top', 'banner_bottom', 'inline'];
   const EVENTS = ['shown', 'action', 'dismissed', 'error'];
   const MAX_TRACKED = 100;      // track() calls kept while the SDK cannot send them yet
   const MIN_LEASE_S = 3;        // an offer with less lease left is not shown (it may go to another device)
+  const SHOWN_WAIT_MS = 2000;   // after new offers, the next poll waits at most this long for their `shown`
   const script = document.currentScript;
 
   // ---- state -------------------------------------------------------------------------------
@@ -31,7 +33,8 @@
   let pendingAttrs = null;                    // identify() attributes waiting for load()
   const listeners = { shown: [], action: [], dismissed: [], error: [] };
   const tracked = [];                         // track() calls waiting for load() and identify()
-  const poll = { timer: 0, ctl: null, failures: 0, gen: 0, sync: true };
+  const poll = { timer: 0, ctl: null, failures: 0, gen: 0, sync: true, awaiting: new Set() };
+  const offered = new Set();                  // offer ids this page has had in an answer
   const outbox = [];                          // [{a: identity, e: event}] waiting to be sent
   const ev = { timer: 0, inflight: 0, failures: 0 };
   const ackedShown = new Set();               // message ids whose `shown` the server accepted
@@ -39,6 +42,9 @@
   const done = new Set();                     // message ids acted on or dismissed on this page
   let modal = null;                           // {id, overlay, card, prevFocus}
   let modalQueue = [];                        // modals waiting for the open one to close
+  // Tabs of one origin elect one poller (docs/sdk.md, "One poll per browser").
+  const TAB = Math.random().toString(36).slice(2) + Date.now().toString(36);
+  const tabs = { on: false, leader: false, lock: null, release: null, states: new Map(), last: null, shown: new Set(), bc: null };
 
   // ---- small helpers -----------------------------------------------------------------------
   function emit(type, detail) {
@@ -151,8 +157,11 @@
   // One poll in flight at most. The first poll after load, identify or the tab becoming visible
   // is a quick one (wait 0: the server holds a poll while it has nothing new, persistent messages
   // included, and this page wants those now); a long poll follows it at once. A long poll held
-  // for its full wait with nothing new is followed by another at once; any other answer (a new
-  // message, a poll the server would not hold) by one after the server's next_poll_s.
+  // for its full wait with nothing new is followed by another at once. An answer with new offers
+  // is followed by a long poll as soon as the gateway has their `shown` (at most SHOWN_WAIT_MS
+  // later): until then it would answer the held poll at once with the same offers. Any other
+  // answer (offers this page already had, a poll the server would not hold) is followed by one
+  // after the server's next_poll_s: that interval is for clients whose polls are not held.
   function stopPolling() {
     clearTimeout(poll.timer);
     poll.timer = 0;
@@ -163,7 +172,14 @@
   function startPolling() {
     stopPolling();
     poll.sync = true;
-    if (cfg.siteId && user && !hidden()) doPoll();
+    if (canPoll()) doPoll();
+  }
+
+  // This tab polls when it is the browser's poller (or tabs cannot coordinate) and a tab shows.
+  function canPoll() {
+    if (!cfg.siteId || !user) return false;
+    if (!coordinated()) return !hidden();
+    return tabs.leader && (!hidden() || Array.from(tabs.states.values()).some((t) => t.v));
   }
 
   function schedulePoll(ms) {
@@ -180,7 +196,7 @@
 
   async function doPoll() {
     poll.timer = 0;
-    if (!cfg.siteId || !user || hidden() || poll.ctl) return; // hidden: visibilitychange resumes
+    if (!canPoll() || poll.ctl) return; // hidden: visibilitychange resumes
     const ctl = new AbortController();
     const gen = poll.gen;
     poll.ctl = ctl;
@@ -195,9 +211,16 @@
         poll.failures = 0;
         const messages = Array.isArray(data.messages) ? data.messages : [];
         const leases = data.lease_s && typeof data.lease_s === 'object' ? data.lease_s : {};
-        const fresh = gen === poll.gen ? receive(messages, leases) : 0;
-        const heldFull = wait > 0 && !fresh && Date.now() - started >= (wait - 1) * 1000;
-        if (poll.sync || heldFull) delay = fresh ? 1000 : 0; // let `shown` reach the server first
+        if (gen !== poll.gen) return;
+        dispatch(messages, leases);
+        // New offers, as opposed to those this page already had (not shown here: an inline
+        // message without its element) that the gateway hands out again while their lease lasts.
+        const fresh = messages.filter((m) => leaseLeft(m, leases) < Infinity && !offered.has(m.id));
+        for (const m of fresh) offered.add(m.id);
+        poll.awaiting = new Set(fresh.filter((m) => leaseLeft(m, leases) >= MIN_LEASE_S).map((m) => m.id));
+        const heldFull = wait > 0 && !fresh.length && Date.now() - started >= (wait - 1) * 1000;
+        if (poll.awaiting.size) delay = SHOWN_WAIT_MS; // or at once when their `shown` is in (acked)
+        else if (poll.sync || heldFull) delay = 0;
         else delay = nextPollMs(data, res);
         // An offer skipped for its short lease is claimable again once that lease runs out.
         for (const m of messages) {
@@ -232,6 +255,127 @@
     if (gen === poll.gen) schedulePoll(delay);
   }
 
+  // The gateway has these messages' `shown`: a held poll will no longer be answered with them.
+  function acked(ids) {
+    for (const id of ids) poll.awaiting.delete(id);
+    if (!poll.awaiting.size && poll.timer) schedulePoll(0);
+  }
+
+  // ---- tabs: one poller per browser --------------------------------------------------------
+  // The tab holding a Web Lock polls for all tabs of the origin and hands every answer to them
+  // (BroadcastChannel, else storage events). Each offer goes to one tab: the focused visible one,
+  // else the visible one that showed last; none visible, it waits for the next tab to show. When
+  // the poller closes its lock passes to a waiting tab, which asks the others how they stand.
+  function coordinated() { return tabs.on; }
+
+  function bus(msg) {
+    if (!coordinated()) return;
+    msg.tab = TAB;
+    msg.site = cfg.siteId;
+    msg.user = user;
+    try {
+      if (tabs.bc) tabs.bc.postMessage(msg);
+      else window.localStorage.setItem(BUS_KEY, JSON.stringify(Object.assign({ n: Math.random() }, msg)));
+    } catch (e) { /* nothing to tell them with: each tab then acts alone */ }
+  }
+
+  function onBus(msg) {
+    if (!msg || msg.tab === TAB || msg.site !== cfg.siteId || msg.user !== user || !user) return;
+    if (msg.t === 'hi') announce();
+    else if (msg.t === 'shown') tabs.shown.add(msg.id);
+    else if (msg.t === 'ans' && !tabs.leader) receive(msg.messages, msg.leases, msg.at, msg.to);
+    else if (!tabs.leader) return;
+    else if (msg.t === 'ack') acked(msg.ids);
+    else if (msg.t === 'bye') { tabs.states.delete(msg.tab); onTabs(); }
+    else if (msg.t === 'st') { tabs.states.set(msg.tab, msg); onTabs(); }
+  }
+
+  function tabState() {
+    return { t: 'st', tab: TAB, v: !hidden(), f: document.hasFocus(), p: window.location.pathname, at: Date.now() };
+  }
+
+  function announce() {
+    if (tabs.leader) onTabs(); else bus(tabState());
+  }
+
+  // The poller: a tab came, went or changed; poll while one shows and hand the last answer round.
+  function onTabs() {
+    if (!canPoll()) stopPolling();
+    else if (!poll.ctl && !poll.timer) startPolling();
+    else redispatch();
+  }
+
+  // Becomes a candidate for poller under this identity (and gives up being one for the last).
+  function elect() {
+    resign();
+    if (!coordinated()) { startPolling(); return; }
+    if (!cfg.siteId || !user) return;
+    const ctl = new AbortController();
+    tabs.lock = ctl;
+    const name = 'mailslot.poll ' + cfg.endpoint + ' ' + cfg.siteId + ' ' + user;
+    window.navigator.locks.request(name, { signal: ctl.signal }, () => new Promise((release) => {
+      if (tabs.lock !== ctl) { release(); return; }
+      tabs.release = release;
+      tabs.leader = true;
+      tabs.states.clear();
+      bus({ t: 'hi' });
+      startPolling();
+    })).catch(() => { /* aborted: this tab gave up waiting */ });
+    announce();
+  }
+
+  function resign() {
+    if (tabs.lock) tabs.lock.abort();
+    if (tabs.release) tabs.release();
+    if (tabs.leader) { stopPolling(); bus({ t: 'bye' }); }
+    tabs.lock = tabs.release = tabs.last = null;
+    tabs.leader = false;
+    tabs.states.clear();
+  }
+
+  // Which tab shows an offer: among the visible tabs on a page the message's rule allows, the
+  // focused one, else the one that changed last.
+  function target(m) {
+    let best = null;
+    for (const t of [tabState()].concat(Array.from(tabs.states.values()))) {
+      if (t.v && onPage(m, t.p) && (!best || (t.f && !best.f) || (t.f === best.f && t.at > best.at))) best = t;
+    }
+    return best && best.tab;
+  }
+
+  // A message's page rule (content.page: {glob} or {pattern}) against a path; no rule: any page.
+  // A glob's `*` stays within a path segment, `**` crosses them, `?` is one character.
+  function onPage(m, path) {
+    const rule = m.content && m.content.page;
+    if (!rule || typeof rule !== 'object') return true;
+    try {
+      if (typeof rule.pattern === 'string') return new RegExp(rule.pattern).test(path);
+      if (typeof rule.glob === 'string') {
+        const re = rule.glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*\*|\*|\?/g,
+          (g) => (g === '**' ? '.*' : g === '*' ? '[^/]*' : '[^/]'));
+        return new RegExp('^' + re + '$').test(path);
+      }
+    } catch (e) { /* a rule this browser cannot read: not here */ }
+    return false;
+  }
+
+  // The poller hands an answer to every tab, itself included, naming which tab shows each offer.
+  function dispatch(messages, leases) {
+    tabs.last = { t: 'ans', messages, leases, at: Date.now() };
+    redispatch();
+  }
+
+  function redispatch() {
+    const a = tabs.last;
+    if (!a) return;
+    if (!coordinated()) { receive(a.messages, a.leases, a.at, null); return; }
+    const to = {};
+    for (const m of a.messages) if (m && typeof m.id === 'string') to[m.id] = target(m);
+    a.to = to;
+    bus(Object.assign({}, a));
+    receive(a.messages, a.leases, a.at, to);
+  }
+
   // ---- rendering ---------------------------------------------------------------------------
   // Seconds of lease an offer has left as the answer arrived (Infinity: not leased, e.g. a shown
   // persistent message, or a gateway that does not say).
@@ -244,9 +388,12 @@
   // Shows what this page has not shown yet; returns how many such messages the poll brought.
   // An offer whose lease is nearly gone is not shown: its lease may run out on the server before
   // `shown` arrives, and another device of the person would then show it too.
-  function receive(messages, leases) {
-    const received = Date.now();
-    const fresh = messages.filter((m) => m && typeof m.id === 'string' && !live.has(m.id) &&
+  // Offers only in the tab the poller names (`to`, when tabs coordinate), and never twice across
+  // tabs; shown persistent messages in every visible tab, as a page load would.
+  function receive(messages, leases, received, to) {
+    const mine = (m) => onPage(m, window.location.pathname) &&
+      (leaseLeft(m, leases) === Infinity || !to || (to[m.id] === TAB && !tabs.shown.has(m.id)));
+    const fresh = messages.filter((m) => m && typeof m.id === 'string' && !live.has(m.id) && mine(m) &&
       !done.has(m.id) && !modalQueue.some((q) => q.id === m.id) && leaseLeft(m, leases) >= MIN_LEASE_S);
     whenReady(() => {
       // Offered messages stay leased to this device, so anything skipped now comes back later.
@@ -254,7 +401,7 @@
       const waited = (Date.now() - received) / 1000;
       for (const m of fresh) {
         if (leaseLeft(m, leases) - waited < MIN_LEASE_S) continue;
-        if (!live.has(m.id) && !done.has(m.id)) show(m);
+        if (!live.has(m.id) && !done.has(m.id) && mine(m)) show(m);
       }
     });
     return fresh.length;
@@ -276,6 +423,7 @@
     else if (layout === 'inline') host.appendChild(card);
     else bannerBox(layout === 'banner_top' ? 'top' : 'bottom').appendChild(card);
     live.set(m.id, { m, node });
+    bus({ t: 'shown', id: m.id });
     if (layout === 'modal') focusModal();
     queueEvent(m.id, 'shown');
     emit('shown', { message: m });
@@ -459,7 +607,10 @@
         const data = await res.json().catch(() => ({}));
         const rejected = Array.isArray(data.rejected) ? data.rejected : [];
         const no = new Set(rejected.map((r) => r.message_id + ' ' + r.type));
-        for (const x of batch) if (x.e.type === 'shown' && !no.has(x.e.message_id + ' shown')) ackedShown.add(x.e.message_id);
+        const ids = batch.filter((x) => x.e.type === 'shown' && !no.has(x.e.message_id + ' shown')).map((x) => x.e.message_id);
+        for (const id of ids) ackedShown.add(id);
+        acked(ids);
+        bus({ t: 'ack', ids });
         if (rejected.length) fail('events_rejected', 'the gateway rejected ' + rejected.length + ' event(s)', { rejected });
       } else if (retryable(res.status)) {
         retry = true;
@@ -557,7 +708,7 @@
       sendIdentify(Object.assign(identity(), { attributes: attrs }), 0);
     }
     flushTracked();
-    startPolling();
+    elect();
   }
 
   // options: userHash (static proof), userToken (a signed token, or an async function returning
@@ -586,11 +737,12 @@
       else pendingAttrs = Object.assign(pendingAttrs || {}, attributes);
     }
     flushTracked();
-    if (changed && cfg.siteId) startPolling();
+    if (changed && cfg.siteId) elect();
   }
 
   function reset() {
     flushEvents(true); // what the person did still counts, under the old identity
+    resign();
     stopPolling();
     clearScreen();
     user = null;
@@ -631,11 +783,35 @@
   }
 
   // ---- lifecycle ---------------------------------------------------------------------------
+  if (typeof window.BroadcastChannel === 'function') {
+    tabs.bc = new window.BroadcastChannel('mailslot');
+    tabs.bc.onmessage = (e) => onBus(e.data);
+  } else {
+    window.addEventListener('storage', (e) => {
+      if (e.key !== BUS_KEY || !e.newValue) return;
+      try { onBus(JSON.parse(e.newValue)); } catch (x) { /* not ours */ }
+    });
+  }
+  try { tabs.on = !!(window.navigator && window.navigator.locks && (tabs.bc || window.localStorage)); } catch (e) { /* storage blocked */ }
+
   document.addEventListener('visibilitychange', () => {
-    if (hidden()) { stopPolling(); flushEvents(true); } // no polling while hidden
-    else startPolling();                                // one poll on becoming visible
+    if (hidden()) flushEvents(true);
+    if (!coordinated()) { if (hidden()) stopPolling(); else startPolling(); } // no polling while hidden
+    else if (tabs.leader && !hidden()) startPolling(); // one poll on becoming visible
+    else announce();                                   // the poller polls while any tab shows
   });
-  window.addEventListener('pagehide', () => flushEvents(true));
+  // A single-page app changes its path with the History API: a message may now belong here.
+  const onRoute = () => { if (coordinated()) announce(); else redispatch(); };
+  for (const k of ['pushState', 'replaceState']) {
+    const orig = window.history && window.history[k];
+    if (typeof orig === 'function') {
+      window.history[k] = function () { const r = orig.apply(this, arguments); onRoute(); return r; };
+    }
+  }
+  window.addEventListener('popstate', onRoute);
+  window.addEventListener('focus', () => announce());
+  window.addEventListener('blur', () => announce());
+  window.addEventListener('pagehide', () => { flushEvents(true); bus({ t: 'bye' }); });
   window.addEventListener('online', () => { if (poll.failures) startPolling(); });
 
   // ---- styles (injected once, on first render) ----------------------------------------------
