@@ -13,6 +13,7 @@ import jwt
 import orjson
 import pytest
 
+import storage
 from gateway.core.clock import FixedClock
 from tests.helpers import Api, Reply
 
@@ -368,3 +369,19 @@ async def test_rotation_needs_the_server_api_key(api: Api, other_api: Api, path:
     # One workspace's rotation leaves the other's credentials alone.
     assert (await api.request("POST", path, json={"grace_s": 0})).status == 201
     assert (await other_api.request("GET", "/v1/workspace")).status == 200
+
+
+# --- safe by default ------------------------------------------------------------------------------
+
+
+async def test_a_new_workspace_requires_identity_proof(api: Api, pool: Any) -> None:
+    """A workspace made the way operators make them takes no poll on someone's bare id."""
+    created = await storage.create_workspace(pool, "made-by-default")
+    assert created.workspace.identity_mode == "required"
+    fresh = Api(api.client, created)
+    refused = await fresh.request(
+        "POST", "/v1/poll", json={"site_id": fresh.site_id, "user": "ada", "device_id": "d"}, auth=False
+    )
+    assert (refused.status, refused.error_code) == (403, "identity_proof_required")
+    setup = await fresh.request("GET", "/v1/workspace/setup")
+    assert setup.body["identity_mode"] == "required" and "identity_warning" not in setup.body
