@@ -1,5 +1,5 @@
 /*! mailslot web SDK v1 (1.0.0): in-app messages from a mailslot gateway.
- * Plain modern JavaScript, no dependencies, no build step. Size budget: 40 KB, 13 KB gzipped (tests/js).
+ * Plain modern JavaScript, no dependencies, no build step. Size budget: 44 KB, 13 KB gzipped (tests/js).
  * Usage and behaviour: docs/sdk.md. The snippet defines window.mailslot as a stub whose `q`
  * holds [method, args] pairs; this file replaces the stub and replays them in order.
  */
