@@ -14,6 +14,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -22,7 +23,9 @@ from storage import ConsoleSession, DevicePoll, Message, Person, Workspace
 
 from ..errors import ErrorCode, NotFound, Unauthorized
 from .broadcasts import AudienceChoice, audience_of
+from .budget import off_loop
 from .intervals import Intervals, Tier
+from .sends import Personalization, personalized
 
 __all__ = [
     "LINK_LIFETIME_S",
@@ -32,6 +35,7 @@ __all__ = [
     "disable_preview",
     "open_link",
     "person_report",
+    "preview",
     "session",
     "sign_in",
     "sign_out",
@@ -105,6 +109,21 @@ async def audience_count(pool: asyncpg.Pool, workspace_id: int, choice: Audience
         pool, workspace_id, list(audience.ids), [e.lower() for e in audience.emails], audience.everyone,
         flt.path if flt else None, flt.vars if flt else None,
     )
+
+
+async def preview(
+    pool: asyncpg.Pool, workspace_id: int, content: dict[str, Any], person_key: str
+) -> dict[str, Any]:
+    """The content as `person_key` (an id or email; empty: nobody) would receive it, rendered as a send
+    renders it (same Liquid, same render budget); a template error is the 422 a send would give."""
+    person = await storage.get_person(pool, workspace_id, person_key) if person_key else None
+    if person_key and person is None:
+        raise NotFound("no person with this id or email in this workspace", code=ErrorCode.UNKNOWN_PERSON)
+    render = personalized(content, Personalization())
+    if render is None:
+        return content
+    nobody = Person(id=0, external_id=None, email=None, attributes={})
+    return await off_loop(render, person or nobody)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,8 @@ from . import broadcasts, device, home, messages, openapi, ops, people, sdk, tem
 from . import schemas as s
 from .access import Access
 from .console import assets as console_assets
+from .console import compose as console_compose
+from .console import person as console_person
 from .console import session as console_session
 from .console import settings as console_settings
 from .keys import OPENAPI, ROUTE_ACCESS
@@ -86,6 +88,11 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/console/settings/in-app", console_settings.switch_in_app, CONSOLE, "console.in_app", media=HTML),
     Route("POST", "/console/settings/delivery", console_settings.update_delivery, CONSOLE, "console.delivery",
           media=HTML),
+    Route("GET", "/console/compose", console_compose.compose_page, CONSOLE, "console.compose", media=HTML),
+    Route("POST", "/console/compose", console_compose.compose_submit, CONSOLE, "console.compose", media=HTML),
+    Route("POST", "/console/api/preview", console_compose.preview, CONSOLE, "console.api_preview"),
+    Route("POST", "/console/api/audience", console_compose.audience, CONSOLE, "console.api_audience"),
+    Route("GET", "/console/people", console_person.person_page, CONSOLE, "console.people", media=HTML),
     Route("GET", "/console/api/setup", console_settings.setup_status, CONSOLE, "console.api_setup"),
     Route("GET", "/console/api/messages/{id}", console_settings.message_state, CONSOLE, "console.api_message"),
     # Operations.

@@ -185,3 +185,109 @@ async def test_a_session_sees_only_its_own_workspace(api: Api, other_api: Api) -
     sent = await other_api.send("ada")
     async with api.client.get(f"/console/api/messages/{sent.body['id']}") as response:
         assert response.status == 404
+
+
+async def test_compose_sends_to_one_person_and_refuses_bad_content_on_the_form(api: Api) -> None:
+    browser = await signed_in(api)
+    status, text = await browser.page("/console/compose")
+    assert status == 200 and 'src="/sdk/v1/mailslot.js"' in text
+    status, text, _ = await browser.post("/console/compose", {
+        "do": "send", "to": "ada", "to_kind": "id", "layout": "modal", "title": "Hi {{ customer.id }}",
+        "action_label_0": "Open", "action_url_0": "https://example.com/x",
+    })
+    assert status == 201 and 'id="compose-result"' in text, text
+    messages = (await api.request("GET", "/v1/people/ada/messages")).body["messages"]
+    assert messages[0]["content"]["title"] == "Hi ada"
+    assert messages[0]["content"]["actions"] == [{"name": "action_1", "label": "Open", "url": "https://example.com/x"}]
+    for bad in ({"do": "send", "to": "ada", "title": ""},  # neither title nor body
+                {"do": "send", "to": "", "title": "x"},
+                {"do": "send", "to": "ada", "title": "{% if %}"},
+                {"do": "send", "to": "ada", "title": "x", "action_url_0": "javascript:alert(1)"},
+                {"do": "send", "to": "ada", "title": "x", "layout": "inline"}):
+        status, text, _ = await browser.post("/console/compose", bad)
+        assert status == 422 and 'class="error"' in text and "<html" in text, (bad, text[-400:])
+        if bad["title"]:
+            assert f'value="{bad["title"]}"' in text.replace("&#34;", '"') or "{% if %}" in text  # typed text kept
+    assert len((await api.request("GET", "/v1/people/ada/messages")).body["messages"]) == 1
+
+
+async def test_compose_broadcasts_to_a_filter_and_counts_the_audience_first(api: Api) -> None:
+    browser = await signed_in(api)
+    for user, plan in (("ada", "pro"), ("bob", "free"), ("cy", "pro")):
+        await api.request("PUT", f"/v1/people/{user}", json={"plan_name": plan})
+    flt = '{"attribute": "plan_name", "op": "eq", "value": "pro"}'
+    headers = {"X-CSRF-Token": browser.csrf}
+    async with api.client.post("/console/api/audience", json={"audience": "filter", "value": flt},
+                               headers=headers) as response:
+        assert (await response.json()) == {"count": 2}
+    async with api.client.post("/console/api/audience", json={"audience": "filter", "value": "{nope"},
+                               headers=headers) as response:
+        assert response.status == 422 and (await response.json())["error"]["code"] == "invalid_filter"
+    async with api.client.post("/console/api/audience", json={"audience": "ids", "value": "a\nb\na"},
+                               headers=headers) as response:
+        assert (await response.json()) == {"count": 2}
+    async with api.client.post("/console/api/audience", json={"audience": "all"}) as response:
+        assert response.status == 403  # no CSRF token
+    status, text, _ = await browser.post("/console/compose", {
+        "do": "broadcast", "audience": "filter", "audience_value": flt, "title": "For pros",
+    })
+    assert status == 201 and "queued for 2 people" in text
+    status, text, _ = await browser.post("/console/compose", {
+        "do": "broadcast", "audience": "filter", "audience_value": "not json", "title": "x",
+    })
+    assert status == 422 and 'class="error"' in text
+
+
+async def test_preview_renders_liquid_as_the_chosen_person(api: Api) -> None:
+    browser = await signed_in(api)
+    await api.request("PUT", "/v1/people/ada", json={"first_name": "Ada"})
+    headers = {"X-CSRF-Token": browser.csrf}
+    content = {"title": "Hi {{ customer.first_name | default: 'there' }}", "layout": "banner_top"}
+    async with api.client.post("/console/api/preview", json={"content": content, "person": "ada"},
+                               headers=headers) as response:
+        assert (await response.json())["content"]["title"] == "Hi Ada"
+    async with api.client.post("/console/api/preview", json={"content": content}, headers=headers) as response:
+        assert (await response.json())["content"]["title"] == "Hi there"
+    async with api.client.post("/console/api/preview", json={"content": content, "person": "nobody"},
+                               headers=headers) as response:
+        assert response.status == 404
+    async with api.client.post("/console/api/preview", json={"content": {"title": "{% if %}"}},
+                               headers=headers) as response:
+        assert response.status == 422
+    async with api.client.post("/console/api/preview", data=b"[", headers=headers) as response:
+        assert response.status == 400
+
+
+async def test_templates_save_load_and_refuse_a_taken_name(api: Api) -> None:
+    browser = await signed_in(api)
+    status, text, _ = await browser.post("/console/compose", {"do": "save", "template_name": "welcome",
+                                                               "title": "Welcome {{ customer.id }}"})
+    assert status == 201 and "saved" in text
+    template_id = (await api.request("GET", "/v1/templates")).body["templates"][0]["id"]
+    status, text = await browser.page(f"/console/compose?template={template_id}")
+    assert status == 200 and "Welcome {{ customer.id }}" in text
+    status, text, _ = await browser.post("/console/compose", {"do": "save", "template_name": "welcome", "title": "x"})
+    assert status == 409 and 'class="error"' in text
+    status, text, _ = await browser.post("/console/compose", {"do": "save", "template_name": "", "title": "x"})
+    assert status == 422
+    for bad in ("nope", "00000000-0000-0000-0000-000000000000"):
+        status, text = await browser.page(f"/console/compose?template={bad}")
+        assert status == 404 and "<html" in text
+
+
+async def test_the_person_page_says_why_a_message_was_not_seen(api: Api, clock: FixedClock) -> None:
+    browser = await signed_in(api)
+    await api.request("PATCH", "/v1/workspace", json={"identity_mode": "off"})
+    await api.request("PUT", "/v1/people/ada", json={})
+    assert (await api.poll("ada", device_id="laptop")).status == 200
+    clock.advance(minutes=10)
+    await api.send("ada", "Spring sale")
+    clock.advance(minutes=4)
+    status, text = await browser.page("/console/people?q=ada")
+    assert status == 200
+    assert "“Spring sale” queued 4 min ago; no device has polled since" in text
+    assert "their devices poll every 10 s" in text and "laptop" in text
+    status, text = await browser.page("/console/people?q=nobody")
+    assert status == 404 and "no person with this id or email" in text
+    status, _ = await browser.page("/console/people?q=" + "x" * 5000)
+    assert status == 404

@@ -2,16 +2,16 @@
 (function () {
   'use strict';
   document.addEventListener('click', function (e) {
-    var button = e.target.closest('[data-copy]');
+    const button = e.target.closest('[data-copy]');
     if (!button) return;
-    var source = document.querySelector(button.getAttribute('data-copy'));
-    var text = source ? source.textContent : '';
-    var done = function () { button.textContent = 'Copied'; setTimeout(function () { button.textContent = 'Copy'; }, 1500); };
+    const source = document.querySelector(button.getAttribute('data-copy'));
+    const text = source ? source.textContent : '';
+    const done = function () { button.textContent = 'Copied'; setTimeout(function () { button.textContent = 'Copy'; }, 1500); };
     if (navigator.clipboard) navigator.clipboard.writeText(text).then(done, function () {});
   });
-  var csrf = document.querySelector('input[name=csrf]');
+  const csrf = document.querySelector('input[name=csrf]');
   window.consoleFetch = function (url, body) {
-    var init = { credentials: 'same-origin', headers: { 'X-CSRF-Token': csrf ? csrf.value : '' } };
+    const init = { credentials: 'same-origin', headers: { 'X-CSRF-Token': csrf ? csrf.value : '' } };
     if (body !== undefined) {
       init.method = 'POST';
       init.headers['Content-Type'] = 'application/json';

@@ -1,8 +1,8 @@
 // In-App settings: Connect your app and the test message's state update live.
 (function () {
   'use strict';
-  var status = document.getElementById('setup-status');
-  var detail = document.getElementById('setup-detail');
+  const status = document.getElementById('setup-status');
+  const detail = document.getElementById('setup-detail');
   function checkSetup() {
     window.consoleFetch('/console/api/setup').then(function (r) {
       if (!r.ok || r.data.status !== 'complete') return setTimeout(checkSetup, 2000);
@@ -15,13 +15,13 @@
   }
   if (status && status.getAttribute('data-status') !== 'complete') checkSetup();
 
-  var result = document.getElementById('test-result');
-  var state = document.getElementById('test-state');
-  var FINAL = ['dismissed', 'expired', 'recalled'];
+  const result = document.getElementById('test-result');
+  const state = document.getElementById('test-state');
+  const FINAL = ['dismissed', 'expired', 'recalled'];
   function follow() {
     window.consoleFetch('/console/api/messages/' + result.getAttribute('data-message-id')).then(function (r) {
       if (r.ok) {
-        var events = (r.data.events || []).map(function (e) { return e.type + (e.action ? ' (' + e.action + ')' : ''); });
+        const events = (r.data.events || []).map(function (e) { return e.type + (e.action ? ' (' + e.action + ')' : ''); });
         state.textContent = r.data.state + (events.length ? ' · events: ' + events.join(' → ') : '');
         if (FINAL.indexOf(r.data.state) >= 0) return;
       }
