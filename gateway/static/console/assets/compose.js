@@ -31,7 +31,13 @@
 
   function drawPreview() {
     const mine = ++seq;
-    window.consoleFetch('/console/api/preview', { content: content(), person: who.value }).then((r) => {
+    const c = content();
+    if (!c.title && !c.body) {
+      stage.textContent = '';
+      note.textContent = 'Type a title or a body to see the preview.';
+      return;
+    }
+    window.consoleFetch('/console/api/preview', { content: c, person: who.value }).then((r) => {
       if (mine !== seq) return;
       stage.textContent = '';
       if (!r.ok) { note.textContent = r.data.error ? r.data.error.message : 'cannot preview'; return; }
@@ -43,6 +49,10 @@
 
   function countAudience() {
     const f = new FormData(form);
+    if (f.get('audience') !== 'all' && !String(f.get('audience_value') || '').trim()) {
+      count.textContent = 'Audience: type the ' + (f.get('audience') === 'filter' ? 'filter' : f.get('audience')) + ' to count it';
+      return;
+    }
     window.consoleFetch('/console/api/audience', { audience: f.get('audience'), value: f.get('audience_value') })
       .then((r) => {
         count.textContent = r.ok ? 'Audience: ' + r.data.count + (r.data.count === 1 ? ' person' : ' people')
