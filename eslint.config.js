@@ -20,6 +20,10 @@ export default [
     languageOptions: { ecmaVersion: 2020, sourceType: 'script', globals: { ...globals.browser } },
   },
   {
+    files: ['gateway/static/console/**/*.js'],
+    languageOptions: { ecmaVersion: 2020, sourceType: 'script', globals: { ...globals.browser } },
+  },
+  {
     files: ['gateway/static/sdk/**/snippet.js'],
     languageOptions: { ecmaVersion: 5 },
     rules: { 'no-var': 'off', 'prefer-const': 'off' },

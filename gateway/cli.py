@@ -1,4 +1,4 @@
-"""The `mailslot` command: serve, reload, migrate, workspace create / rotate-key / rotate-secret.
+"""The `mailslot` command: serve, reload, migrate, workspace create / rotate-key / rotate-secret, console-link.
 
 argparse (the standard library) rather than click: each flag mirrors a `MAILSLOT_*` variable
 that `gateway.config` alone reads, so the CLI only passes explicit flags on as overrides.
@@ -76,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
                             help=f"seconds the old {what}s keep working: 0 (at once) to {_MAX_GRACE_S}")
         rotate.add_argument("--json", action="store_true", help="print one JSON object")
         _add_settings(rotate, _DATABASE_SETTINGS)
+
+    link = commands.add_parser("console-link", help="print a one-time link that signs in to the console "
+                               "(valid 15 minutes)")
+    link.add_argument("--workspace", default="demo", help="the workspace's name (default: demo)")
+    _add_settings(link, _DATABASE_SETTINGS | {"host", "port"})
     return parser
 
 
@@ -120,6 +125,14 @@ def _run(args: argparse.Namespace, config: Config) -> int:
             applied = database.applied
             print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
             return 0
+        if args.command == "console-link":
+            url = asyncio.run(console_link(database.url, args.workspace, config))
+            if url is None:
+                print(f"mailslot: no workspace named {args.workspace!r}; "
+                      "create one with `mailslot workspace create NAME`", file=sys.stderr)
+                return 1
+            print(url)
+            return 0
         if args.workspace_command == "create":
             credentials = asyncio.run(_create_workspace(database.url, args.name, args.identity_mode))
             print_credentials(credentials, as_json=args.json)
@@ -130,6 +143,22 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         return 1
     print_rotation(rotated, as_json=args.json)
     return 0
+
+
+async def console_link(url: str, name: str, config: Config) -> str | None:
+    """A one-time console sign-in link for the workspace `name` (None: no such workspace)."""
+    from .core.console import create_link
+
+    pool = await storage.create_pool(url, min_size=1, max_size=2)
+    try:
+        workspace = await storage.get_workspace_by_name(pool, name)
+        if workspace is None:
+            return None
+        token = await create_link(pool, workspace.id)
+    finally:
+        await pool.close()
+    host = config.host if config.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+    return f"http://{host}:{config.port}/console/link#{token}"
 
 
 async def _create_workspace(url: str, name: str, identity_mode: str) -> storage.WorkspaceCredentials:

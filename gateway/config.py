@@ -75,6 +75,8 @@ class Config:
     rate_limit_api_key: Limit | None = _API_KEY_LIMIT
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     max_event_data_bytes: int = 8 * 1024
+    # The console (decision 0020): how long a sign-in lasts.
+    console_session_s: int = 12 * 3600
 
 
 def _positive_int(text: str) -> int:
@@ -185,6 +187,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("trusted_proxies", _networks,
             "proxies (addresses or CIDR, comma-separated) whose X-Forwarded-For names the client"),
     Setting("max_event_data_bytes", _at_least_one, "largest `data` of one tracked event, in bytes of JSON"),
+    Setting("console_session_s", _at_least_one, "seconds a console sign-in lasts before the console asks again"),
 )
 
 

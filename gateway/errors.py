@@ -6,8 +6,8 @@ docs/api.md lists every member of `ErrorCode` (tests/unit/test_error_codes.py ch
 
     ApiError
     ├── BadRequest            400 bad_request, empty_body, malformed_json
-    ├── Unauthorized          401 unauthorized, unknown_site
-    ├── Forbidden             403 identity_proof_required, identity_proof_failed, identity_token_*, …
+    ├── Unauthorized          401 unauthorized, unknown_site, console_sign_in_required
+    ├── Forbidden             403 identity_proof_*, identity_token_*, csrf_token_invalid, cross_origin_forbidden, …
     ├── NotFound              404 not_found, unknown_message, unknown_person, unknown_broadcast, …
     ├── MethodNotAllowed      405 method_not_allowed
     ├── Conflict              409 already_shown, email_in_use, template_name_taken, …
@@ -58,6 +58,7 @@ class ErrorCode(StrEnum):
     # 401
     UNAUTHORIZED = "unauthorized"
     UNKNOWN_SITE = "unknown_site"
+    CONSOLE_SIGN_IN_REQUIRED = "console_sign_in_required"
     # 403
     FORBIDDEN = "forbidden"
     IDENTITY_PROOF_REQUIRED = "identity_proof_required"
@@ -67,6 +68,7 @@ class ErrorCode(StrEnum):
     IDENTITY_TOKEN_EXPIRED = "identity_token_expired"
     IDENTITY_TOKEN_LIFETIME_TOO_LONG = "identity_token_lifetime_too_long"
     CROSS_ORIGIN_FORBIDDEN = "cross_origin_forbidden"
+    CSRF_TOKEN_INVALID = "csrf_token_invalid"
     # 404
     NOT_FOUND = "not_found"
     UNKNOWN_MESSAGE = "unknown_message"

@@ -44,7 +44,8 @@ from prometheus_client import multiprocess
 import storage
 
 from .config import Config
-from .core.demo import create_demo_workspace
+from .core.console import create_link
+from .core.demo import DEMO_WORKSPACE, create_demo_workspace
 from .credentials import credentials_dict, save_credentials
 from .http.app import create_app
 from .http.connections import CONNECTIONS, ConnectionGuard, GuardedSockSite
@@ -504,8 +505,14 @@ async def _ensure_demo_workspace(config: Config, url: str) -> None:
     pool = await storage.create_pool(url, min_size=1, max_size=2)
     try:
         credentials = await create_demo_workspace(pool)
+        demo = await storage.get_workspace_by_name(pool, DEMO_WORKSPACE)
+        link = await create_link(pool, demo.id) if demo is not None else None
     finally:
         await pool.close()
+    host = config.host if config.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+    if link is not None:
+        # Printed on every start: a fresh one-time link, valid 15 minutes (`mailslot console-link` makes more).
+        print(f"\nConsole (demo workspace): http://{host}:{config.port}/console/link#{link}\n", flush=True)
     if credentials is None:
         return
     path = config.data_dir / "demo-workspace.json"

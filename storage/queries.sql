@@ -376,7 +376,7 @@ recorded AS (
 SELECT state AS previous_state FROM target;
 
 -- claim_messages --
--- The poll: claim a person's deliverable messages for one device under a lease, record the offers and expiries, and return what the device holds (with each offer's lease end) with the tier's facts (and whether anything was pending or on display, as of the statement's snapshot). $1 workspace_id, $2 user (id or email), $3 device_id, $4 now, $5 lease_s, $6 at most this many new claims
+-- The poll: claim a person's deliverable messages for one device under a lease, record the offers and expiries (and, once a minute, the device's poll), and return what the device holds (with each offer's lease end) with the tier's facts (and whether anything was pending or on display, as of the statement's snapshot). $1 workspace_id, $2 user (id or email), $3 device_id, $4 now, $5 lease_s, $6 at most this many new claims
 WITH clock AS MATERIALIZED (
     SELECT coalesce($4::timestamptz, now()) AS now
 ),
@@ -427,6 +427,14 @@ recorded AS (
     SELECT claimed.workspace_id, claimed.id, 'offered', $3, clock.now FROM claimed, clock
     UNION ALL
     SELECT expired.workspace_id, expired.id, 'expired', NULL, clock.now FROM expired, clock
+),
+-- The console's "last poll" of this device: written at most once a minute, so a device polling
+-- every 10 s costs one row update a minute and the poll stays one round trip.
+polled AS (
+    INSERT INTO device_polls AS d (workspace_id, person_id, device_id, polled_at)
+    SELECT $1, person.id, $3, clock.now FROM person, clock
+    ON CONFLICT (person_id, device_id) DO UPDATE SET polled_at = excluded.polled_at
+    WHERE d.polled_at < excluded.polled_at - interval '60 seconds'
 ),
 held AS (
     SELECT m.id, m.workspace_id, m.content, m.broadcast_id, m.properties, m.priority, m.persistent,
@@ -1066,3 +1074,113 @@ SELECT mailslot_notify_queued_v1($1, $2);
 -- analyze_queue --
 -- Refresh the planner's statistics of the queue after a bulk insert (a large broadcast).
 ANALYZE messages, events;
+
+-- ===== the console (decision 0020) =====
+
+-- create_console_token --
+-- Store a console session or one-time sign-in link by the hash of its token, and delete expired ones. $1 sha256 of the token, $2 workspace_id, $3 kind ('session' or 'link'), $4 csrf token, $5 now, $6 lifetime in seconds
+WITH clock AS (
+    SELECT coalesce($5::timestamptz, now()) AS now
+),
+swept AS (
+    DELETE FROM console_sessions s USING clock WHERE s.expires_at <= clock.now
+)
+INSERT INTO console_sessions (token_hash, workspace_id, kind, csrf_token, created_at, expires_at)
+SELECT $1, $2, $3, $4, clock.now, clock.now + make_interval(secs => $6::integer) FROM clock
+RETURNING expires_at;
+
+-- get_console_session --
+-- A live session with its workspace (no row: unknown, expired, or a link). $1 sha256 of the token, $2 now
+SELECT s.csrf_token, s.expires_at,
+       w.id, w.name, w.site_id, w.identity_secret, w.identity_mode, w.in_app_enabled,
+       w.active_s, w.inactive_s, w.low_s, w.recent_days, w.lease_s, w.rate_limits, w.retention_days, w.device_attributes
+FROM console_sessions s
+JOIN workspaces w ON w.id = s.workspace_id
+WHERE s.token_hash = $1 AND s.kind = 'session' AND s.expires_at > coalesce($2::timestamptz, now());
+
+-- use_console_link --
+-- Spend a one-time sign-in link: delete it and return its workspace (no row: unknown, used or expired). $1 sha256 of the token, $2 now
+DELETE FROM console_sessions
+WHERE token_hash = $1 AND kind = 'link' AND expires_at > coalesce($2::timestamptz, now())
+RETURNING workspace_id;
+
+-- delete_console_session --
+-- Sign out: forget a session. $1 sha256 of the token
+DELETE FROM console_sessions WHERE token_hash = $1 AND kind = 'session';
+
+-- count_pending_messages --
+-- How many messages of a workspace are queued or offered and not past expires_at (what disabling would recall). $1 workspace_id, $2 now
+SELECT count(*) AS pending
+FROM messages m
+WHERE m.workspace_id = $1 AND m.state IN ('queued', 'offered')
+  AND m.expires_at > coalesce($2::timestamptz, now());
+
+-- count_broadcast_audience --
+-- How many people a broadcast to this audience would reach now (ids and emails not yet known count as new people), as list_broadcast_audience selects them. $1 workspace_id, $2 external ids, $3 lower-cased emails, $4 everyone, $5 attribute filter as jsonpath or NULL, $6 the filter's variables
+WITH names AS MATERIALIZED (
+    SELECT device_attributes AS names FROM workspaces WHERE id = $1
+)
+SELECT CASE
+    WHEN $4::boolean THEN (SELECT count(*) FROM people p WHERE p.workspace_id = $1)
+    WHEN $5::jsonpath IS NOT NULL THEN (
+        SELECT count(*) FROM people p, names
+        WHERE p.workspace_id = $1
+          AND jsonb_path_match(mailslot_readable_attributes_v1(p.attributes, p.device_attributes, names.names),
+                               $5::jsonpath, $6::jsonb, true))
+    ELSE (SELECT count(DISTINCT x) FROM unnest($2::text[]) x) + (SELECT count(DISTINCT x) FROM unnest($3::text[]) x)
+END AS audience;
+
+-- list_workspace_messages --
+-- A workspace's most recent messages, newest first, optionally only those in one state (queued or offered past expires_at read as expired). $1 workspace_id, $2 at most this many, $3 now, $4 state or NULL
+SELECT m.id, p.external_id, p.email,
+       CASE WHEN m.state IN ('queued', 'offered') AND m.expires_at <= coalesce($3::timestamptz, now())
+            THEN 'expired' ELSE m.state END AS state,
+       coalesce(m.content, b.content) AS content, m.properties, m.priority, m.persistent, m.campaign,
+       m.created_at, m.expires_at, m.device_id, m.lease_expires_at, m.shown_at
+FROM messages m
+JOIN people p ON p.id = m.person_id
+LEFT JOIN broadcasts b ON b.id = m.broadcast_id
+WHERE m.workspace_id = $1
+  AND ($4::text IS NULL
+       OR $4 = CASE WHEN m.state IN ('queued', 'offered') AND m.expires_at <= coalesce($3::timestamptz, now())
+                    THEN 'expired' ELSE m.state END)
+ORDER BY m.created_at DESC
+LIMIT $2;
+
+-- count_workspace_messages --
+-- A workspace's messages by state (queued or offered past expires_at count as expired). $1 workspace_id, $2 now
+SELECT CASE WHEN m.state IN ('queued', 'offered') AND m.expires_at <= coalesce($2::timestamptz, now())
+            THEN 'expired' ELSE m.state END AS state,
+       count(*) AS n
+FROM messages m
+WHERE m.workspace_id = $1
+GROUP BY 1;
+
+-- list_broadcast_ids --
+-- A workspace's most recent broadcasts, newest first. $1 workspace_id, $2 at most this many
+SELECT id FROM broadcasts WHERE workspace_id = $1 ORDER BY created_at DESC LIMIT $2;
+
+-- list_campaigns --
+-- A workspace's campaigns with their message count and latest send, most recent first. $1 workspace_id, $2 at most this many
+SELECT campaign, count(*) AS messages, max(created_at) AS last_sent_at
+FROM messages
+WHERE workspace_id = $1 AND campaign IS NOT NULL
+GROUP BY campaign
+ORDER BY max(created_at) DESC
+LIMIT $2;
+
+-- count_funnel_events --
+-- The events of a broadcast's or a campaign's messages, counted by type per time bucket (an action counts once per message), for the delivery funnel. $1 workspace_id, $2 broadcast id or NULL, $3 campaign or NULL, $4 bucket width in seconds
+SELECT to_timestamp(floor(extract(epoch FROM e.at) / $4::integer) * $4::integer) AS bucket, e.type,
+       count(DISTINCT (e.message_id, e.type)) AS n
+FROM events e
+JOIN messages m ON m.id = e.message_id
+WHERE m.workspace_id = $1
+  AND (($2::uuid IS NOT NULL AND m.broadcast_id = $2) OR ($3::text IS NOT NULL AND m.campaign = $3))
+  AND e.type <> 'offered'
+GROUP BY 1, 2
+ORDER BY 1, 2;
+
+-- list_person_devices --
+-- The devices that polled as a person, most recent first, with when each last polled (recorded at most once a minute). $1 person id
+SELECT device_id, polled_at FROM device_polls WHERE person_id = $1 ORDER BY polled_at DESC;

@@ -24,7 +24,7 @@ from .filters import compile_filter
 from .personalize import CompiledContent, compile_content, has_templates
 from .sends import Personalization, with_expiry
 
-__all__ = ["AudienceChoice", "get_broadcast", "recall_broadcast", "resend_broadcast", "send_broadcast"]
+__all__ = ["AudienceChoice", "audience_of", "get_broadcast", "recall_broadcast", "resend_broadcast", "send_broadcast"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +44,11 @@ def _audience(choice: AudienceChoice) -> storage.Audience:
         compiled = compile_filter(choice.filter, "$.audience.filter")
         return storage.Audience(filter=storage.AudienceFilter(compiled.path, compiled.vars, choice.filter))
     return storage.Audience(ids=choice.ids, emails=choice.emails, everyone=choice.everyone)
+
+
+def audience_of(choice: AudienceChoice) -> storage.Audience:
+    """The audience as storage selects it (a bad filter is a 422 before any query): the console counts it."""
+    return _audience(choice)
 
 
 def _renderer(

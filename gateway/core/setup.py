@@ -6,7 +6,9 @@ The setup status is `required` until a device of the workspace reports its first
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -34,8 +36,16 @@ TEST_MESSAGE = NewMessage(
 )
 
 
-async def send_test_message(pool: asyncpg.Pool, workspace_id: int, to: Recipient, now: datetime | None) -> Sent:
-    return await send_message(pool, workspace_id, to, TEST_MESSAGE, now=now)
+async def send_test_message(
+    pool: asyncpg.Pool, workspace_id: int, to: Recipient, now: datetime | None, *,
+    content: dict[str, Any] | None = None,
+) -> Sent:
+    """The ready-made test message; `content` (the console's form: layout, title, body) replaces its fields."""
+    message = TEST_MESSAGE
+    if content:
+        assert TEST_MESSAGE.content is not None
+        message = dataclasses.replace(TEST_MESSAGE, content={**TEST_MESSAGE.content, **content})
+    return await send_message(pool, workspace_id, to, message, now=now)
 
 
 async def workspace_setup(pool: asyncpg.Pool, workspace_id: int) -> WorkspaceSetup:

@@ -29,9 +29,12 @@ from ..core.wakeups import Wakeups
 from ..core.workspaces import WorkspaceCache
 from .addresses import TrustedProxies
 from .connections import connection_guard_middleware
+from .console.render import environment as console_templates
+from .console.session import console_middleware
 from .keys import (
     CLOCK,
     CONFIG,
+    CONSOLE_TEMPLATES,
     DATABASE_URL,
     LISTENER,
     METRICS,
@@ -65,7 +68,7 @@ def create_app(config: Config, *, clock: Clock | None = None, rng: random.Random
         client_max_size=config.max_body_bytes,
         middlewares=[
             request_id_middleware, metrics_middleware, cors_middleware, error_middleware,
-            connection_guard_middleware, rate_limit_middleware, auth_middleware,
+            connection_guard_middleware, rate_limit_middleware, auth_middleware, console_middleware,
         ],
     )
     app[CONFIG] = config
@@ -77,6 +80,7 @@ def create_app(config: Config, *, clock: Clock | None = None, rng: random.Random
     app[QUIET] = QuietPeople(config.quiet_ttl_s)
     app[RATE_LIMITER] = rate_limiter(config, app[CLOCK], app[METRICS])
     app[TRUSTED_PROXIES] = TrustedProxies(config.trusted_proxies)
+    app[CONSOLE_TEMPLATES] = console_templates()
     add_routes(app)
     app.cleanup_ctx.extend([database, pool_and_caches, waiter_expiry, listener, expiry_sweeper, retention_sweeper])
     app.on_shutdown.append(answer_parked_polls)

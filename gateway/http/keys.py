@@ -6,10 +6,11 @@ import asyncio
 import random
 
 import asyncpg
+import jinja2
 from aiohttp import web
 
 import storage
-from storage import Workspace
+from storage import ConsoleSession, Workspace
 
 from ..config import Config
 from ..core.clock import Clock
@@ -25,6 +26,9 @@ from .addresses import TrustedProxies
 __all__ = [
     "CLOCK",
     "CONFIG",
+    "CONSOLE_SESSION",
+    "CONSOLE_TEMPLATES",
+    "CONSOLE_TOKEN",
     "DATABASE_URL",
     "LISTENER",
     "METRICS",
@@ -63,6 +67,12 @@ OPENAPI = web.AppKey("mailslot.openapi", bytes)
 # Set when shutdown starts: /readyz answers 503 so a load balancer stops sending traffic.
 STOPPING = web.AppKey("mailslot.stopping", asyncio.Event)
 
+# The console's page templates (gateway/static/console/templates), loaded once per app.
+CONSOLE_TEMPLATES = web.AppKey("mailslot.console_templates", jinja2.Environment)
+
+# The console session a cookie names and its token, set by the console middleware.
+CONSOLE_SESSION = web.RequestKey("mailslot.console_session", ConsoleSession)
+CONSOLE_TOKEN = web.RequestKey("mailslot.console_token", str)
 # The workspace the request's credentials belong to, set by the auth middleware.
 WORKSPACE = web.RequestKey("mailslot.workspace", Workspace)
 REQUEST_ID = web.RequestKey("mailslot.request_id", str)

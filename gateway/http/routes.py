@@ -10,13 +10,19 @@ from aiohttp import web
 from . import broadcasts, device, home, messages, openapi, ops, people, sdk, templates, triggers, workspace
 from . import schemas as s
 from .access import Access
+from .console import assets as console_assets
+from .console import compose as console_compose
+from .console import person as console_person
+from .console import session as console_session
+from .console import settings as console_settings
 from .keys import OPENAPI, ROUTE_ACCESS
 
 __all__ = ["add_routes"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-DEVICE, SERVER, PUBLIC = Access.DEVICE, Access.SERVER, Access.PUBLIC
+DEVICE, SERVER, PUBLIC, CONSOLE = Access.DEVICE, Access.SERVER, Access.PUBLIC, Access.CONSOLE
+HTML = "text/html"
 
 class Route(NamedTuple):
     """One row of the table: who may call it, and what it reads and answers (for /openapi.json)."""
@@ -72,6 +78,26 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", sdk.SDK_PATH, sdk.script, PUBLIC, "sdk.script", media="application/javascript"),
     Route("GET", "/demo", sdk.demo, PUBLIC, "sdk.demo", media="text/html"),
     Route("GET", "/demo/setup", sdk.demo_setup, PUBLIC, "sdk.demo_setup"),
+    # The console (decision 0020): sign-in is public; every other page needs a session (CONSOLE).
+    Route("GET", "/console/sign-in", console_session.sign_in_page, PUBLIC, "console.sign_in", media=HTML),
+    Route("POST", "/console/sign-in", console_session.sign_in, PUBLIC, "console.sign_in", media=HTML),
+    Route("GET", "/console/link", console_session.link, PUBLIC, "console.link", media=HTML),
+    Route("POST", "/console/link", console_session.link, PUBLIC, "console.link", media=HTML),
+    Route("GET", "/console/assets/{name}", console_assets.asset, PUBLIC, "console.asset", media="text/plain"),
+    Route("POST", "/console/sign-out", console_session.sign_out, CONSOLE, "console.sign_out", media=HTML),
+    Route("GET", "/console", console_settings.settings_page, CONSOLE, "console.settings", media=HTML),
+    Route("POST", "/console/settings/test-message", console_settings.test_message, CONSOLE, "console.test_message",
+          media=HTML),
+    Route("POST", "/console/settings/in-app", console_settings.switch_in_app, CONSOLE, "console.in_app", media=HTML),
+    Route("POST", "/console/settings/delivery", console_settings.update_delivery, CONSOLE, "console.delivery",
+          media=HTML),
+    Route("GET", "/console/compose", console_compose.compose_page, CONSOLE, "console.compose", media=HTML),
+    Route("POST", "/console/compose", console_compose.compose_submit, CONSOLE, "console.compose", media=HTML),
+    Route("POST", "/console/api/preview", console_compose.preview, CONSOLE, "console.api_preview"),
+    Route("POST", "/console/api/audience", console_compose.audience, CONSOLE, "console.api_audience"),
+    Route("GET", "/console/people", console_person.person_page, CONSOLE, "console.people", media=HTML),
+    Route("GET", "/console/api/setup", console_settings.setup_status, CONSOLE, "console.api_setup"),
+    Route("GET", "/console/api/messages/{id}", console_settings.message_state, CONSOLE, "console.api_message"),
     # Operations.
     Route("GET", "/healthz", ops.healthz, PUBLIC, "ops.healthz"),
     Route("GET", "/readyz", ops.readyz, PUBLIC, "ops.readyz"),
@@ -99,4 +125,5 @@ def add_routes(app: web.Application) -> None:
         for each in methods:
             access[resource.add_route(each, handler)] = who
     app[ROUTE_ACCESS] = access
-    app[OPENAPI] = openapi.encoded(ROUTES)
+    # The console's pages are for browsers, not API clients: they stay out of the API's document.
+    app[OPENAPI] = openapi.encoded(r for r in ROUTES if not r.path.startswith("/console"))

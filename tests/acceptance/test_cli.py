@@ -433,6 +433,17 @@ def test_workspace_rotate_key_and_secret_keep_the_old_ones_for_the_grace(
 # serve against a configured database
 
 
+def test_console_link_prints_a_one_time_sign_in_link(empty_database_url: str, tmp_path: Path) -> None:
+    env = cli_env(MAILSLOT_DATABASE_URL=empty_database_url)
+    assert run_cli("workspace", "create", "acme", cwd=tmp_path, env=env).returncode == 0
+    result = run_cli("console-link", "--workspace", "acme", "--port", "8099", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    url = result.stdout.strip()
+    assert url.startswith("http://127.0.0.1:8099/console/link#") and len(url.split("#")[1]) >= 40, url
+    missing = run_cli("console-link", "--workspace", "nobody", cwd=tmp_path, env=env)
+    assert missing.returncode == 1 and "no workspace named 'nobody'" in missing.stderr
+
+
 @pytest.mark.parametrize(
     ("signum", "workers"), [(signal.SIGTERM, "1"), (signal.SIGINT, "2")], ids=["sigterm-1-worker", "sigint-2-workers"]
 )
@@ -446,6 +457,7 @@ def test_serve_answers_and_stops_on_a_signal(
     # serve migrated the empty database and created the demo workspace on first start.
     demo = json.loads((tmp_path / "data" / "demo-workspace.json").read_text())
     assert demo["site_id"] in served.stdout and demo["api_key"] in served.stdout
+    assert f"{served.base}/console/link#" in served.stdout  # the console's sign-in link, on every start
     roundtrip(served.base, demo["site_id"], demo["api_key"])
 
     assert served.stop(signum) == 0, served.stderr

@@ -867,9 +867,18 @@
 @media (max-width:600px){.mailslot-banner-top .mailslot-text,.mailslot-banner-bottom .mailslot-text{display:block}.mailslot-banner-top .mailslot-actions,.mailslot-banner-bottom .mailslot-actions{margin-top:10px;flex-wrap:wrap}.mailslot-modal .mailslot-text{padding:20px}}
 `;
 
+  // A message's card as show() draws it, detached and inert: no poll, no event (the console's preview).
+  function preview(content) {
+    injectStyles();
+    const c = content || {};
+    const card = buildCard({ id: 'preview', content: c }, LAYOUTS.includes(c.layout) ? c.layout : 'modal');
+    card.inert = true;
+    return card;
+  }
+
   // ---- install and replay what the snippet queued ------------------------------------------
   const api = {
-    load, identify, reset, on, track,
+    load, identify, reset, on, track, preview,
     version: VERSION,
     __loaded: true,
     get deviceId() { return getDeviceId(); },
