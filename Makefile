@@ -12,7 +12,7 @@ NODE_BIN = node_modules/.bin
 # `make run PORT=8081` when 8080 is taken; MAILSLOT_PORT from the environment works too.
 PORT   ?= $(or $(MAILSLOT_PORT),8080)
 
-.PHONY: run test lint lint-js test-js system-deps clean
+.PHONY: run test faults faults-deps lint lint-js test-js system-deps clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "mailslot needs Python 3.11 or newer"'
@@ -54,6 +54,21 @@ test-js: node_modules/.installed
 
 test: $(BIN)/.installed system-deps lint-js test-js
 	$(BIN)/pytest
+
+# The fault suite (tests/faults, docs/operations.md "Faults"): real `serve` processes, their own
+# PostgreSQL and HAProxy, under load. Left out of `make test`; about 5 minutes, 15 at most.
+faults-deps:
+	@if ! command -v haproxy >/dev/null && ! test -x /usr/sbin/haproxy; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing: haproxy"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null; \
+	  else \
+	    echo "missing Debian package: haproxy (sudo apt-get install haproxy), for the fault suite's load-balancer case" >&2; exit 1; \
+	  fi; \
+	fi
+
+faults: $(BIN)/.installed faults-deps
+	$(BIN)/pytest -m faults tests/faults --session-timeout 900
 
 lint: $(BIN)/.installed lint-js
 	$(BIN)/ruff check gateway storage bench tests
