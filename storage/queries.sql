@@ -1093,7 +1093,9 @@ RETURNING expires_at;
 -- A live session with its workspace (no row: unknown, expired, or a link). $1 sha256 of the token, $2 now
 SELECT s.csrf_token, s.expires_at,
        w.id, w.name, w.site_id, w.identity_secret, w.identity_mode, w.in_app_enabled,
-       w.active_s, w.inactive_s, w.low_s, w.recent_days, w.lease_s, w.rate_limits, w.retention_days, w.device_attributes
+       w.active_s, w.inactive_s, w.low_s, w.recent_days, w.lease_s, w.identity_hash_allowed,
+       w.max_token_lifetime_s, w.rate_limits, w.retention_days, w.device_attributes,
+       mailslot_identity_secrets_v1(w.id) AS identity_secrets
 FROM console_sessions s
 JOIN workspaces w ON w.id = s.workspace_id
 WHERE s.token_hash = $1 AND s.kind = 'session' AND s.expires_at > coalesce($2::timestamptz, now());

@@ -105,6 +105,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/openapi.json", openapi.document, PUBLIC, "openapi"),
 )
 
+# What /openapi.json documents: everything but the console's pages, which are for browsers (0020).
+API_ROUTES = tuple(route for route in ROUTES if not route.path.startswith("/console"))
+
 # Public pages answer HEAD too (load balancers and uptime checks use it); the API refuses it (405).
 _HEAD = {"home", "openapi", "sdk.script", "sdk.demo", "ops.healthz", "ops.readyz", "ops.metrics"}
 
@@ -126,4 +129,4 @@ def add_routes(app: web.Application) -> None:
             access[resource.add_route(each, handler)] = who
     app[ROUTE_ACCESS] = access
     # The console's pages are for browsers, not API clients: they stay out of the API's document.
-    app[OPENAPI] = openapi.encoded(r for r in ROUTES if not r.path.startswith("/console"))
+    app[OPENAPI] = openapi.encoded(API_ROUTES)

@@ -31,7 +31,7 @@ from schemathesis.checks import (
 import storage
 from gateway import Config, create_app
 from gateway.http.openapi import build_document
-from gateway.http.routes import ROUTES
+from gateway.http.routes import API_ROUTES
 from tests.conftest import TEMPLATE, database_url_for
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -91,12 +91,12 @@ def live_app(server_url: str, template_url: str) -> Iterator[LiveApp]:
 
 
 # The document the app serves is built from the route table alone, so it can be loaded at import.
-schema = schemathesis.openapi.from_dict(build_document(ROUTES))
+schema = schemathesis.openapi.from_dict(build_document(API_ROUTES))
 
 
 def test_the_served_document_is_the_one_fuzzed(live_app: LiveApp) -> None:
     served = requests.get(live_app.url + "/openapi.json", timeout=10).json()
-    assert served == build_document(ROUTES)
+    assert served == build_document(API_ROUTES)
 
 
 @schema.parametrize()

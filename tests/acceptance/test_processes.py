@@ -290,13 +290,23 @@ async def test_sigterm_to_the_supervisor_answers_parked_polls_on_every_worker_an
     # One connection per poll: the kernel spreads connections over the workers sharing the port.
     polls = Api(aiohttp.ClientSession(base_url=gateway.url), scraper.credentials)  # type: ignore[arg-type]
     try:
-        held = [polls.hold(f"user-{i}", "phone", wait=LONG_WAIT) for i in range(20)]
-        await until_parked(scraper, 20)  # summed over the workers
+        # The workers accept from one shared listening socket, and the kernel does not promise
+        # to spread connections evenly: hold polls in batches until both workers hold some.
+        held: list[asyncio.Task[Reply]] = []
+        spread: dict[int, int] = {}
+        while len(held) < 200:
+            held += [polls.hold(f"user-{i}", "phone", wait=LONG_WAIT) for i in range(len(held), len(held) + 20)]
+            await until_parked(scraper, len(held))  # summed over the workers
+            spread = connections_by_process(workers, gateway.port)
+            # Two connections each: whichever worker also holds the scraper's has a poll too.
+            if min(spread.get(pid, 0) for pid in workers) >= 2:
+                break
         await scraper.client.close()  # type: ignore[attr-defined]
-        await wait_until(lambda: sum(connections_by_process(workers, gateway.port).values()) == 20,
-                         what="only the 20 held polls are connected")
+        total = len(held)
+        await wait_until(lambda: sum(connections_by_process(workers, gateway.port).values()) == total,
+                         what=f"only the {total} held polls are connected")
         spread = connections_by_process(workers, gateway.port)
-        assert len([pid for pid, count in spread.items() if count > 0]) == 2, spread
+        assert all(spread.get(pid, 0) > 0 for pid in workers), spread
 
         gateway.process.send_signal(signal.SIGTERM)
 
