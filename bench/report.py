@@ -200,6 +200,28 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
         rows.append(("s4", "parked devices; duplicates / lost", f"{e['parked_devices']:,}; {e['duplicates']} / "
                      f"{e['lost']}", "", "", "= 0 / 0"))
         rows.append(("s4", "creating the people (s, not measured)", _n(e["seed_seconds"], 1), "", "", ""))
+    if status_row("s6", "retention"):
+        e = s["s6"]
+        rounds = e["rounds"]
+        rows.append(("s6", "messages sent in all (rounds x people)", f"{e['sent']:,} ({len(rounds)} x {e['people']:,})",
+                     "", "", ""))
+        rows.append(("s6", "message rows after each round", " ".join(f"{r['messages']:,}" for r in rounds), "", "",
+                     ""))
+        rows.append(("s6", "event rows after each round", " ".join(f"{r['events']:,}" for r in rounds), "", "", ""))
+        rows.append(("s6", "message rows after the last round, in rounds' worth", _n(e["messages_rows_in_rounds"], 2),
+                     "", "", _verdict(t, "s6", "messages rows")))
+        rows.append(("s6", "max/min over the last half: message rows, event rows",
+                     f"{_n(e['messages_rows_ratio_last_half'], 3)}, {_n(e['events_rows_ratio_last_half'], 3)}",
+                     "", "", ""))
+        rows.append(("s6", "table size (messages + events) after the first and the last round",
+                     f"{_kib(rounds[0]['messages_bytes'] + rounds[0]['events_bytes'])}, "
+                     f"{_kib(rounds[-1]['messages_bytes'] + rounds[-1]['events_bytes'])}" if rounds else "-",
+                     "", "", ""))
+        rows.append(("s6", "max/min over the last half: messages bytes, events bytes",
+                     f"{_n(e['messages_bytes_ratio_last_half'], 3)}, {_n(e['events_bytes_ratio_last_half'], 3)}",
+                     "", "", ""))
+        rows.append(("s6", "duplicates / lost / errors", f"{e['duplicates']} / {e['lost']} / "
+                     f"{sum(e['errors'].values())}", "", "", "= 0 / 0 / 0"))
     return rows
 
 

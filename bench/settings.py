@@ -18,7 +18,7 @@ __all__ = ["PER_PROCESS_CONNECTIONS", "Settings", "add_arguments", "settings_fro
 PER_PROCESS_CONNECTIONS = 14_000
 
 _HELP = {
-    "scenarios": "scenarios to run, e.g. 1,2,3,4,5",
+    "scenarios": "scenarios to run, e.g. 1,2,3,4,5,6",
     "workers": "gateway worker processes (and ceiling server workers) for scenarios 1, 2 and 4",
     "results_dir": "folder for result.json, report.md and latency.png (one sub-folder per run)",
     "database_url": "an existing PostgreSQL database to use (empty: an embedded server in a temp folder)",
@@ -44,12 +44,16 @@ _HELP = {
     "s4_chunk": "scenario 4: people created per import statement",
     "s5_subscribers": "scenario 5: held nchan subscribers (0: as many as scenario 3's polls)",
     "s5_rate": "scenario 5: publishes per second, one per subscriber (0: scenario 3's rate)",
+    "s6_people": "scenario 6: people (one device each), each sent one message per round",
+    "s6_rounds": "scenario 6: rounds, each standing for one day of a workspace with retention_days 1",
+    "s6_connections": "scenario 6: device requests in flight while delivering a round",
+    "s6_retention_interval_s": "scenario 6: the gateway's --retention-interval-s (seconds between sweeps)",
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    scenarios: tuple[int, ...] = (1, 2, 3, 4, 5)
+    scenarios: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
     workers: int = 2
     results_dir: Path = Path("bench/results")
     database_url: str = ""
@@ -75,6 +79,10 @@ class Settings:
     s4_chunk: int = 50_000
     s5_subscribers: int = 0
     s5_rate: float = 0.0
+    s6_people: int = 2_000
+    s6_rounds: int = 16
+    s6_connections: int = 16
+    s6_retention_interval_s: int = 1
 
     @property
     def held_workers(self) -> int:
@@ -113,8 +121,8 @@ def _scenarios(text: str) -> tuple[int, ...]:
         chosen = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected numbers like 1,3,5, got {text!r}") from None
-    if not chosen or not set(chosen) <= {1, 2, 3, 4, 5}:
-        raise argparse.ArgumentTypeError(f"scenarios are 1 to 5, got {text!r}")
+    if not chosen or not set(chosen) <= {1, 2, 3, 4, 5, 6}:
+        raise argparse.ArgumentTypeError(f"scenarios are 1 to 6, got {text!r}")
     return chosen
 
 

@@ -38,6 +38,9 @@ TARGETS = (
     Target("s3", "send-to-receive p99 at 1,000 msg/s", 50.0, False, "ms", _get("send_to_receive", "p99_ms")),
     Target("s4", "people/s until queued", 100_000, True, "/s",
            lambda r: _get("people_per_s")(r) or _get("people_per_s_at_most")(r)),
+    # One round's messages stay until the next round's sweep; more than two means deletion fell behind.
+    Target("s6", "messages rows after the last round, in rounds' worth", 2.0, False, "rounds",
+           _get("messages_rows_in_rounds")),
 )
 
 

@@ -1,4 +1,4 @@
-"""The five scenarios; each has setup, run and teardown (see `base.Scenario`)."""
+"""The six scenarios; each has setup, run and teardown (see `base.Scenario`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from .broadcast import BroadcastFanOut
 from .claim_path import ClaimPath
 from .held_polls import HeldPolls
 from .peer import NchanPeer
+from .retention import RetentionFlat
 from .short_polls import ShortPolls
 
 __all__ = ["SCENARIOS", "Context", "Scenario", "Skip"]
@@ -17,4 +18,5 @@ SCENARIOS: dict[int, type[Scenario]] = {
     3: HeldPolls,
     4: BroadcastFanOut,
     5: NchanPeer,
+    6: RetentionFlat,
 }

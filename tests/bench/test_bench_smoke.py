@@ -1,6 +1,6 @@
 """The bench at smoke size: every scenario runs end to end and counts no duplicate and no lost message.
 
-One run of all five scenarios is shared by the module (it starts servers, which takes most of
+One run of all six scenarios is shared by the module (it starts servers, which takes most of
 its time). These tests check correctness counters and the report's shape, never timings. nginx
 with nchan is required, not optional: `make test` installs it, so its absence is a failure.
 """
@@ -29,12 +29,13 @@ SMOKE = dict(
     s3_polls=20, s3_rate=20.0, s3_seconds=1.0, s3_workers=1,
     s4_people=200, s4_parked=10, s4_chunk=100,
     s5_subscribers=10, s5_rate=20.0,
+    s6_people=15, s6_rounds=4, s6_connections=3, s6_retention_interval_s=1,
 )
 
 
 @pytest.fixture(scope="module")
 def bench_run(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
-    """All five scenarios at smoke size against a fresh database of the session's server."""
+    """All six scenarios at smoke size against a fresh database of the session's server."""
     name = "bench_" + uuid.uuid4().hex[:12]
 
     async def create() -> None:
@@ -62,8 +63,8 @@ def test_report_has_every_figure_the_machine_and_the_command(bench_run: tuple[di
     assert set(saved) >= {"started_at", "command", "commit", "machine", "settings", "scenarios", "targets"}
     assert set(saved["machine"]) >= {"cores", "memory_bytes", "python", "postgresql", "nginx"}
     assert saved["machine"]["postgresql"].startswith("PostgreSQL")
-    assert set(saved["scenarios"]) == {"s1", "s2", "s3", "s4", "s5"}
-    assert {v["scenario"] for v in saved["targets"]} == {"s1", "s2", "s3", "s4"}
+    assert set(saved["scenarios"]) == {"s1", "s2", "s3", "s4", "s5", "s6"}
+    assert {v["scenario"] for v in saved["targets"]} == {"s1", "s2", "s3", "s4", "s6"}
     markdown = (folder / "report.md").read_text()
     assert "| Scenario | Figure | mailslot | Ceiling / peer | Ratio | Target |" in markdown
     assert "pytest tests/bench" in markdown
@@ -119,3 +120,22 @@ def test_nchan_peer_runs_beside_held_polls(bench_run: tuple[dict[str, Any], Path
     assert s5["held"] == SMOKE["s5_subscribers"]
     assert s5["published"] == SMOKE["s5_subscribers"]
     assert (s5["duplicates"], s5["lost"]) == (0, 0)
+
+
+def test_retention_keeps_one_round_of_rows_while_every_message_is_delivered_once(
+    bench_run: tuple[dict[str, Any], Path],
+) -> None:
+    s6 = scenario(bench_run, "s6")
+    people, rounds = SMOKE["s6_people"], SMOKE["s6_rounds"]
+    assert [r["round"] for r in s6["rounds"]] == list(range(1, rounds + 1))
+    assert [r["sent"] for r in s6["rounds"]] == [people * n for n in range(1, rounds + 1)]
+    assert s6["sent"] == s6["delivered"] == people * rounds
+    assert (s6["duplicates"], s6["lost"], s6["errors"]) == (0, 0, {})
+    # Each round's sweep took the previous round: only this round's messages and their events are left
+    # (queued, offered, shown, dismissed: four events each).
+    assert [r["messages"] for r in s6["rounds"]] == [people] * rounds
+    assert [r["events"] for r in s6["rounds"]] == [4 * people] * rounds
+    assert s6["messages_rows_in_rounds"] == 1.0
+    assert s6["messages_rows_ratio_last_half"] == 1.0
+    markdown = (bench_run[1] / "report.md").read_text()
+    assert "message rows after each round" in markdown
