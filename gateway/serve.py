@@ -59,6 +59,8 @@ log = logging.getLogger("mailslot")
 # Clients reconnect in bursts after a restart; a short backlog drops their SYNs.
 LISTEN_BACKLOG = 4096
 GC_THRESHOLD = 50_000
+# How long a stopping worker waits, no longer accepting, for just-accepted connections' requests.
+ACCEPTED_GRACE_S = 0.5
 # After shutdown_timeout_s a worker still has to close its pool and listener.
 KILL_GRACE_S = 3.0
 # New workers of a reload must serve within this, or the reload is abandoned.
@@ -489,6 +491,13 @@ async def _work(config: Config, sockets: list[socket.socket], link: Connection |
         if not setup.done():
             setup.cancel()
             await asyncio.wait({setup}, timeout=config.shutdown_timeout_s)
+        # Stop accepting first, then give connections accepted a moment ago the time to send their
+        # request: the shutdown that follows closes idle connections at once and lets busy ones
+        # finish, and a client whose connection was closed before its request was read would see a
+        # reset during a reload, although the listening socket never stopped accepting.
+        for site in list(runner.sites):
+            await site.stop()
+        await asyncio.sleep(ACCEPTED_GRACE_S)
         await runner.cleanup()
         stopped.cancel()
 

@@ -87,6 +87,7 @@ def live_app(server_url: str, template_url: str) -> Iterator[LiveApp]:
     assert stopping is not None
     loop.call_soon_threadsafe(stopping.set)
     thread.join(30)
+    loop.close()  # else its self-pipe sockets are left for the garbage collector to warn about
     asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
