@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 import storage
+from storage.embedded import APP_ROLE
 from tests.acceptance.test_cli import MAILSLOT, cli_env, descendants, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,9 +79,10 @@ class Postgres:
 
     def database(self, name: str) -> str:
         """A fresh, empty database on this server (serve migrates it)."""
-        admin = self.url.rsplit("/", 1)[0] + "/postgres"
+        # Created by the superuser and owned by the gateway's role, which cannot create databases.
         subprocess.run(
-            [self.embedded._bin("psql"), admin, "-v", "ON_ERROR_STOP=1", "-qc", f"CREATE DATABASE {name}"],
+            [self.embedded._bin("psql"), self.embedded.admin_dsn(), "-v", "ON_ERROR_STOP=1", "-qc",
+             f"CREATE DATABASE {name} OWNER {APP_ROLE}"],
             check=True, capture_output=True, timeout=60,
         )
         return self.url.rsplit("/", 1)[0] + "/" + name

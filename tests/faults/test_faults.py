@@ -46,7 +46,11 @@ DRAIN_BOUND_S = LEASE_S + 4 * HOLD_S + 30
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[Postgres]:
     # Not under pytest's tmp_path, which prunes folders that a concurrent session may still use.
-    server = Postgres(Path(tempfile.mkdtemp(prefix="mailslot-faults-pg-")))
+    folder = Path(tempfile.mkdtemp(prefix="mailslot-faults-pg-"))
+    # Under root the server runs as its own user, and mailslot opens no folder it does not own
+    # (decision 0017): this one is the suite's own, so it lets that user through itself.
+    folder.chmod(0o711)
+    server = Postgres(folder)
     yield server
     server.stop()
 
