@@ -49,7 +49,7 @@ from .core.demo import DEMO_WORKSPACE, create_demo_workspace
 from .credentials import credentials_dict, save_credentials
 from .http.app import create_app
 from .http.connections import CONNECTIONS, ConnectionGuard, GuardedSockSite
-from .http.keys import METRICS
+from .http.keys import METRICS, STOPPING
 from .logs import configure_logging
 
 __all__ = ["PID_FILE", "SUPERUSER_WARNING", "ServeError", "bind", "raise_open_files_limit", "run_worker", "serve"]
@@ -495,6 +495,7 @@ async def _work(config: Config, sockets: list[socket.socket], link: Connection |
         # request: the shutdown that follows closes idle connections at once and lets busy ones
         # finish, and a client whose connection was closed before its request was read would see a
         # reset during a reload, although the listening socket never stopped accepting.
+        app[STOPPING].set()  # /readyz turns 503 and answers ask clients to come back on a new connection
         for site in list(runner.sites):
             await site.stop()
         await asyncio.sleep(ACCEPTED_GRACE_S)

@@ -24,7 +24,17 @@ from .. import errors
 from ..errors import ErrorCode
 from .access import Access
 from .addresses import client_address
-from .keys import CLOCK, METRICS, RATE_LIMITER, REQUEST_ID, ROUTE_ACCESS, TRUSTED_PROXIES, WORKSPACE, WORKSPACES
+from .keys import (
+    CLOCK,
+    METRICS,
+    RATE_LIMITER,
+    REQUEST_ID,
+    ROUTE_ACCESS,
+    STOPPING,
+    TRUSTED_PROXIES,
+    WORKSPACE,
+    WORKSPACES,
+)
 from .views import error_body, json_response
 
 __all__ = [
@@ -73,6 +83,10 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
         exc.headers["X-Request-Id"] = request_id
         raise
     response.headers["X-Request-Id"] = request_id
+    if request.app[STOPPING].is_set():
+        # This process is going away: the client's next request should open a new connection,
+        # which another process accepts, rather than race this one's close of idle connections.
+        response.force_close()
     return response
 
 
