@@ -34,7 +34,7 @@ from .console import (
 )
 from .database import Database, migrated_database
 from .embedded import EmbeddedPostgres
-from .errors import Conflict, LimitExceeded, MigrationError, StorageError, StorageUnavailable
+from .errors import Conflict, LimitExceeded, MigrationError, StorageError, StorageUnavailable, is_unavailable
 from .listener import Listener
 from .messages import (
     ContentSource,
@@ -169,6 +169,7 @@ __all__ = [
     "identify_device_person",
     "identify_person",
     "import_people",
+    "is_unavailable",
     "list_api_keys",
     "list_broadcast_ids",
     "list_campaigns",

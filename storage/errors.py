@@ -16,7 +16,16 @@ from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
-__all__ = ["Conflict", "LimitExceeded", "MigrationError", "StorageError", "StorageUnavailable", "translate_errors"]
+__all__ = [
+    "Conflict",
+    "LimitExceeded",
+    "MigrationError",
+    "StorageError",
+    "StorageUnavailable",
+    "is_read_only",
+    "is_unavailable",
+    "translate_errors",
+]
 
 
 class StorageError(Exception):
@@ -60,7 +69,10 @@ class RefusedWrite(Exception):
 
 # Every driver error that means "the database is gone, stopping, starting, read-only or busy":
 # the request may succeed if retried shortly, so it is a 503, never a 500. InternalClientError
-# is what asyncpg raises on a connection left mid-operation by a server that went away.
+# is what asyncpg raises on a connection left mid-operation by a server that went away, and the
+# base of TargetServerAttributeNotMatched (no host of a multi-host URL accepts writes, mid-failover);
+# it subclasses plain Exception, so it is named here. ReadOnlySQLTransactionError (25006) is a
+# connection that still reaches a demoted primary (docs/decisions/0024-failover.md).
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.InterfaceError,
@@ -79,6 +91,18 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     TimeoutError,
     asyncio.TimeoutError,
 )
+
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means "retry shortly": a driver or network error of a database gone, changing or busy."""
+    return isinstance(exc, (StorageUnavailable, *_UNAVAILABLE))
+
+
+def is_read_only(exc: BaseException) -> bool:
+    """Whether `exc` says the server refuses writes (SQLSTATE 25006): it is, or became, a standby."""
+    return isinstance(exc, asyncpg.exceptions.ReadOnlySQLTransactionError)
+
 
 P = ParamSpec("P")
 R = TypeVar("R")

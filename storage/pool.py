@@ -6,6 +6,11 @@ for a free connection is bounded by `acquire_timeout_s`, every statement by
 `statement_timeout_s` (asyncpg's client-side `command_timeout`, which also fires when the server
 is stopped and cannot cancel anything itself). Bulk statements pass their own longer `timeout=`.
 Held polls park outside any connection, so neither bound limits how long a poll may be held.
+
+Failover (docs/decisions/0024-failover.md): a multi-host DSN with `target_session_attrs=read-write`
+makes every new connection find the current primary. A connection that answers "read-only"
+(SQLSTATE 25006) still reaches a node that was demoted, and so do its siblings: the whole pool is
+expired, so that each connection is replaced on its next use, by one to the new primary.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from .errors import translate_errors
+from .errors import is_read_only, translate_errors
 from .sql import queries
 
 __all__ = ["ACQUIRE_TIMEOUT_S", "STATEMENT_TIMEOUT_S", "Executor", "create_pool"]
@@ -65,7 +70,18 @@ class _BoundedPool(asyncpg.Pool):  # type: ignore[misc]
         self._acquire_timeout_s = acquire_timeout_s
 
     def acquire(self, *, timeout: float | None = None) -> Any:
-        return super().acquire(timeout=self._acquire_timeout_s if timeout is None else timeout)
+        return _AcquireContext(self, self._acquire_timeout_s if timeout is None else timeout)
+
+
+class _AcquireContext(asyncpg.pool.PoolAcquireContext):  # type: ignore[misc]
+    """asyncpg's acquire context, which also sees the error that left the block: on "read-only", expire the pool."""
+
+    __slots__ = ()
+
+    async def __aexit__(self, exc_type: Any = None, exc: BaseException | None = None, tb: Any = None) -> None:
+        if exc is not None and is_read_only(exc):
+            await self.pool.expire_connections()
+        await super().__aexit__(exc_type, exc, tb)
 
 
 @translate_errors

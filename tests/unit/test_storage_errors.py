@@ -7,11 +7,13 @@ import asyncio
 import asyncpg
 import pytest
 
-from storage.errors import Conflict, StorageUnavailable, translate_errors
+from storage.errors import Conflict, StorageUnavailable, is_read_only, is_unavailable, translate_errors
 
 # Each class seen (or possible) while PostgreSQL stops, starts, fails over or is overloaded.
 UNAVAILABLE = [
     asyncpg.exceptions.InternalClientError("cannot perform operation: another operation is in progress"),
+    # No host of a multi-host URL accepts writes yet: a failover is under way.
+    asyncpg.exceptions.TargetServerAttributeNotMatched("None of the hosts match the target attribute requirement"),
     asyncpg.exceptions.ProtocolError("unexpected message"),
     asyncpg.exceptions.OutdatedSchemaCacheError("cached statement plan is invalid"),
     asyncpg.exceptions.InterfaceError("cannot perform operation: another operation is in progress"),
@@ -48,6 +50,27 @@ async def test_a_database_gone_or_busy_is_storage_unavailable(exc: BaseException
         await _raising(exc)()
     assert caught.value.__cause__ is exc
     assert type(exc).__name__ in str(caught.value)
+
+
+@pytest.mark.parametrize("exc", UNAVAILABLE, ids=lambda e: type(e).__name__)
+def test_is_unavailable_agrees_with_the_translation(exc: BaseException) -> None:
+    """The error middleware's net for untranslated errors uses the same list."""
+    assert is_unavailable(exc)
+    assert is_unavailable(StorageUnavailable())
+
+
+@pytest.mark.parametrize(
+    "exc", [asyncpg.exceptions.SyntaxOrAccessError("syntax error"), ValueError("a bug"), Conflict("pkey")],
+    ids=lambda e: type(e).__name__,
+)
+def test_is_unavailable_leaves_bugs_and_conflicts_alone(exc: BaseException) -> None:
+    assert not is_unavailable(exc)
+
+
+def test_only_sqlstate_25006_says_read_only() -> None:
+    assert is_read_only(asyncpg.exceptions.ReadOnlySQLTransactionError("cannot execute INSERT in read-only mode"))
+    assert not is_read_only(asyncpg.exceptions.ConnectionDoesNotExistError("closed"))
+    assert not is_read_only(StorageUnavailable())
 
 
 async def test_a_unique_violation_is_a_conflict_naming_the_constraint() -> None:
