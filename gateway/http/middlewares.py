@@ -121,13 +121,24 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _error(exc.status, code, message, headers)
     except storage.StorageUnavailable as exc:
         log.warning("storage unavailable: %s", exc)
-        return _error(503, ErrorCode.STORAGE_UNAVAILABLE, "the database is unavailable; retry shortly",
-                      {"Retry-After": "2"})
+        return _unavailable()
     except storage.Conflict as exc:
         return _error(409, ErrorCode.CONFLICT, str(exc))
-    except Exception:
+    except Exception as exc:
+        if storage.is_unavailable(exc):
+            # A driver error that escaped translation (a connection lost mid-failover surfaces as
+            # InternalClientError, a plain Exception): still "retry shortly", never a 500.
+            log.warning("storage unavailable (untranslated %s): %s", type(exc).__name__, exc)
+            return _unavailable()
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _error(500, ErrorCode.INTERNAL_ERROR, "something went wrong on our side; it has been logged")
+
+
+def _unavailable() -> web.Response:
+    """The database is gone, busy or changing primaries: 503, and when to try again."""
+    return _error(503, ErrorCode.STORAGE_UNAVAILABLE,
+                  "the database is unavailable or changing over to a new primary; retry after Retry-After seconds",
+                  {"Retry-After": "2"})
 
 
 def _shown(text: str, limit: int = 100) -> str:
