@@ -12,7 +12,7 @@ NODE_BIN = node_modules/.bin
 # `make run PORT=8081` when 8080 is taken; MAILSLOT_PORT from the environment works too.
 PORT   ?= $(or $(MAILSLOT_PORT),8080)
 
-.PHONY: run test faults faults-deps lint lint-js test-js system-deps clean
+.PHONY: run test faults faults-deps failover failover-deps lint lint-js test-js system-deps clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "mailslot needs Python 3.11 or newer"'
@@ -69,6 +69,27 @@ faults-deps:
 
 faults: $(BIN)/.installed faults-deps
 	$(BIN)/pytest -m faults tests/faults --session-timeout 900
+
+# The failover drill (tests/failover, docs/operations.md "Failover"): a two-node Patroni cluster
+# from deploy/local-cluster (etcd, PostgreSQL, HAProxy), two gateways under load, three failovers.
+# Left out of `make test`; about 3 minutes.
+failover-deps:
+	@missing=""; \
+	command -v etcd >/dev/null || missing="$$missing etcd-server"; \
+	command -v patroni >/dev/null || missing="$$missing patroni"; \
+	command -v haproxy >/dev/null || test -x /usr/sbin/haproxy || missing="$$missing haproxy"; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "missing Debian packages:$$missing (sudo apt-get install$$missing), for the failover drill" >&2; exit 1; \
+	  fi; \
+	fi
+
+failover: $(BIN)/.installed failover-deps
+	$(BIN)/pytest -m failover tests/failover --session-timeout 600
 
 lint: $(BIN)/.installed lint-js
 	$(BIN)/ruff check gateway storage bench tests
