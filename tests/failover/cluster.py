@@ -60,8 +60,12 @@ class Cluster:
         self.folder.chmod(0o711)
         self.dir = self.folder / "cluster"
         self.base = _free_block()
-        self.run("up", "--nodes", "2", "--gateways", "0", "--base-port", str(self.base), timeout=UP_BOUND_S)
-        self.env: dict[str, Any] = json.loads(self.run("env"))
+        try:
+            self.run("up", "--nodes", "2", "--gateways", "0", "--base-port", str(self.base), timeout=UP_BOUND_S)
+            self.env: dict[str, Any] = json.loads(self.run("env"))
+        except BaseException:
+            self.down()  # the fixture's teardown never runs for a constructor that failed
+            raise
 
     def run(self, *args: str, timeout: float = 90.0) -> str:
         result = subprocess.run([sys.executable, str(SCRIPT), "--dir", str(self.dir), *args],
