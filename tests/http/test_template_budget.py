@@ -28,16 +28,16 @@ COSTLY = {
     "uniq-over-a-huge-range": "{% for i in (1..20) %}{{ (1..99999) | uniq | size }}{% endfor %}",
 }
 
-# Bound on each /healthz while a costly render runs. Not a speed requirement: a /healthz takes about
-# a millisecond, and one blocked behind a render on the event loop waits the whole render (seconds
-# before budgets; at least the 250 ms CPU budget plus a filter call after). A second allows for a
-# loaded 2-core machine while still telling "answered between the render's GIL slices" apart from
-# "waited for the render to finish", which the first assertion (answered before it finished) checks.
-HEALTHZ_BOUND_S = 1.0
+# How the /healthz probes tell "answered between the render's slices" from "waited for the render":
+# a probe blocked behind a render on the event loop waits for the rest of it, so the slowest probe
+# would take about as long as the whole costly request. Each must take under half of it. Relative,
+# not a fixed bound: on a loaded 2-core machine the render and the probes slow down together.
+HEALTHZ_SHARE = 0.5
 
 
-async def healthz_while(api: Api, costly: Awaitable[Reply]) -> tuple[Reply, list[float]]:
-    """The costly request's reply, and how long each /healthz sent while it ran took."""
+async def healthz_while(api: Api, costly: Awaitable[Reply]) -> tuple[Reply, list[float], float]:
+    """The costly request's reply, how long each /healthz sent while it ran took, and how long it took."""
+    began = time.monotonic()
     task = asyncio.ensure_future(costly)
     await asyncio.sleep(0)  # let the request start before the first /healthz
     took: list[float] = []
@@ -47,12 +47,13 @@ async def healthz_while(api: Api, costly: Awaitable[Reply]) -> tuple[Reply, list
         assert health.status == 200, health
         if not task.done():  # answered while the render was still running
             took.append(time.monotonic() - start)
-    return await task, took
+    reply = await task
+    return reply, took, time.monotonic() - began
 
 
-def assert_answered_throughout(took: list[float]) -> None:
+def assert_answered_throughout(took: list[float], costly_s: float) -> None:
     assert took, "no /healthz was answered before the costly request finished: the render blocked the loop"
-    assert max(took) < HEALTHZ_BOUND_S, took
+    assert max(took) < HEALTHZ_SHARE * costly_s, (took, costly_s)
 
 
 @pytest.mark.parametrize("body", list(COSTLY.values()), ids=list(COSTLY))
@@ -60,11 +61,11 @@ async def test_a_costly_send_is_refused_while_healthz_keeps_answering(api: Api, 
     assert len(DOUBLING) < 276
     send = api.request("POST", "/v1/messages", json={"to": {"id": "ada"}, "content": {"title": "Hi", "body": body}})
 
-    reply, took = await healthz_while(api, send)
+    reply, took, costly_s = await healthz_while(api, send)
 
     assert reply.status == 422 and reply.error_code == "template_too_costly", reply
     assert "content.body" in reply.body["error"]["message"]
-    assert_answered_throughout(took)
+    assert_answered_throughout(took, costly_s)
     assert (await api.person_messages("ada")).status == 404, "nothing was queued, no one was created"
 
 
@@ -73,11 +74,11 @@ async def test_a_costly_broadcast_queues_nothing(api: Api) -> None:
     body = {"audience": {"ids": ids}, "content": {"title": "Hi {{ customer.id }}",
                                                    "body": COSTLY["where-over-a-huge-range"]}}
 
-    reply, took = await healthz_while(api, api.request("POST", "/v1/broadcasts", json=body))
+    reply, took, costly_s = await healthz_while(api, api.request("POST", "/v1/broadcasts", json=body))
 
     assert reply.status == 422 and reply.error_code == "template_too_costly", reply
     assert "rendering for person 'p0'" in reply.body["error"]["message"]
-    assert_answered_throughout(took)
+    assert_answered_throughout(took, costly_s)
     for person in ("p0", "p49"):
         assert (await api.person_messages(person)).status == 404
 
@@ -109,11 +110,11 @@ async def test_a_costly_trigger_over_track_queues_nothing_and_healthz_keeps_answ
     track: dict[str, Any] = {"site_id": api.site_id, "user": "ada", "device_id": "web-1", "name": "clicked",
                              "data": {"items": list(range(20))}}
 
-    reply, took = await healthz_while(api, api.request("POST", "/v1/track", json=track, auth=False))
+    reply, took, costly_s = await healthz_while(api, api.request("POST", "/v1/track", json=track, auth=False))
 
     assert reply.status == 200, reply
     assert len(reply.body["queued"]) == 1, "only the cheap trigger queued its message"
-    assert_answered_throughout(took)
+    assert_answered_throughout(took, costly_s)
     messages = (await api.person_messages("ada")).body["messages"]
     assert [m["content"]["title"] for m in messages] == ["You clicked 20 times"]
 
