@@ -62,6 +62,9 @@ class Config:
     max_connections_per_ip: int = 1000
     listener_probe_s: float = 10.0
     quiet_ttl_s: float = 30.0
+    # Answer polls of people with nothing pending from memory (docs/decisions/0021-answer-from-memory.md).
+    poll_cache: bool = True
+    poll_cache_size: int = 100_000
     metrics_dir: Path | None = None
     demo_workspace: bool = True
     log_level: str = "INFO"
@@ -173,6 +176,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_connections_per_ip", _positive_int, "most open connections from one address per process (0: no cap)"),
     Setting("listener_probe_s", _interval, "seconds of silence before the LISTEN connection is probed"),
     Setting("quiet_ttl_s", _seconds, "seconds an empty poll result is reused without the database (0: never)"),
+    Setting("poll_cache", _bool,
+            "answer polls of people with nothing pending from memory (false: every poll asks the database)"),
+    Setting("poll_cache_size", _at_least_one, "most people one process remembers as having nothing pending"),
     Setting("metrics_dir", Path, "folder shared by worker processes for /metrics (set by serve)"),
     Setting("demo_workspace", _bool, "create a demo workspace on first start"),
     Setting("log_level", _log_level, "DEBUG, INFO, WARNING or ERROR"),

@@ -63,7 +63,15 @@ from .models import (
     Workspace,
     WorkspaceCredentials,
 )
-from .notices import NOTIFY_CHANNEL, BroadcastNotice, Notice, QueueNotice, WorkspaceNotice
+from .notices import (
+    NOTIFY_CHANNEL,
+    BroadcastNotice,
+    Notice,
+    QueueNotice,
+    WorkspaceNotice,
+    barrier_channel,
+    notify_barrier,
+)
 from .people import get_person, identify_device_person, identify_person
 from .pool import create_pool
 from .probe import check_ready
@@ -141,6 +149,7 @@ __all__ = [
     "WorkspaceNotice",
     "WorkspaceSetup",
     "apply_migrations",
+    "barrier_channel",
     "check_ready",
     "claim_messages",
     "count_broadcast_audience",
@@ -180,6 +189,7 @@ __all__ = [
     "list_triggers",
     "list_workspace_messages",
     "migrated_database",
+    "notify_barrier",
     "recall_broadcast",
     "recall_message",
     "record_device_events",

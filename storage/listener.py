@@ -4,7 +4,9 @@ Rules: notifications only wake things up; they never carry a message, and a woke
 through the normal path. The connection reconnects with backoff and probes with `SELECT 1`
 when idle; after every (re)connect `on_connect` runs, because anything sent while it was down
 was lost. Payloads are parsed by `storage/notices.py`; one that does not parse is logged and
-dropped there; a callback's error never stops the listener.
+dropped there; a callback's error never stops the listener. The same connection also LISTENs on
+the process's own barrier channel, if given: one connection reads one queue in commit order, so
+a marker heard there follows every notice committed before it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class Listener:
         *,
         on_reconnect: Callable[[], None] | None = None,
         on_disconnect: Callable[[], None] | None = None,
+        barrier_channel: str | None = None,
+        on_barrier: Callable[[str], None] | None = None,
         probe_interval_s: float = 10.0,
         max_backoff_s: float = 5.0,
         channel: str = NOTIFY_CHANNEL,
@@ -47,6 +51,8 @@ class Listener:
         self._probe_interval_s = probe_interval_s
         self._max_backoff_s = max_backoff_s
         self._channel = channel
+        self._barrier_channel = barrier_channel
+        self._on_barrier = on_barrier
         self.connected = asyncio.Event()
         self.backend_pid: int | None = None
 
@@ -59,6 +65,14 @@ class Listener:
         except Exception:
             log.exception("notification handler failed")
 
+    def _dispatch_barrier(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        if self._on_barrier is None:
+            return
+        try:
+            self._on_barrier(payload)
+        except Exception:
+            log.exception("barrier handler failed")
+
     async def run(self) -> None:
         backoff = 0.1
         first = True
@@ -69,6 +83,8 @@ class Listener:
                 conn = await asyncpg.connect(self._dsn, server_settings={"application_name": "mailslot-listener"})
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(self._channel, self._dispatch)
+                if self._barrier_channel is not None:
+                    await conn.add_listener(self._barrier_channel, self._dispatch_barrier)
                 self.backend_pid = conn.get_server_pid()
                 self.connected.set()
                 if not first and self._on_reconnect is not None:

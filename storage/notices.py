@@ -2,25 +2,56 @@
 
 Rules: the database builds every payload, in the `mailslot_notify_*_v1` functions of migration
 0006 (statements call them; Python never calls pg_notify), so this module only names the channel
-and parses. `tests/storage/test_notices.py` checks that what each statement sends parses here.
-The parser stays lenient about what older gateways sent during a rolling deploy (no `at`, no
-`keys`, unknown fields) and strict about types: anything else is logged and dropped.
+and parses. The barrier marker (`notify_barrier`, migration 0019) is a bare token on a channel
+only its own process listens to, so no other gateway ever parses it.
+`tests/storage/test_notices.py` checks that what each statement sends parses here. The parser
+stays lenient about what older gateways sent during a rolling deploy (no `at`, no `keys`,
+unknown fields) and strict about types: anything else is logged and dropped.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 
 import orjson
 
-__all__ = ["NOTIFY_CHANNEL", "BroadcastNotice", "Notice", "QueueNotice", "WorkspaceNotice", "parse_notice"]
+from .errors import translate_errors
+from .pool import Executor
+from .sql import queries
+
+__all__ = [
+    "NOTIFY_CHANNEL",
+    "BroadcastNotice",
+    "Notice",
+    "QueueNotice",
+    "WorkspaceNotice",
+    "barrier_channel",
+    "notify_barrier",
+    "parse_notice",
+]
 
 log = logging.getLogger("mailslot.storage.notices")
 
 # Versioned so that a rolling deploy can change the payload without confusing old listeners;
 # the same literal sits once in SQL, in mailslot_notify_v1.
 NOTIFY_CHANNEL = "mailslot_queue_v1"
+
+# A process's own barrier channel is this prefix plus a random suffix (an identifier: at most 63 bytes).
+BARRIER_CHANNEL_PREFIX = "mailslot_barrier_v1_"
+
+
+def barrier_channel() -> str:
+    """A fresh channel name for one process's barrier markers, heard by no other process."""
+    return BARRIER_CHANNEL_PREFIX + secrets.token_hex(8)
+
+
+@translate_errors
+async def notify_barrier(db: Executor, channel: str, token: str) -> None:
+    """Send a barrier marker; PostgreSQL delivers notifications in commit order, so hearing it back
+    proves every notice committed before it was heard."""
+    await db.execute(queries["notify_barrier"], channel, token)
 
 
 @dataclass(frozen=True, slots=True)

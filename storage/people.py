@@ -91,7 +91,6 @@ async def identify_person(
             return _person(row)
         inherited: dict[str, Any] = {}
         inherited_device: dict[str, Any] = {}
-        moved = False
         if email is not None:
             email = email.lower()
             holder = await conn.fetchrow(queries["lock_person_by_email"], workspace_id, email)
@@ -102,12 +101,13 @@ async def identify_person(
                 await conn.execute(queries["delete_person"], holder["id"])
                 inherited = holder["attributes"]
                 inherited_device = holder["device_attributes"]
-                moved = True
         row = await conn.fetchrow(queries["set_person_email"], row["id"], email, inherited, inherited_device)
-        if moved:
-            # After set_person_email: the notice names the person's keys as the row now has
-            # them, the linked email included, so polls parked under either key wake.
-            await conn.execute(queries["notify_queue"], workspace_id, row["id"])
+        # Whenever the email changes, moved messages or not: a poll by that email now reaches this
+        # person's queue, so every process must drop what it remembered about the email
+        # (docs/decisions/0021-answer-from-memory.md). After set_person_email: the notice names the
+        # person's keys as the row now has them, the linked email included, so polls parked under
+        # either key wake.
+        await conn.execute(queries["notify_queue"], workspace_id, row["id"])
     return _person(row)
 
 

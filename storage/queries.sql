@@ -1071,6 +1071,10 @@ WHERE id = $1;
 -- Wake every process's polls for a person without a send (identify moved messages to them). $1 workspace_id, $2 person id
 SELECT mailslot_notify_queued_v1($1, $2);
 
+-- notify_barrier --
+-- A commit-order barrier: a marker on one process's own channel; once its listener hears it, every notice committed before it was heard (docs/decisions/0021-answer-from-memory.md). $1 the process's barrier channel, $2 the round's token
+SELECT mailslot_notify_barrier_v1($1, $2);
+
 -- analyze_queue --
 -- Refresh the planner's statistics of the queue after a bulk insert (a large broadcast).
 ANALYZE messages, events;

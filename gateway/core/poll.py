@@ -1,5 +1,7 @@
 """The poll path: one claim statement, the interval policy on the facts it returned, and,
-for a held poll, parking until a notification (or the deadline) says to claim again.
+for a held poll, parking until a notification (or the deadline) says to claim again. A person
+known to have nothing pending is answered from memory instead (gateway/core/memory.py;
+docs/decisions/0021-answer-from-memory.md).
 
 A lease runs on the database clock from the claim statement's `now`, but a device can only act
 on it from when the answer reaches it. The gateway times the claim on its monotonic clock and
@@ -23,10 +25,11 @@ import asyncpg
 import storage
 from storage import Claim, DeliveredMessage, Workspace
 
+from .barrier import Barrier
 from .clock import Clock
 from .intervals import Intervals, NextPoll, next_poll
+from .memory import Memory
 from .metrics import Metrics
-from .quiet import QuietPeople
 from .waiters import Waiters, Wake
 
 __all__ = ["MIN_OFFER_LEASE_S", "SHUTDOWN_POLL_S", "PollAnswer", "Poller"]
@@ -64,7 +67,8 @@ class Poller:
         claim_limit: int,
         waiters: Waiters,
         metrics: Metrics,
-        quiet: QuietPeople,
+        memory: Memory,
+        barrier: Barrier | None = None,
         before_answer: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._pool = pool
@@ -73,7 +77,10 @@ class Poller:
         self._claim_limit = claim_limit
         self._waiters = waiters
         self._metrics = metrics
-        self._quiet = quiet
+        self._memory = memory
+        self._barrier = barrier
+        # Bound once: a label lookup per poll is measurable on the path memory makes cheap.
+        self._memory_results = {r: metrics.poll_memory.labels(r) for r in ("hit", "miss", "stale", "off")}
         # A delay point between the claim and its answer, where a test holds a poll as a paused
         # database or a slow network would.
         self.before_answer = before_answer
@@ -117,21 +124,12 @@ class Poller:
             woken = True
 
     async def claim(self, workspace: Workspace, user: str, device_id: str, *, parked: bool = False) -> PollAnswer:
-        """Claim for this device and compute its next interval, in one database round trip.
-
-        A parked poll skips the database when this person is known to have nothing pending
-        (gateway/quiet.py): it is already registered for the notification that any new
-        message sends, so even a stale answer only delays it by that notification's flight.
-        A short poll always claims: no message committed before it may be missed."""
-        quiet = self._quiet.get(workspace.id, user) if parked else None
-        if quiet is not None:
-            now = self._clock.now() or datetime.now(UTC)
-            interval = next_poll(
-                has_message=False, last_message_at=quiet.last_message_at, now=now,
-                intervals=intervals_of(workspace), rng=self._rng,
-            )
-            return PollAnswer((), interval, "quiet")
-        mark = self._quiet.mark()
+        """Claim for this device and compute its next interval, in one database round trip, unless
+        memory proves that this person has nothing a claim could return."""
+        remembered = await self._from_memory(workspace, user, device_id, parked)
+        if remembered is not None:
+            return remembered
+        mark = self._memory.mark()
         started = self._clock.monotonic()
         claim = await storage.claim_messages(
             self._pool,
@@ -149,7 +147,7 @@ class Poller:
         if offered:
             self._metrics.claimed.inc(offered)
         elif not claim.messages and not claim.pending and not claim.showing:
-            self._quiet.remember(workspace.id, user, claim.last_message_at, mark)
+            self._memory.remember(workspace.id, user, device_id, claim.last_message_at, mark)
         interval = next_poll(
             has_message=offered > 0,
             last_message_at=claim.last_message_at,
@@ -158,6 +156,35 @@ class Poller:
             rng=self._rng,
         )
         return PollAnswer(messages, interval, "messages" if messages else "empty", leases)
+
+    async def _from_memory(self, workspace: Workspace, user: str, device_id: str, parked: bool) -> PollAnswer | None:
+        """The empty answer memory proves, or None: ask the database.
+
+        A held poll trusts an entry at once: it is parked before it looks, so any notice heard
+        later wakes it, and one already heard has dropped the entry. A short poll first waits for
+        a commit-order barrier sent after it arrived, so that a message committed before then,
+        whose notice may still be in flight, is never answered as nothing."""
+        memory = self._memory
+        if not memory.enabled:
+            self._memory_results["off"].inc()
+            return None
+        if memory.get(workspace.id, user, device_id) is None:
+            self._memory_results["miss"].inc()
+            return None
+        if not parked and (self._barrier is None or not await self._barrier.wait()):
+            self._memory_results["stale"].inc()
+            return None
+        entry = memory.get(workspace.id, user, device_id)
+        if entry is None:
+            self._memory_results["stale"].inc()
+            return None
+        self._memory_results["hit"].inc()
+        now = self._clock.now() or datetime.now(UTC)
+        interval = next_poll(
+            has_message=False, last_message_at=entry.last_message_at, now=now,
+            intervals=intervals_of(workspace), rng=self._rng,
+        )
+        return PollAnswer((), interval, "quiet" if parked else "empty")
 
 
 def _within_lease(claim: Claim, elapsed_s: float) -> tuple[tuple[DeliveredMessage, ...], dict[uuid.UUID, int]]:

@@ -1,10 +1,12 @@
 """What a notification means to this process: forget cached facts, then wake the parked polls.
 
 The listener (storage/listener.py) hears every send of every process and hands each notice
-here. Order matters: the quiet cache forgets a person before their polls are woken, so a woken
-poll never finds a stale "nothing pending". While the listener is down nothing cached can be
-trusted, so every poll claims; after it reconnects every held poll claims once, because
-notifications sent in between were lost.
+here. Order matters: the memory of quiet people (gateway/core/memory.py) forgets a person before
+their polls are woken, so a woken poll never finds a stale "nothing pending". While the listener
+is down nothing remembered can be trusted, so every poll claims; after it reconnects every held
+poll claims once, because notifications sent in between were lost. Barrier markers
+(gateway/core/barrier.py) come back on the same connection, after every notice committed before
+them; a (re)connect or a disconnect fails the markers in flight.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from collections.abc import Callable
 
 import storage
 
+from .barrier import Barrier
+from .memory import Memory
 from .metrics import Metrics
-from .quiet import QuietPeople
 from .waiters import Waiters, Wake
 from .workspaces import WorkspaceCache
 
@@ -23,45 +26,56 @@ __all__ = ["Wakeups"]
 
 
 class Wakeups:
-    """The listener's three callbacks, bound to this process's caches and parked polls."""
+    """The listener's callbacks, bound to this process's caches, barrier and parked polls."""
 
     def __init__(
         self,
         waiters: Waiters,
-        quiet: QuietPeople,
+        memory: Memory,
         workspaces: WorkspaceCache,
         metrics: Metrics,
         *,
-        use_quiet: bool,
+        use_memory: bool,
+        barrier: Barrier | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._waiters = waiters
-        self._quiet = quiet
+        self._memory = memory
         self._workspaces = workspaces
         self._metrics = metrics
-        self._use_quiet = use_quiet
+        self._use_memory = use_memory
+        self._barrier = barrier
         self._wall_clock = wall_clock
 
     def on_notice(self, notice: storage.Notice) -> None:
         if isinstance(notice, storage.WorkspaceNotice):
             self._workspaces.forget(notice.workspace)
-            self._quiet.forget_workspace(notice.workspace)
+            self._memory.forget_workspace(notice.workspace)
             return
         if notice.at is not None:
             self._metrics.notification_lag.observe(max(0.0, self._wall_clock() - notice.at))
         if isinstance(notice, storage.BroadcastNotice):
-            self._quiet.forget_workspace(notice.workspace)
+            self._memory.forget_workspace(notice.workspace)
             self._waiters.wake_workspace(notice.workspace)
         else:
-            self._quiet.forget(notice.workspace, notice.keys)
+            self._memory.forget(notice.workspace, notice.keys)
             self._waiters.wake(notice.workspace, notice.keys)
 
+    def on_barrier(self, token: str) -> None:
+        if self._barrier is not None:
+            self._barrier.heard(token)
+
     def on_connect(self) -> None:
-        self._quiet.clear()
-        self._quiet.enabled = self._use_quiet
+        # Markers sent before this connection LISTENed are lost; notices too (hence the clear).
+        if self._barrier is not None:
+            self._barrier.reset(active=self._use_memory)
+        self._memory.clear()
+        self._memory.enabled = self._use_memory
         self._waiters.wake_all(Wake.RECONNECT)
         self._workspaces.forget()
 
     def on_disconnect(self) -> None:
-        self._quiet.enabled = False
-        self._quiet.clear()
+        self._memory.enabled = False
+        self._memory.clear()
+        if self._barrier is not None:
+            self._barrier.reset(active=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import AsyncIterator, Coroutine
@@ -19,10 +20,11 @@ from aiohttp import web
 import storage
 
 from ..config import Config
+from ..core.barrier import Barrier
 from ..core.clock import Clock
+from ..core.memory import Memory
 from ..core.metrics import Metrics
 from ..core.poll import Poller
-from ..core.quiet import QuietPeople
 from ..core.ratelimits import Limits, RateLimiter
 from ..core.waiters import Waiters
 from ..core.wakeups import Wakeups
@@ -32,15 +34,17 @@ from .connections import connection_guard_middleware
 from .console.render import environment as console_templates
 from .console.session import console_middleware
 from .keys import (
+    BARRIER,
+    BARRIER_CHANNEL,
     CLOCK,
     CONFIG,
     CONSOLE_TEMPLATES,
     DATABASE_URL,
     LISTENER,
+    MEMORY,
     METRICS,
     POLLER,
     POOL,
-    QUIET,
     RATE_LIMITER,
     RNG,
     STOPPING,
@@ -77,7 +81,7 @@ def create_app(config: Config, *, clock: Clock | None = None, rng: random.Random
     app[METRICS] = Metrics(multiprocess=config.metrics_dir is not None)
     app[STOPPING] = asyncio.Event()
     app[WAITERS] = Waiters(max_total=config.max_parked, max_per_person=config.max_parked_per_person)
-    app[QUIET] = QuietPeople(config.quiet_ttl_s)
+    app[MEMORY] = Memory(config.quiet_ttl_s, max_entries=config.poll_cache_size, monotonic=app[CLOCK].monotonic)
     app[RATE_LIMITER] = rate_limiter(config, app[CLOCK], app[METRICS])
     app[TRUSTED_PROXIES] = TrustedProxies(config.trusted_proxies)
     app[CONSOLE_TEMPLATES] = console_templates()
@@ -118,9 +122,11 @@ async def pool_and_caches(app: web.Application) -> AsyncIterator[None]:
     )
     app[POOL] = pool
     app[WORKSPACES] = WorkspaceCache(pool, config.workspace_cache_s)
+    app[BARRIER_CHANNEL] = storage.barrier_channel()
+    app[BARRIER] = Barrier(functools.partial(storage.notify_barrier, pool, app[BARRIER_CHANNEL]))
     app[POLLER] = Poller(
         pool, app[CLOCK], app[RNG], claim_limit=config.claim_limit, waiters=app[WAITERS], metrics=app[METRICS],
-        quiet=app[QUIET],
+        memory=app[MEMORY], barrier=app[BARRIER],
     )
     try:
         yield
@@ -136,13 +142,16 @@ async def waiter_expiry(app: web.Application) -> AsyncIterator[None]:
 async def listener(app: web.Application) -> AsyncIterator[None]:
     """LISTEN for sends from every process; wake the matching parked polls."""
     metrics = app[METRICS]
+    config = app[CONFIG]
     wakeups = Wakeups(
-        app[WAITERS], app[QUIET], app[WORKSPACES], metrics, use_quiet=app[CONFIG].quiet_ttl_s > 0
+        app[WAITERS], app[MEMORY], app[WORKSPACES], metrics,
+        use_memory=config.poll_cache and config.quiet_ttl_s > 0, barrier=app[BARRIER],
     )
     the_listener = storage.Listener(
         app[DATABASE_URL], wakeups.on_notice, wakeups.on_connect,
         on_reconnect=metrics.listener_reconnects.inc, on_disconnect=wakeups.on_disconnect,
-        probe_interval_s=app[CONFIG].listener_probe_s,
+        barrier_channel=app[BARRIER_CHANNEL], on_barrier=wakeups.on_barrier,
+        probe_interval_s=config.listener_probe_s,
     )
     app[LISTENER] = the_listener
     async with _background(the_listener.run(), "mailslot.listener"):

@@ -13,10 +13,11 @@ import storage
 from storage import ConsoleSession, Workspace
 
 from ..config import Config
+from ..core.barrier import Barrier
 from ..core.clock import Clock
+from ..core.memory import Memory
 from ..core.metrics import Metrics
 from ..core.poll import Poller
-from ..core.quiet import QuietPeople
 from ..core.ratelimits import RateLimiter
 from ..core.waiters import Waiters
 from ..core.workspaces import WorkspaceCache
@@ -24,6 +25,8 @@ from .access import Access
 from .addresses import TrustedProxies
 
 __all__ = [
+    "BARRIER",
+    "BARRIER_CHANNEL",
     "CLOCK",
     "CONFIG",
     "CONSOLE_SESSION",
@@ -31,11 +34,11 @@ __all__ = [
     "CONSOLE_TOKEN",
     "DATABASE_URL",
     "LISTENER",
+    "MEMORY",
     "METRICS",
     "OPENAPI",
     "POLLER",
     "POOL",
-    "QUIET",
     "RATE_LIMITER",
     "REQUEST_ID",
     "RNG",
@@ -55,7 +58,10 @@ POOL = web.AppKey("mailslot.pool", asyncpg.Pool)
 WORKSPACES = web.AppKey("mailslot.workspaces", WorkspaceCache)
 POLLER = web.AppKey("mailslot.poller", Poller)
 WAITERS = web.AppKey("mailslot.waiters", Waiters)
-QUIET = web.AppKey("mailslot.quiet", QuietPeople)
+MEMORY = web.AppKey("mailslot.memory", Memory)
+# The commit-order barrier short polls wait on, and this process's own channel for its markers.
+BARRIER = web.AppKey("mailslot.barrier", Barrier)
+BARRIER_CHANNEL = web.AppKey("mailslot.barrier_channel", str)
 METRICS = web.AppKey("mailslot.metrics", Metrics)
 RATE_LIMITER = web.AppKey("mailslot.rate_limiter", RateLimiter)
 TRUSTED_PROXIES = web.AppKey("mailslot.trusted_proxies", TrustedProxies)

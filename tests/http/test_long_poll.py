@@ -20,7 +20,7 @@ import pytest
 
 from gateway import Config, create_app
 from gateway.core.clock import FixedClock
-from gateway.http.keys import CONFIG, LISTENER, POOL, QUIET, WAITERS
+from gateway.http.keys import CONFIG, LISTENER, MEMORY, POOL, WAITERS
 from tests.helpers import Api, Reply, metric_value, wait_until
 
 # Far longer than any test runs: a held poll that returns did not run out of time.
@@ -332,7 +332,7 @@ async def test_a_held_poll_of_a_quiet_person_skips_the_claim_and_still_gets_a_ne
     other = await start_gateway()
     first = await answer(api.hold("ada", "phone", wait=0.3))
     assert first.body["messages"] == []
-    quiet = api.client.app[QUIET]
+    quiet = api.client.app[MEMORY]
     assert quiet.get(api.workspace.id, "ada") is not None
 
     before = await api.metric("mailslot_claimed_messages_total")
@@ -346,12 +346,14 @@ async def test_a_held_poll_of_a_quiet_person_skips_the_claim_and_still_gets_a_ne
     assert quiet.get(api.workspace.id, "ada") is None
 
 
-async def test_a_short_poll_always_claims_even_for_a_quiet_person(api: Api, start_gateway: StartGateway) -> None:
+async def test_a_short_poll_of_a_quiet_person_gets_a_message_sent_just_before_it(
+    api: Api, start_gateway: StartGateway
+) -> None:
     other = await start_gateway()
     await answer(api.hold("ada", "phone", wait=0.3))
-    assert api.client.app[QUIET].get(api.workspace.id, "ada") is not None
-    # Sent through another app: even if its notification had not arrived yet, a short poll
-    # goes to the database and finds the message.
+    assert api.client.app[MEMORY].get(api.workspace.id, "ada") is not None
+    # Sent through another app: even if its notification had not arrived yet, the short poll
+    # waits for a barrier sent after it arrived, which follows that notification.
     message_id = await sent_id(other, "ada")
     reply = await api.poll("ada", "phone")
     assert [m["id"] for m in reply.body["messages"]] == [message_id]
@@ -361,12 +363,12 @@ async def test_a_person_with_something_pending_is_never_remembered_as_quiet(api:
     await sent_id(api, "ada")
     await answer(api.hold("ada", "phone", wait=0.3))  # gets it: offered to the phone
     await answer(api.hold("ada", "tablet", wait=0.3))  # nothing for the tablet, but one is pending
-    assert api.client.app[QUIET].get(api.workspace.id, "ada") is None
+    assert api.client.app[MEMORY].get(api.workspace.id, "ada") is None
 
 
 async def test_quiet_memory_is_dropped_while_the_listener_is_down(api: Api, pool: asyncpg.Pool) -> None:
     await answer(api.hold("ada", "phone", wait=0.3))
-    quiet = api.client.app[QUIET]
+    quiet = api.client.app[MEMORY]
     assert quiet.get(api.workspace.id, "ada") is not None
     await terminate_listener(api, pool)
     await wait_until(lambda: len(quiet) == 0, what="quiet memory cleared after the listener dropped")

@@ -37,6 +37,7 @@ NOTIFYING_STATEMENTS = (
     "rotate_identity_secret",
     "notify_queue",
     "queue_triggered_messages",
+    "notify_barrier",
 )
 
 T = TypeVar("T")
@@ -134,12 +135,17 @@ async def test_a_send_by_email_names_the_person_by_email(pool: asyncpg.Pool, wor
 async def test_a_send_names_both_keys_of_a_person_who_has_both(
     pool: asyncpg.Pool, workspace: int, heard: Heard
 ) -> None:
-    await storage.identify_person(pool, workspace, "ada", {}, email="ada@example.com", set_email=True)
-    await heard.nothing_else()  # linking an email nobody had moves nothing and wakes no one
+    # Linking an email nobody had moves nothing, but it still names both keys: a poll by the email
+    # now reaches ada's queue, so what any process remembered about that email is stale.
+    _, linked = await heard.caused_by(
+        storage.identify_person(pool, workspace, "ada", {}, email="ada@example.com", set_email=True)
+    )
+    await heard.nothing_else()
 
     _, notice = await heard.caused_by(send(pool, workspace, email="ada@example.com"))
 
     person = await person_id(pool, workspace, "ada")
+    assert without_at(linked) == QueueNotice(workspace, person, ("ada", "ada@example.com"), None)
     assert without_at(notice) == QueueNotice(workspace, person, ("ada", "ada@example.com"), None)
 
 
@@ -246,6 +252,39 @@ async def test_a_triggered_message_wakes_the_person(pool: asyncpg.Pool, workspac
 
     assert len(outcome.queued) == 1
     assert without_at(notice) == QueueNotice(workspace, outcome.person.id, ("ada",), None)
+
+
+# --- the commit-order barrier (notify_barrier) ---------------------------------------------------
+
+
+async def test_a_barrier_marker_reaches_only_its_channel_after_every_notice_committed_before_it(
+    pool: asyncpg.Pool, workspace: int, database_url: str, heard: Heard
+) -> None:
+    channel = storage.barrier_channel()
+    conn = await asyncpg.connect(database_url)
+    order: list[str] = []
+    marker_heard = asyncio.Event()
+
+    def on_queue(_c: object, _p: int, _ch: str, payload: str) -> None:
+        order.append("notice")
+
+    def on_marker(_c: object, _p: int, _ch: str, payload: str) -> None:
+        order.append(payload)
+        marker_heard.set()
+
+    try:
+        await conn.add_listener(storage.NOTIFY_CHANNEL, on_queue)
+        await conn.add_listener(channel, on_marker)
+        await send(pool, workspace, external_id="ada")
+        await storage.notify_barrier(pool, channel, "7")
+        await asyncio.wait_for(marker_heard.wait(), WAIT_S)
+    finally:
+        await conn.close()
+    assert order == ["notice", "7"]
+    # The shared channel carries the send's notice, never the marker.
+    payload = await asyncio.wait_for(heard.payloads.get(), WAIT_S)
+    assert parse_notice(payload) is not None
+    await heard.nothing_else()
 
 
 # --- the list above is every notifying statement ------------------------------------------------

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+from gateway.core.barrier import Barrier
+from gateway.core.memory import Memory
 from gateway.core.metrics import Metrics
-from gateway.core.quiet import QuietPeople
 from gateway.core.waiters import Waiters, Wake
 from gateway.core.wakeups import Wakeups
 from gateway.core.workspaces import WorkspaceCache
@@ -19,15 +20,20 @@ FAR = 10**9  # a deadline no test reaches
 class Parts:
     def __init__(self) -> None:
         self.waiters = Waiters(max_total=100, max_per_person=10)
-        self.quiet = QuietPeople(30)
+        self.quiet = Memory(30)
+        self.sent: list[str] = []
+        self.barrier = Barrier(self.send)
         self.workspaces = WorkspaceCache(pool=None, ttl_s=60)  # type: ignore[arg-type]
         self.metrics = Metrics()
-        self.wakeups = Wakeups(self.waiters, self.quiet, self.workspaces, self.metrics, use_quiet=True,
-                               wall_clock=lambda: 1000.0)
+        self.wakeups = Wakeups(self.waiters, self.quiet, self.workspaces, self.metrics, use_memory=True,
+                               barrier=self.barrier, wall_clock=lambda: 1000.0)
         self.wakeups.on_connect()
 
+    async def send(self, token: str) -> None:
+        self.sent.append(token)
+
     def remember_quiet(self, workspace: int, user: str) -> None:
-        assert self.quiet.remember(workspace, user, LAST, self.quiet.mark())
+        assert self.quiet.remember(workspace, user, "web", LAST, self.quiet.mark())
 
 
 def workspace(workspace_id: int) -> Workspace:
@@ -102,7 +108,7 @@ async def test_a_reconnect_wakes_every_held_poll_and_trusts_nothing_cached() -> 
 async def test_while_disconnected_nothing_is_remembered_as_quiet() -> None:
     parts = Parts()
     parts.wakeups.on_disconnect()
-    assert not parts.quiet.remember(1, "ada", LAST, parts.quiet.mark())
+    assert not parts.quiet.remember(1, "ada", "web", LAST, parts.quiet.mark())
     assert parts.quiet.get(1, "ada") is None
 
 
@@ -112,3 +118,52 @@ async def test_the_notification_lag_is_measured_from_the_notice_time() -> None:
     samples = parts.metrics.notification_lag.collect()[0].samples
     total = next(s.value for s in samples if s.name.endswith("_sum"))
     assert total == 0.25
+
+
+async def test_a_barrier_round_ends_when_its_marker_is_heard_and_fails_on_a_reconnect() -> None:
+    parts = Parts()
+    first = asyncio.ensure_future(parts.barrier.wait())
+    await wait_for_sent(parts, 1)
+    parts.wakeups.on_barrier(parts.sent[0])
+    assert await first is True
+
+    second = asyncio.ensure_future(parts.barrier.wait())
+    await wait_for_sent(parts, 2)
+    parts.wakeups.on_connect()  # the marker may have been sent on the lost connection
+    assert await second is False
+
+    parts.wakeups.on_disconnect()
+    assert await parts.barrier.wait() is False  # no listener: nothing can be proved
+    assert len(parts.sent) == 2
+
+
+async def test_a_barrier_round_serves_every_poll_that_arrived_before_its_marker_was_sent() -> None:
+    parts = Parts()
+    waits = [asyncio.ensure_future(parts.barrier.wait()) for _ in range(5)]
+    await wait_for_sent(parts, 1)
+    late = asyncio.ensure_future(parts.barrier.wait())  # arrived after the marker left: next round
+    await wait_for_sent(parts, 2)
+    parts.wakeups.on_barrier(parts.sent[0])
+    assert await asyncio.gather(*waits) == [True] * 5
+    assert not late.done()
+    parts.wakeups.on_barrier(parts.sent[1])
+    assert await late is True
+
+
+async def test_a_lost_marker_fails_its_round_when_a_later_one_is_heard() -> None:
+    parts = Parts()
+    first = asyncio.ensure_future(parts.barrier.wait())
+    await wait_for_sent(parts, 1)
+    second = asyncio.ensure_future(parts.barrier.wait())
+    await wait_for_sent(parts, 2)
+    parts.wakeups.on_barrier(parts.sent[1])
+    assert await first is False
+    assert await second is True
+
+
+async def wait_for_sent(parts: Parts, n: int) -> None:
+    for _ in range(100):
+        if len(parts.sent) >= n:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"{n} markers never sent: {parts.sent}")

@@ -1,0 +1,92 @@
+"""The commit-order barrier: proof that every notice committed before a moment has been heard.
+
+Why: a short poll answered from memory must not miss a message committed before the poll
+arrived, whose notice may still be on its way to this process. PostgreSQL delivers notifications
+to a listening connection in commit order, so a marker this process sends on its own channel
+(after the poll arrived) and hears back on its listener follows every such notice: once it is
+heard, the notice has been handled and has already dropped the person's entry.
+
+Shape: group commit. Polls that arrive while a marker is in flight join the next round, so one
+marker (one small statement) serves every poll of a burst. A round fails (the caller asks the
+database instead) when the listener is down or reconnects, when the marker cannot be sent, or
+when it is not heard within `timeout_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+__all__ = ["Barrier"]
+
+log = logging.getLogger("mailslot.gateway.barrier")
+
+
+class Barrier:
+    """`await barrier.wait()` is True once a marker sent after the call was heard back."""
+
+    def __init__(self, send: Callable[[str], Awaitable[None]], *, timeout_s: float = 1.0) -> None:
+        self._send = send
+        self._timeout_s = timeout_s
+        # The round that callers join now; it is sent after every one of them arrived.
+        self._next: asyncio.Future[bool] | None = None
+        # Rounds sent and not yet heard, by token, oldest first.
+        self._sent: dict[str, asyncio.Future[bool]] = {}
+        self._sender: asyncio.Task[None] | None = None
+        self._seq = 0
+        self.active = False
+
+    async def wait(self) -> bool:
+        if not self.active:
+            return False
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+            if self._sender is None:
+                self._sender = asyncio.create_task(self._send_rounds(), name="mailslot.barrier")
+        # Shielded: one cancelled poll must not cancel the round every other poll waits on.
+        return await asyncio.shield(self._next)
+
+    async def _send_rounds(self) -> None:
+        """Send one marker at a time; callers who arrived meanwhile form the next round."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._next is not None:
+                round_, self._next = self._next, None
+                if round_.done():
+                    continue
+                self._seq += 1
+                token = str(self._seq)
+                # Registered before sending: the listener may hear it before the statement returns.
+                self._sent[token] = round_
+                loop.call_later(self._timeout_s, self._resolve, token, False)
+                try:
+                    await self._send(token)
+                except Exception as exc:  # any failure means: ask the database
+                    log.warning("barrier marker not sent: %s", exc)
+                    self._resolve(token, False)
+        finally:
+            self._sender = None
+
+    def heard(self, token: str) -> None:
+        """The listener heard a marker: its round, and any older one still open (lost), end."""
+        if token not in self._sent:
+            return
+        for older in list(self._sent):
+            self._resolve(older, older == token)
+            if older == token:
+                break
+
+    def reset(self, *, active: bool) -> None:
+        """The listener (re)connected or went down: no marker in flight can prove anything."""
+        self.active = active
+        for token in list(self._sent):
+            self._resolve(token, False)
+        if self._next is not None and not self._next.done():
+            self._next.set_result(False)
+        self._next = None
+
+    def _resolve(self, token: str, ok: bool) -> None:
+        round_ = self._sent.pop(token, None)
+        if round_ is not None and not round_.done():
+            round_.set_result(ok)

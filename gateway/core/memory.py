@@ -1,0 +1,170 @@
+"""What this process knows without asking the database: people with nothing a poll could get.
+
+Why: an empty poll is by far the most common request, and a claim statement per empty poll caps
+a 2-core host at a few thousand polls per second. Every change that can make a message claimable
+NOTIFYs every process (sends, broadcasts, resends, triggers, identify linking an email), and the
+listener drops the matching entries here before it wakes held polls. The full safety argument,
+case by case, is docs/decisions/0021-answer-from-memory.md; the rules it rests on:
+
+- An entry is written only from a claim that saw nothing queued or offered (for any device) and
+  no persistent message on display, so no lease can run out under it and every device of the
+  person gets the same (empty) answer.
+- A claim whose person a notice named while it ran does not write its result: `mark()` is taken
+  before the claim and every notice stamps a counter value above it (per key, per workspace for a
+  broadcast, everywhere for a reconnect).
+- Entries are trusted only while the listener is connected; a (re)connect clears everything.
+- Entries expire after `ttl_s` anyway, the bound for any writer that does not notify.
+- An entry remembers which devices claimed while it lived, so each device still reaches the
+  database (its console "last poll") at least once per `ttl_s`.
+A short poll also waits for a commit-order barrier (gateway/core/barrier.py) before trusting an
+entry; a held poll need not, because it is parked before it looks and any later notice wakes it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+__all__ = ["MAX_DEVICES", "Memory", "Quiet"]
+
+# Devices remembered per entry; another device's poll goes to the database (and joins the entry).
+MAX_DEVICES = 8
+
+
+class Quiet:
+    """One person known to have nothing pending: the tier's fact, its expiry, the devices seen."""
+
+    __slots__ = ("devices", "last_message_at", "mark", "until")
+
+    def __init__(self, last_message_at: datetime | None, until: float, mark: int, device_id: str) -> None:
+        self.last_message_at = last_message_at
+        self.until = until
+        self.mark = mark
+        self.devices = {device_id}
+
+
+class Memory:
+    """A bounded LRU of quiet people, keyed by (workspace, the user string a device polls with)."""
+
+    def __init__(self, ttl_s: float, *, max_entries: int = 100_000,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._monotonic = monotonic
+        self._entries: OrderedDict[tuple[int, str], Quiet] = OrderedDict()
+        # Lower-cased email → the other spellings devices poll with, so one notice drops them all.
+        self._spellings: dict[tuple[int, str], set[str]] = {}
+        # Invalidation stamps, in two generations rotated every ttl_s, so they stay bounded.
+        self._stamps: dict[tuple[int, str], int] = {}
+        self._old_stamps: dict[tuple[int, str], int] = {}
+        # A broadcast's notice names no one: it stamps its workspace, and entries older than it lapse.
+        self._workspace_stamps: dict[int, int] = {}
+        self._rotated_at = monotonic()
+        self._counter = 0
+        self._cleared_at = 0
+        self.enabled = False
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def mark(self) -> int:
+        """A token taken before a claim; `remember` refuses results that a notice overtook."""
+        return self._counter
+
+    def get(self, workspace_id: int, user: str, device_id: str | None = None) -> Quiet | None:
+        """The entry, if trusted now (and, given a device, if that device polled while it lived)."""
+        if not self.enabled:
+            return None
+        key = (workspace_id, user)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.until <= self._monotonic() or self._workspace_stamps.get(workspace_id, -1) > entry.mark:
+            self._drop(key)
+            return None
+        if device_id is not None and device_id not in entry.devices:
+            return None
+        self._entries.move_to_end(key)
+        return entry
+
+    def remember(self, workspace_id: int, user: str, device_id: str, last_message_at: datetime | None,
+                 mark: int) -> bool:
+        """Record a claim that found nothing pending, unless a notice overtook it (see `mark`)."""
+        # Every invalidation stamps a counter value above the marks taken before it.
+        if not self.enabled or self._cleared_at > mark or self._ttl_s <= 0:
+            return False
+        for key in _keys(workspace_id, user):
+            if self._stamps.get(key, -1) > mark or self._old_stamps.get(key, -1) > mark:
+                return False
+        if self._workspace_stamps.get(workspace_id, -1) > mark:
+            return False
+        key = (workspace_id, user)
+        entry = self._entries.get(key)
+        if entry is not None and entry.until > self._monotonic() and len(entry.devices) < MAX_DEVICES:
+            # The older entry is still true (nothing dropped it since its own claim): add the device.
+            entry.devices.add(device_id)
+            entry.last_message_at = last_message_at
+            entry.mark = max(entry.mark, mark)
+            self._entries.move_to_end(key)
+            return True
+        self._entries[key] = Quiet(last_message_at, self._monotonic() + self._ttl_s, mark, device_id)
+        self._entries.move_to_end(key)
+        if user.lower() != user:
+            self._spellings.setdefault((workspace_id, user.lower()), set()).add(user)
+        while len(self._entries) > self._max_entries:
+            self._drop(next(iter(self._entries)))
+        return True
+
+    def forget(self, workspace_id: int, keys: Iterable[str]) -> None:
+        """A message may be claimable for the person known by these keys (external id, email)."""
+        self._counter += 1
+        self._rotate()
+        for key in keys:
+            for variant in _keys(workspace_id, key):
+                self._stamps[variant] = self._counter
+                self._drop(variant)
+            # Entries stored under other spellings of the same email.
+            for spelling in tuple(self._spellings.get((workspace_id, key.lower()), ())):
+                self._drop((workspace_id, spelling))
+
+    def forget_workspace(self, workspace_id: int) -> None:
+        """Anyone of the workspace may have a claimable message (a broadcast, a settings change): O(1)."""
+        self._counter += 1
+        self._workspace_stamps[workspace_id] = self._counter
+
+    def clear(self) -> None:
+        """Forget everything (the listener reconnected or went down)."""
+        self._counter += 1
+        self._cleared_at = self._counter
+        self._entries.clear()
+        self._spellings.clear()
+        self._workspace_stamps.clear()
+        self._stamps.clear()
+        self._old_stamps.clear()
+
+    def _drop(self, key: tuple[int, str]) -> None:
+        if self._entries.pop(key, None) is None:
+            return
+        workspace_id, user = key
+        lowered = user.lower()
+        if lowered != user:
+            spellings = self._spellings.get((workspace_id, lowered))
+            if spellings is not None:
+                spellings.discard(user)
+                if not spellings:
+                    del self._spellings[(workspace_id, lowered)]
+
+    def _rotate(self) -> None:
+        now = self._monotonic()
+        if now - self._rotated_at > max(self._ttl_s, 60.0):
+            self._old_stamps, self._stamps = self._stamps, {}
+            self._rotated_at = now
+
+
+def _keys(workspace_id: int, user: str) -> tuple[tuple[int, str], ...]:
+    lowered = user.lower()
+    if lowered == user:
+        return ((workspace_id, user),)
+    return ((workspace_id, user), (workspace_id, lowered))

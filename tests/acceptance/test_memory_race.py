@@ -1,0 +1,120 @@
+"""Sends racing polls answered from memory, across two gateway processes: once, and at once.
+
+Two apps, each with its own pool and listener, share one database and one pinned clock (leases
+never run out). Each person has a device on each app; one task per person polls with them in
+turn (mostly short polls, sometimes held ones) and reports `shown` for everything it gets, while
+a sender sends through either app. Checked on every answer, never timings:
+
+- exactly once: no message reaches two devices, or one device twice;
+- at once: a poll that starts after a send to its person returned gets that message (unless an
+  earlier poll already did), though the person was remembered as having nothing pending a moment
+  before; a held poll parked on memory is woken by the send's notice;
+- nothing lost: at the end every message sent was received, and memory answered some polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+
+import asyncpg
+import pytest
+
+import storage
+from gateway import Config, create_app
+from gateway.core.clock import FixedClock
+from gateway.http.keys import POOL
+from tests.helpers import Api
+
+PEOPLE = 10
+MESSAGES = 60
+# Most polls are short; a held one waits for the notice of a send that raced its memory lookup.
+HELD_SHARE = 0.1
+HELD_WAIT_S = 2
+# A person's poller gives up (and fails the test) after this many polls without catching up.
+MAX_POLLS = 400
+
+
+@pytest.fixture
+async def gateways(config: Config, clock: FixedClock, pool: asyncpg.Pool, aiohttp_client) -> tuple[Api, Api]:  # type: ignore[no-untyped-def]
+    credentials = await storage.create_workspace(pool, "acme", identity_mode="off")
+    first = await aiohttp_client(create_app(config, clock=clock, rng=random.Random(1)))
+    second = await aiohttp_client(create_app(config, clock=clock, rng=random.Random(2)))
+    assert first.app[POOL] is not second.app[POOL]
+    return Api(first, credentials), Api(second, credentials)
+
+
+@dataclass
+class Person:
+    user: str  # what the devices poll as
+    to: dict[str, str]  # how the sender addresses the person
+    sent: list[str] = field(default_factory=list)  # sends that returned, in order
+
+
+@dataclass
+class Ledger:
+    received: dict[str, str] = field(default_factory=dict)  # message id -> device
+    violations: list[str] = field(default_factory=list)
+    sending: bool = True
+
+
+async def poll_person(person: Person, devices: list[tuple[Api, str]], ledger: Ledger, rng: random.Random) -> None:
+    for n in range(MAX_POLLS):
+        # Read before the poll starts: every one of these sends had committed by then.
+        expected = {m for m in person.sent if m not in ledger.received}
+        if not ledger.sending and not expected and n >= len(devices):
+            return
+        api, device_id = devices[n % len(devices)]
+        held = rng.random() < HELD_SHARE
+        reply = await api.poll(person.user, device_id, **({"wait": HELD_WAIT_S} if held else {}))
+        assert reply.status == 200, reply
+        ids = [m["id"] for m in reply.body["messages"]]
+        for message_id in ids:
+            if message_id in ledger.received:
+                ledger.violations.append(f"{message_id} reached {device_id} after {ledger.received[message_id]}")
+            ledger.received[message_id] = device_id
+            shown = await api.show(person.user, device_id, message_id)
+            if shown.status != 200 or shown.body.get("accepted") != 1:
+                ledger.violations.append(f"{device_id} could not show {message_id}: {shown}")
+        late = expected - set(ids)
+        if late:
+            kind = "held" if held else "short"
+            ledger.violations.append(f"a {kind} poll of {person.user} on {device_id} missed {sorted(late)}")
+    ledger.violations.append(f"{person.user} never caught up: {[m for m in person.sent if m not in ledger.received]}")
+
+
+async def send_all(people: list[Person], gateways: tuple[Api, Api], ledger: Ledger, rng: random.Random) -> None:
+    try:
+        for _ in range(MESSAGES):
+            person = rng.choice(people)
+            reply = await rng.choice(gateways).send(person.to, "Race")
+            assert reply.status == 201, reply
+            person.sent.append(str(reply.body["id"]))
+            # Let the pollers run between sends, so that people go quiet and are remembered.
+            for _ in range(rng.randint(0, 20)):
+                await asyncio.sleep(0)
+    finally:
+        ledger.sending = False
+
+
+async def test_sends_racing_polls_answered_from_memory_arrive_once_and_at_once(gateways: tuple[Api, Api]) -> None:
+    first, second = gateways
+    rng = random.Random(2026)
+    people = [Person(f"p{i}", {"id": f"p{i}"}) for i in range(PEOPLE - 2)]
+    # Two people whose devices poll by an email spelled differently from the sender's.
+    people += [Person(f"P{i}@Example.com", {"email": f"p{i}@example.com"}) for i in range(PEOPLE - 2, PEOPLE)]
+    ledger = Ledger()
+
+    pollers = [
+        poll_person(p, [(first, f"d{i}-a"), (second, f"d{i}-b")], ledger, random.Random(i))
+        for i, p in enumerate(people)
+    ]
+    await asyncio.gather(send_all(people, gateways, ledger, rng), *pollers)
+
+    assert ledger.violations == []
+    sent = [m for p in people for m in p.sent]
+    assert len(sent) == MESSAGES
+    assert sorted(ledger.received) == sorted(sent)
+    hits = [await api.metric("mailslot_poll_memory_total", result="hit") for api in gateways]
+    assert sum(hits) > 0, hits
