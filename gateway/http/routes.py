@@ -76,6 +76,7 @@ ROUTES: tuple[Route, ...] = (
     # Pages: where a browser lands, the web SDK and the demo page.
     Route("GET", "/", home.home, PUBLIC, "home"),
     Route("GET", sdk.SDK_PATH, sdk.script, PUBLIC, "sdk.script", media="application/javascript"),
+    Route("GET", sdk.PLUGIN_PATH, sdk.plugin_script, PUBLIC, "sdk.plugin", media="application/javascript"),
     Route("GET", "/demo", sdk.demo, PUBLIC, "sdk.demo", media="text/html"),
     Route("GET", "/demo/setup", sdk.demo_setup, PUBLIC, "sdk.demo_setup"),
     # The console (decision 0020): sign-in is public; every other page needs a session (CONSOLE).
@@ -109,7 +110,7 @@ ROUTES: tuple[Route, ...] = (
 API_ROUTES = tuple(route for route in ROUTES if not route.path.startswith("/console"))
 
 # Public pages answer HEAD too (load balancers and uptime checks use it); the API refuses it (405).
-_HEAD = {"home", "openapi", "sdk.script", "sdk.demo", "ops.healthz", "ops.readyz", "ops.metrics"}
+_HEAD = {"home", "openapi", "sdk.script", "sdk.plugin", "sdk.demo", "ops.healthz", "ops.readyz", "ops.metrics"}
 
 
 def add_routes(app: web.Application) -> None:

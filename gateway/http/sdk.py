@@ -1,4 +1,4 @@
-"""The web SDK script and the demo page, served from the package's `static/` folder.
+"""The web SDK script, its analytics.js plugin and the demo page, served from the package's `static/` folder.
 
 The demo page has three placeholders: `{{SNIPPET}}` takes the loader snippet from its one source,
 `sdk/v1/snippet.js` (also shown in docs/sdk.md), then `{{ENDPOINT}}` and `{{SITE_ID}}`, in the page
@@ -18,22 +18,33 @@ from ..core import demo as demo_core
 from .keys import POOL
 from .views import json_response, setup_view
 
-__all__ = ["SDK_PATH", "demo", "demo_setup", "script"]
+__all__ = ["PLUGIN_PATH", "SDK_PATH", "demo", "demo_setup", "plugin_script", "script"]
 
 SDK_PATH = "/sdk/v1/mailslot.js"
+PLUGIN_PATH = "/sdk/v1/analytics-plugin.js"
 
 
 def _static(name: str) -> bytes:
     return resources.files("gateway").joinpath("static", *name.split("/")).read_bytes()
 
 
-async def script(request: web.Request) -> web.Response:
+def _script(name: str) -> web.Response:
+    """A script of the web SDK, cached briefly so a release reaches pages within minutes."""
     return web.Response(
-        body=_static("sdk/v1/mailslot.js"),
+        body=_static(name),
         content_type="application/javascript",
         charset="utf-8",
         headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
     )
+
+
+async def script(request: web.Request) -> web.Response:
+    return _script("sdk/v1/mailslot.js")
+
+
+async def plugin_script(request: web.Request) -> web.Response:
+    """The analytics.js plugin (decision 0026): served like the SDK, which it loads."""
+    return _script("sdk/v1/analytics-plugin.js")
 
 
 async def demo(request: web.Request) -> web.Response:

@@ -44,3 +44,22 @@ test('no rule, or a rule that is not an object, shows anywhere', async () => {
   assert.equal(await shownAt('/x', undefined), true);
   assert.equal(await shownAt('/x', 'nonsense'), true);
 });
+
+test('page() shows a waiting message once the path matches, for routers the SDK cannot watch', async () => {
+  const p = createPage({
+    answer: (r) => (r.path === '/v1/poll'
+      ? { body: { messages: [banner('m1', { page: { glob: '/billing/*' } })], lease_s: { m1: 300 }, next_poll_s: 10 } }
+      : { body: { rejected: [] } }),
+  });
+  p.window.location.pathname = '/home';
+  p.loadSnippet();
+  p.mailslot.identify('u1');
+  p.loadSdk();
+  await settle();
+  assert.equal(p.card('m1'), null, 'not on its page');
+  p.window.location.pathname = '/billing/plans'; // a route change the SDK did not see
+  assert.equal(p.card('m1'), null);
+  p.mailslot.page();
+  await settle();
+  assert.notEqual(p.card('m1'), null);
+});

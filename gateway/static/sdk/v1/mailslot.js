@@ -782,6 +782,10 @@
     if (tracked.length > MAX_TRACKED) tracked.shift();
   }
 
+  // The page changed: checks page rules against the path now. The History API is watched without
+  // it; this is for routers the SDK cannot see (one that kept the original pushState) and plugins.
+  function page() { onRoute(); }
+
   // ---- lifecycle ---------------------------------------------------------------------------
   if (typeof window.BroadcastChannel === 'function') {
     tabs.bc = new window.BroadcastChannel('mailslot');
@@ -878,7 +882,7 @@
 
   // ---- install and replay what the snippet queued ------------------------------------------
   const api = {
-    load, identify, reset, on, track, preview,
+    load, identify, reset, on, track, page, preview,
     version: VERSION,
     __loaded: true,
     get deviceId() { return getDeviceId(); },
