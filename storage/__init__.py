@@ -16,10 +16,12 @@ from .broadcasts import (
 )
 from .console import (
     Campaign,
+    CampaignCounts,
     ConsoleSession,
     DevicePoll,
     FunnelCount,
     count_broadcast_audience,
+    count_campaign_messages,
     count_funnel_events,
     count_pending_messages,
     count_workspace_messages,
@@ -104,6 +106,7 @@ __all__ = [
     "BroadcastNotice",
     "BroadcastOutcome",
     "Campaign",
+    "CampaignCounts",
     "Claim",
     "Conflict",
     "ConsoleSession",
@@ -144,6 +147,7 @@ __all__ = [
     "check_ready",
     "claim_messages",
     "count_broadcast_audience",
+    "count_campaign_messages",
     "count_funnel_events",
     "count_pending_messages",
     "count_workspace_messages",
