@@ -259,3 +259,44 @@ def test_a_funnel_is_cumulative_and_ends_with_every_event() -> None:
                                                         "recalled"), 0))
     assert [p[1]["queued"] for p in funnel.points] == [0, 3, 3, 3, 3, 3]
     assert [p[1]["shown"] for p in funnel.points] == [0, 0, 0, 2, 2, 3]
+
+
+async def test_the_person_page_says_when_a_device_will_next_ask(api: Api, clock: FixedClock) -> None:
+    browser = await signed_in(api)
+    await api.patch_workspace(identity_mode="off")
+    await api.identify("ada")
+    assert (await api.poll("ada", "laptop")).body["tier"] == "low"
+    clock.advance(seconds=60)
+    await api.send("ada", "Spring sale")
+    clock.advance(seconds=30)
+    status, text = await browser.page("/console/people?q=ada")
+    assert status == 200
+    assert ("“Spring sale” queued 30 s ago; no device has polled since (the last poll was 1 min ago, by laptop); "
+            "their devices poll every 180 s, so the next poll is due in about 1 min") in text
+    assert "low (every 180 s)" in text  # the laptop's tier as of its poll
+    assert "active tier" in text  # a device polling now
+
+    offered = (await api.poll("ada", "laptop")).body["messages"][0]["id"]
+    status, text = await browser.page("/console/people?q=ada")
+    assert "was offered to device laptop but not shown yet" in text and "lease ends in 5 min" in text
+    await api.show("ada", "laptop", offered)
+    status, text = await browser.page("/console/people?q=ada")
+    assert "the latest message they saw, “Spring sale”, was shown on laptop" in text
+
+    recalled = (await api.send("ada", "Too late")).body["id"]
+    await api.recall(recalled)
+    await api.patch_workspace(in_app_enabled=False)
+    status, text = await browser.page("/console/people?q=ada")
+    assert "“Too late”, sent 0 s ago, was recalled before any device showed it" in text
+    assert "in-app messaging is off for this workspace" in text
+
+
+async def test_the_person_page_names_identity_proof_when_no_device_ever_polled(api: Api) -> None:
+    browser = await signed_in(api)
+    await api.patch_workspace(identity_mode="required")
+    await api.send("bob", "Hello")
+    status, text = await browser.page("/console/people?q=bob")
+    assert "no device has ever polled as this person" in text and "requires identity proof" in text
+    await api.identify("cy")
+    status, text = await browser.page("/console/people?q=cy")
+    assert status == 200 and "no message has been sent to them yet" in text
