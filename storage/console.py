@@ -33,6 +33,7 @@ __all__ = [
     "delete_console_session",
     "get_console_session",
     "list_broadcast_ids",
+    "list_broadcast_titles",
     "list_campaigns",
     "list_person_devices",
     "list_workspace_messages",
@@ -156,6 +157,13 @@ async def list_broadcast_ids(
     at, broadcast_id = before if before else (None, None)
     rows = await db.fetch(queries["list_broadcast_ids"], workspace_id, limit, at, broadcast_id)
     return [r["id"] for r in rows]
+
+
+@translate_errors
+async def list_broadcast_titles(db: Executor, workspace_id: int, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Each broadcast's title (or else body) by id; ids of other workspaces are left out."""
+    rows = await db.fetch(queries["list_broadcast_titles"], workspace_id, ids)
+    return {r["id"]: r["title"] for r in rows}
 
 
 @translate_errors

@@ -1166,6 +1166,12 @@ WHERE workspace_id = $1 AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, 
 ORDER BY created_at DESC, id DESC
 LIMIT $2;
 
+-- list_broadcast_titles --
+-- What the console names broadcasts by: each one's content title (or else body), as sent. $1 workspace_id, $2 broadcast ids
+SELECT id, coalesce(content ->> 'title', content ->> 'body', '') AS title
+FROM broadcasts
+WHERE workspace_id = $1 AND id = any($2::uuid[]);
+
 -- list_campaigns --
 -- A workspace's campaigns with their message count, first and latest send, most recent first. $1 workspace_id, $2 at most this many
 SELECT campaign, count(*) AS messages, min(created_at) AS first_sent_at, max(created_at) AS last_sent_at
