@@ -44,7 +44,7 @@ MAX_BUCKETS = 48
 # The funnel's steps in the order a message moves through them (offered is a device's, not a step).
 FUNNEL_STEPS = ("queued", "shown", "action", "dismissed", "expired", "recalled")
 # Widths a bucket may take: round numbers a reader can tell apart on an axis.
-_WIDTHS_S = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
+_WIDTHS_S = (10, 60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
 
 Cursor = tuple[datetime, uuid.UUID]
 
@@ -60,7 +60,10 @@ class MessagePage:
 
 @dataclass(frozen=True, slots=True)
 class BroadcastPage:
+    """A page of broadcasts with their titles by id, the next page's cursor, and the recent campaigns."""
+
     broadcasts: list[Broadcast]
+    titles: dict[uuid.UUID, str]
     next: Cursor | None
     campaigns: list[Campaign]
 
@@ -94,7 +97,8 @@ async def broadcasts_page(
     found = [await get_broadcast(pool, workspace_id, i, now) for i in ids[:limit]]
     more = len(ids) > limit and found
     return BroadcastPage(
-        found, (found[-1].created_at, found[-1].id) if more else None,
+        found, await storage.list_broadcast_titles(pool, workspace_id, [b.id for b in found]),
+        (found[-1].created_at, found[-1].id) if more else None,
         await storage.list_campaigns(pool, workspace_id, campaigns),
     )
 
@@ -111,7 +115,8 @@ def bucket_width(start: datetime, end: datetime) -> int:
 def funnel_of(
     counts: list[storage.FunnelCount], totals: dict[str, int], start: datetime, end: datetime, bucket_s: int
 ) -> Funnel:
-    """Cumulative counts per bucket from start to end (at least two points, so a line can be drawn)."""
+    """Cumulative counts as steps: zero at the first bucket's start, then at each bucket's start the
+    count including that bucket, and a last point at `end` holding every event counted."""
     epoch = int(start.timestamp()) // bucket_s * bucket_s
     first = datetime.fromtimestamp(epoch, start.tzinfo)
     steps = max(1, -(-int((end - first).total_seconds()) // bucket_s))
@@ -125,10 +130,10 @@ def funnel_of(
         bucket = first + timedelta(seconds=i * bucket_s)
         for step, n in by_bucket.get(bucket, {}).items():
             running[step] += n
-        points.append((bucket + timedelta(seconds=bucket_s), dict(running)))
+        points.append((bucket, dict(running)))
     # Whatever the database clock put outside start..end (another host's clock) still counts at the end.
     everything = {step: sum(kinds.get(step, 0) for kinds in by_bucket.values()) for step in FUNNEL_STEPS}
-    points[-1] = (points[-1][0], everything)
+    points.append((max(end, points[-1][0]), everything))
     return Funnel(totals, bucket_s, points)
 
 
@@ -139,13 +144,14 @@ def _funnel_totals(counts: dict[str, int], total: int) -> dict[str, int]:
 
 async def broadcast_funnel(
     pool: asyncpg.Pool, workspace_id: int, broadcast_id: uuid.UUID, now: datetime | None, until: datetime
-) -> tuple[Broadcast, Funnel]:
-    """The broadcast with live counts, and its funnel from its first send until `until`."""
+) -> tuple[Broadcast, str, Funnel]:
+    """The broadcast with live counts and its title, and its funnel from its first send until `until`."""
     broadcast = await get_broadcast(pool, workspace_id, broadcast_id, now)
+    title = (await storage.list_broadcast_titles(pool, workspace_id, [broadcast_id])).get(broadcast_id, "")
     width = bucket_width(broadcast.created_at, until)
     counts = await storage.count_funnel_events(pool, workspace_id, broadcast_id=broadcast_id, bucket_s=width)
     totals = _funnel_totals(broadcast.counts, broadcast.total)
-    return broadcast, funnel_of(counts, totals, broadcast.created_at, until, width)
+    return broadcast, title, funnel_of(counts, totals, broadcast.created_at, until, width)
 
 
 async def campaign_funnel(

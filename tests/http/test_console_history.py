@@ -130,7 +130,7 @@ async def test_a_broadcast_shows_its_funnel_and_is_recalled_and_resent_from_its_
     await api.report("ada", "laptop", {"message_id": offered, "type": "action", "action": "action_1"})
     clock.advance(minutes=5)
     status, text = await browser.page("/console/broadcasts")
-    assert status == 200 and f"/console/broadcasts/{broadcast}" in text and "3 queued" in text
+    assert status == 200 and f"/console/broadcasts/{broadcast}" in text and "3 sent" in text
     assert "filter <code>" in text and "spring" in text
     status, text = await browser.page(f"/console/broadcasts/{broadcast}")
     assert status == 200 and "<svg" in text and 'data-step="shown"' in text
@@ -214,7 +214,7 @@ async def test_triggers_are_created_listed_and_deleted_and_bad_input_stays_on_th
     assert len(fired.body["queued"]) == 1
 
     status, text, _ = await browser.post(f"/console/triggers/{trigger_id}/delete", {})
-    assert status == 422 and "Tick “sure”" in text
+    assert status == 422 and "Tick “confirm”" in text
     assert (await api.request("GET", "/v1/triggers")).body["triggers"][0]["enabled"] is True
     status, _, location = await browser.post(f"/console/triggers/{trigger_id}/delete", {"confirm": "yes"})
     assert (status, location) == (303, "/console/triggers?done=deleted")
@@ -242,11 +242,12 @@ async def test_a_trigger_can_send_a_saved_template(api: Api) -> None:
 
 def test_the_bucket_width_keeps_a_chart_under_its_point_budget() -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
+    assert bucket_width(start, start + timedelta(minutes=5)) == 10
     assert bucket_width(start, start + timedelta(minutes=10)) == 60
     assert bucket_width(start, start + timedelta(hours=2)) == 300
     assert bucket_width(start, start + timedelta(days=3)) == 3 * 3600
     assert bucket_width(start, start + timedelta(days=3000)) > 7 * 86400
-    assert bucket_width(start, start - timedelta(days=1)) == 60  # a clock behind the data
+    assert bucket_width(start, start - timedelta(days=1)) == 10  # a clock behind the data
 
 
 def test_a_funnel_is_cumulative_and_ends_with_every_event() -> None:
@@ -257,8 +258,10 @@ def test_a_funnel_is_cumulative_and_ends_with_every_event() -> None:
     funnel = funnel_of(counts, {"queued": 3}, start, start + timedelta(minutes=4), 60)
     assert funnel.points[0] == (bucket, dict.fromkeys(("queued", "shown", "action", "dismissed", "expired",
                                                         "recalled"), 0))
-    assert [p[1]["queued"] for p in funnel.points] == [0, 3, 3, 3, 3, 3]
-    assert [p[1]["shown"] for p in funnel.points] == [0, 0, 0, 2, 2, 3]
+    assert [p[0].minute for p in funnel.points] == [0, 0, 1, 2, 3, 4, 4]
+    assert [p[1]["queued"] for p in funnel.points] == [0, 3, 3, 3, 3, 3, 3]
+    assert [p[1]["shown"] for p in funnel.points] == [0, 0, 0, 2, 2, 2, 3]
+    assert funnel.points[-1][0] == start + timedelta(minutes=4)
 
 
 async def test_the_person_page_says_when_a_device_will_next_ask(api: Api, clock: FixedClock) -> None:

@@ -13,7 +13,7 @@ from ... import errors
 from ...core import broadcasts, history
 from ..keys import CLOCK, CONSOLE_SESSION, POOL
 from ..params import path_uuid
-from .chart import COLORS, funnel_svg
+from .chart import COLORS, bucket_text, funnel_svg
 from .forms import confirmed, cursor_of, cursor_text
 from .render import display_now, render
 from .session import redirect
@@ -44,13 +44,14 @@ def _notice(request: web.Request) -> str:
 
 
 async def _broadcast(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
-    broadcast, funnel = await history.broadcast_funnel(
+    broadcast, title, funnel = await history.broadcast_funnel(
         request.app[POOL], request[CONSOLE_SESSION].workspace.id, path_uuid(request, "broadcast"),
         request.app[CLOCK].now(), display_now(request),
     )
     context: dict[str, Any] = {
-        "b": broadcast, "funnel": funnel, "chart": funnel_svg(funnel, "Delivery funnel over time"),
-        "colors": COLORS, "steps": history.FUNNEL_STEPS, "error": "", "notice": _notice(request),
+        "b": broadcast, "title": title, "funnel": funnel, "chart": funnel_svg(funnel, "Delivery funnel over time"),
+        "colors": COLORS, "steps": history.FUNNEL_STEPS, "bucket": bucket_text(funnel.bucket_s),
+        "error": "", "notice": _notice(request),
     }
     return render(request, "broadcast.html", context | extra, status=status)
 
@@ -96,5 +97,6 @@ async def campaign_page(request: web.Request) -> web.Response:
     )
     return render(request, "campaign.html", {
         "name": name, "counts": counts, "funnel": funnel, "colors": COLORS, "steps": history.FUNNEL_STEPS,
+        "bucket": bucket_text(funnel.bucket_s),
         "chart": funnel_svg(funnel, f"Campaign {name}: delivery funnel over time"),
     })

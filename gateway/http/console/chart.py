@@ -10,7 +10,7 @@ from markupsafe import Markup, escape
 
 from ...core.history import FUNNEL_STEPS, Funnel
 
-__all__ = ["COLORS", "funnel_svg"]
+__all__ = ["COLORS", "bucket_text", "funnel_svg"]
 
 # One colour per step, as the legend and the totals' bars show them.
 COLORS = {
@@ -21,9 +21,24 @@ _W, _H = 720, 260
 _LEFT, _RIGHT, _TOP, _BOTTOM = 48, 16, 14, 34
 
 
-def _label(at: datetime, bucket_s: int) -> str:
-    at = at.astimezone(UTC)
-    return at.strftime("%b %d") if bucket_s >= 86400 else at.strftime("%b %d %H:%M")
+def bucket_text(seconds: int) -> str:
+    """A bucket's width as the caption says it: "10 s", "5 min", "3 h", "1 day"."""
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} day" + ("" if seconds < 2 * 86400 else "s")
+
+
+def _label(at: datetime, first: datetime, bucket_s: int) -> str:
+    """Day and time at the axis's start; later labels drop the day when it is the same."""
+    at, first = at.astimezone(UTC), first.astimezone(UTC)
+    if bucket_s >= 86400:
+        return at.strftime("%b %d")
+    clock = at.strftime("%H:%M:%S" if bucket_s < 60 else "%H:%M")
+    return clock if at != first and at.date() == first.date() else at.strftime("%b %d ") + clock
 
 
 def _ticks(top: int) -> list[int]:
@@ -63,11 +78,22 @@ def funnel_svg(funnel: Funnel, title: str) -> Markup:
         parts.append(f'<line x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#eaecf0"/>')
         parts.append(f'<text x="{_LEFT - 8}" y="{y(tick) + 4:.1f}" text-anchor="end" font-size="11" '
                      f'fill="#475467">{tick}</text>')
-    for at, anchor in ((points[0][0], "start"), (points[len(points) // 2][0], "middle"), (points[-1][0], "end")):
+    first = points[0][0]
+    labels = [(first, "start"), (points[-1][0], "end")]
+    if len(points) >= 5:
+        labels.insert(1, (points[len(points) // 2][0], "middle"))
+    for at, anchor in labels:
+        text = _label(at, first, funnel.bucket_s) + (" UTC" if anchor == "end" else "")
         parts.append(f'<text x="{x(at):.1f}" y="{_H - 12}" text-anchor="{anchor}" font-size="11" fill="#475467">'
-                     f"{escape(_label(at, funnel.bucket_s))} UTC</text>")
+                     f"{escape(text)}</text>")
     for step in FUNNEL_STEPS:
-        line = " ".join(f"{x(at):.1f},{y(values[step]):.1f}" for at, values in points)
+        # Steps, not slopes: a count changes within a bucket, and is flat until the next one.
+        corners = []
+        for i, (at, values) in enumerate(points):
+            if i:
+                corners.append(f"{x(at):.1f},{y(points[i - 1][1][step]):.1f}")
+            corners.append(f"{x(at):.1f},{y(values[step]):.1f}")
+        line = " ".join(corners)
         dash = ' stroke-dasharray="5 4"' if step in ("expired", "recalled") else ""
         parts.append(f'<polyline data-step="{step}" points="{line}" fill="none" stroke="{COLORS[step]}" '
                      f'stroke-width="2.2" stroke-linejoin="round"{dash}/>')
