@@ -303,3 +303,33 @@ async def test_the_person_page_names_identity_proof_when_no_device_ever_polled(a
     await api.identify("cy")
     status, text = await browser.page("/console/people?q=cy")
     assert status == 200 and "no message has been sent to them yet" in text
+
+
+@pytest.mark.parametrize("path", [p for m, p in CONSOLE_ROUTES if m == "POST" and not p.startswith("/console/api/")])
+async def test_no_console_form_answers_500_to_odd_input(api: Api, path: str) -> None:
+    browser = await signed_in(api)
+    await api.identify("ada", plan_name="pro")
+    message = (await api.send("ada", "x")).body["id"]
+    odd: list[dict[str, str]] = [
+        {"confirm": "yes", "event": "a\x00b", "title": "t\x00", "filter": '{"attribute": "a\\u0000"}'},
+        {"confirm": "yes", "event": "e" * 100_000, "title": "t" * 100_000, "campaign": "c" * 5000},
+        {"confirm": "no", "do": "nope", "to": "\x00", "layout": "sideways", "reentry": "\x00"},
+        {"confirm": "yes", "template_id": "\x00", "filter": "[" * 5000},
+    ]
+    concrete = path.replace("{id}", message)
+    for data in odd:
+        status, text, _ = await browser.post(concrete, data)
+        assert status < 500 and ("<html" in text or status == 303), (concrete, data.keys(), status)
+
+
+async def test_a_console_page_refused_before_its_handler_is_a_page_and_the_api_stays_json(api: Api) -> None:
+    browser = await signed_in(api)
+    status, text, _ = await browser.post("/console/triggers", {"event": "e", "title": "t" * 100_000})
+    assert status == 413 and "<html" in text and "at most 65536 bytes" in text
+    status, text = await browser.page("/console/nothing-here")
+    assert status == 404 and "<html" in text
+    async with api.client.post("/console/api/preview", data=b"x" * 100_000,
+                               headers={"X-CSRF-Token": browser.csrf}) as reply:
+        assert reply.status == 413 and (await reply.json())["error"]["code"] == "body_too_large"
+    reply = await api.request("POST", "/v1/messages", data=b"x" * 100_000)
+    assert reply.status == 413 and reply.error_code == "body_too_large"
