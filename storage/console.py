@@ -20,10 +20,12 @@ from .workspaces import _workspace
 
 __all__ = [
     "Campaign",
+    "CampaignCounts",
     "ConsoleSession",
     "DevicePoll",
     "FunnelCount",
     "count_broadcast_audience",
+    "count_campaign_messages",
     "count_funnel_events",
     "count_pending_messages",
     "count_workspace_messages",
@@ -31,6 +33,7 @@ __all__ = [
     "delete_console_session",
     "get_console_session",
     "list_broadcast_ids",
+    "list_broadcast_titles",
     "list_campaigns",
     "list_person_devices",
     "list_workspace_messages",
@@ -60,7 +63,17 @@ class FunnelCount:
 class Campaign:
     name: str
     messages: int
+    first_sent_at: datetime
     last_sent_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignCounts:
+    """A campaign's messages still held (retention keeps no per-campaign summary), by state."""
+
+    total: int
+    first_sent_at: datetime | None
+    counts: dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +134,12 @@ async def count_broadcast_audience(
 
 @translate_errors
 async def list_workspace_messages(
-    db: Executor, workspace_id: int, limit: int, now: datetime | None, state: str | None = None
+    db: Executor, workspace_id: int, limit: int, now: datetime | None, state: str | None = None,
+    before: tuple[datetime, uuid.UUID] | None = None,
 ) -> list[Message]:
-    rows = await db.fetch(queries["list_workspace_messages"], workspace_id, limit, now, state)
+    """A page of messages, newest first; `before` is the (created_at, id) of the previous page's last."""
+    at, message_id = before if before else (None, None)
+    rows = await db.fetch(queries["list_workspace_messages"], workspace_id, limit, now, state, at, message_id)
     return [_message(r) for r in rows]
 
 
@@ -134,14 +150,37 @@ async def count_workspace_messages(db: Executor, workspace_id: int, now: datetim
 
 
 @translate_errors
-async def list_broadcast_ids(db: Executor, workspace_id: int, limit: int) -> list[uuid.UUID]:
-    return [r["id"] for r in await db.fetch(queries["list_broadcast_ids"], workspace_id, limit)]
+async def list_broadcast_ids(
+    db: Executor, workspace_id: int, limit: int, before: tuple[datetime, uuid.UUID] | None = None
+) -> list[uuid.UUID]:
+    """A page of broadcast ids, newest first; `before` is the (created_at, id) of the previous page's last."""
+    at, broadcast_id = before if before else (None, None)
+    rows = await db.fetch(queries["list_broadcast_ids"], workspace_id, limit, at, broadcast_id)
+    return [r["id"] for r in rows]
+
+
+@translate_errors
+async def list_broadcast_titles(db: Executor, workspace_id: int, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Each broadcast's title (or else body) by id; ids of other workspaces are left out."""
+    rows = await db.fetch(queries["list_broadcast_titles"], workspace_id, ids)
+    return {r["id"]: r["title"] for r in rows}
 
 
 @translate_errors
 async def list_campaigns(db: Executor, workspace_id: int, limit: int) -> list[Campaign]:
     rows = await db.fetch(queries["list_campaigns"], workspace_id, limit)
-    return [Campaign(r["campaign"], r["messages"], r["last_sent_at"]) for r in rows]
+    return [Campaign(r["campaign"], r["messages"], r["first_sent_at"], r["last_sent_at"]) for r in rows]
+
+
+_COUNT_KEYS = ("queued", "offered", "shown", "action", "dismissed", "expired", "recalled")
+
+
+@translate_errors
+async def count_campaign_messages(
+    db: Executor, workspace_id: int, campaign: str, now: datetime | None
+) -> CampaignCounts:
+    row = await db.fetchrow(queries["count_campaign_messages"], workspace_id, campaign, now)
+    return CampaignCounts(row["total"], row["first_sent_at"], {k: row["n_" + k] for k in _COUNT_KEYS})
 
 
 @translate_errors

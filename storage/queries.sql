@@ -1137,7 +1137,7 @@ SELECT CASE
 END AS audience;
 
 -- list_workspace_messages --
--- A workspace's most recent messages, newest first, optionally only those in one state (queued or offered past expires_at read as expired). $1 workspace_id, $2 at most this many, $3 now, $4 state or NULL
+-- A page of a workspace's messages, newest first, optionally only those in one state (queued or offered past expires_at read as expired), older than a cursor. $1 workspace_id, $2 at most this many, $3 now, $4 state or NULL, $5 created_at of the cursor or NULL (first page), $6 id of the cursor
 SELECT m.id, p.external_id, p.email,
        CASE WHEN m.state IN ('queued', 'offered') AND m.expires_at <= coalesce($3::timestamptz, now())
             THEN 'expired' ELSE m.state END AS state,
@@ -1150,7 +1150,8 @@ WHERE m.workspace_id = $1
   AND ($4::text IS NULL
        OR $4 = CASE WHEN m.state IN ('queued', 'offered') AND m.expires_at <= coalesce($3::timestamptz, now())
                     THEN 'expired' ELSE m.state END)
-ORDER BY m.created_at DESC
+  AND ($5::timestamptz IS NULL OR (m.created_at, m.id) < ($5, $6::uuid))
+ORDER BY m.created_at DESC, m.id DESC
 LIMIT $2;
 
 -- count_workspace_messages --
@@ -1163,17 +1164,46 @@ WHERE m.workspace_id = $1
 GROUP BY 1;
 
 -- list_broadcast_ids --
--- A workspace's most recent broadcasts, newest first. $1 workspace_id, $2 at most this many
-SELECT id FROM broadcasts WHERE workspace_id = $1 ORDER BY created_at DESC LIMIT $2;
+-- A page of a workspace's broadcasts, newest first, older than a cursor. $1 workspace_id, $2 at most this many, $3 created_at of the cursor or NULL (first page), $4 id of the cursor
+SELECT id FROM broadcasts
+WHERE workspace_id = $1 AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT $2;
+
+-- list_broadcast_titles --
+-- What the console names broadcasts by: each one's content title (or else body), as sent. $1 workspace_id, $2 broadcast ids
+SELECT id, coalesce(content ->> 'title', content ->> 'body', '') AS title
+FROM broadcasts
+WHERE workspace_id = $1 AND id = any($2::uuid[]);
 
 -- list_campaigns --
--- A workspace's campaigns with their message count and latest send, most recent first. $1 workspace_id, $2 at most this many
-SELECT campaign, count(*) AS messages, max(created_at) AS last_sent_at
+-- A workspace's campaigns with their message count, first and latest send, most recent first. $1 workspace_id, $2 at most this many
+SELECT campaign, count(*) AS messages, min(created_at) AS first_sent_at, max(created_at) AS last_sent_at
 FROM messages
 WHERE workspace_id = $1 AND campaign IS NOT NULL
 GROUP BY campaign
 ORDER BY max(created_at) DESC
 LIMIT $2;
+
+-- count_campaign_messages --
+-- A campaign's messages by state (queued or offered past expires_at count as expired), those with an action, and its first send; what retention deleted is not counted. $1 workspace_id, $2 campaign, $3 now
+WITH clock AS (
+    SELECT coalesce($3::timestamptz, now()) AS now
+)
+SELECT count(*) AS total, min(m.created_at) AS first_sent_at,
+       count(*) FILTER (WHERE m.state = 'queued' AND m.expires_at > clock.now) AS n_queued,
+       count(*) FILTER (WHERE m.state = 'offered' AND m.expires_at > clock.now) AS n_offered,
+       count(*) FILTER (WHERE m.state = 'shown') AS n_shown,
+       count(*) FILTER (WHERE m.state IN ('shown', 'dismissed')
+                          AND EXISTS (SELECT 1 FROM events e
+                                      WHERE e.message_id = m.id AND e.type = 'action')) AS n_action,
+       count(*) FILTER (WHERE m.state = 'dismissed') AS n_dismissed,
+       count(*) FILTER (WHERE m.state = 'expired'
+                          OR (m.state IN ('queued', 'offered') AND m.expires_at <= clock.now)) AS n_expired,
+       count(*) FILTER (WHERE m.state = 'recalled') AS n_recalled
+FROM messages m
+CROSS JOIN clock
+WHERE m.workspace_id = $1 AND m.campaign = $2;
 
 -- count_funnel_events --
 -- The events of a broadcast's or a campaign's messages, counted by type per time bucket (an action counts once per message), for the delivery funnel. $1 workspace_id, $2 broadcast id or NULL, $3 campaign or NULL, $4 bucket width in seconds

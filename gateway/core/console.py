@@ -128,7 +128,11 @@ async def preview(
 
 @dataclass(frozen=True, slots=True)
 class PersonReport:
-    """A person's queue, devices and events, and the answer to "why didn't they see it?" in words."""
+    """A person's queue, devices and events, and the answer to "why didn't they see it?" in words.
+
+    `tier` and `interval_s` are what a device polling now would be told; `device_tiers` what each
+    device was told at its last poll, which is when it will next ask.
+    """
 
     person: Person
     messages: list[Message]
@@ -137,53 +141,105 @@ class PersonReport:
     tier: Tier
     interval_s: int
     explanation: list[str]
+    device_tiers: dict[str, tuple[Tier, int]]
+
+
+# A device's recorded last poll can be a minute old (written at most once a minute) plus the
+# quiet-poll cache's answers; beyond its interval and this much, the app is taken to be closed.
+_POLL_SLACK_S = 120
+# Messages that ended unseen (expired, recalled) are explained only when this recent.
+_UNSEEN_WINDOW = timedelta(days=7)
 
 
 def _ago(now: datetime, then: datetime) -> str:
-    seconds = max(0, int((now - then).total_seconds()))
+    return _span(int((now - then).total_seconds())) + " ago"
+
+
+def _span(seconds: int) -> str:
+    seconds = max(0, seconds)
     if seconds < 60:
-        return f"{seconds} s ago"
+        return f"{seconds} s"
     if seconds < 3600:
-        return f"{seconds // 60} min ago"
+        return f"{seconds // 60} min"
     if seconds < 86400:
-        return f"{seconds // 3600} h ago"
-    return f"{seconds // 86400} days ago"
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
 
 
-def _tier(messages: list[Message], now: datetime, intervals: Intervals) -> tuple[Tier, int]:
-    """The tier the person's devices are in, as the poll computes it (without jitter)."""
-    if any(m.state in ("queued", "offered") for m in messages):
+def _tier(messages: list[Message], at: datetime, intervals: Intervals) -> tuple[Tier, int]:
+    """The tier a poll at `at` was (or is) in, as the poll computes it (without jitter): only messages
+    sent by then count, and one shown since was still waiting then."""
+    sent = [m for m in messages if m.created_at <= at]
+    if any(m.state in ("queued", "offered") or (m.shown_at is not None and m.shown_at > at) for m in sent):
         return "active", intervals.active_s
-    latest = max((m.created_at for m in messages), default=None)
-    if latest is not None and now - latest <= timedelta(days=intervals.recent_days):
+    latest = max((m.created_at for m in sent), default=None)
+    if latest is not None and at - latest <= timedelta(days=intervals.recent_days):
         return "inactive", intervals.inactive_s
     return "low", intervals.low_s
 
 
-def explain(messages: list[Message], devices: list[DevicePoll], now: datetime, interval_s: int) -> list[str]:
-    """One sentence per waiting message saying why it has not been seen, from the facts alone."""
+def _title(m: Message) -> str:
+    return f"“{m.content.get('title') or m.content.get('body') or m.id}”"
+
+
+def _waiting(m: Message, devices: list[DevicePoll], now: datetime, workspace: Workspace,
+             intervals: Intervals, messages: list[Message]) -> str:
+    """Why a queued message has not been taken: which device polled when, and when one will next."""
+    last = devices[0] if devices else None
+    start = f"{_title(m)} queued {_ago(now, m.created_at)}; "
+    if last is None:
+        why = "no device has ever polled as this person, so nothing has asked for it"
+        if workspace.identity_mode == "required":
+            why += " (this workspace requires identity proof: a device without a valid user token is refused)"
+        return start + why
+    if last.polled_at >= m.created_at:
+        return (start + f"device {last.device_id} polled {_ago(now, last.polled_at)}, after it was sent; "
+                "it takes the message on its next poll")
+    _, interval = _tier(messages, last.polled_at, intervals)
+    why = (f"no device has polled since (the last poll was {_ago(now, last.polled_at)}, by {last.device_id}); "
+           f"their devices poll every {interval} s")
+    overdue = (now - last.polled_at).total_seconds() > interval + _POLL_SLACK_S
+    if overdue:
+        why += (", so no device has the app open now; it waits until one does "
+                f"(it expires in {_span(int((m.expires_at - now).total_seconds()))})")
+    else:
+        due = interval - int((now - last.polled_at).total_seconds())
+        why += f", so the next poll is due in about {_span(due)}" if due > 0 else ", so the next poll is due now"
+    return start + why
+
+
+def explain(messages: list[Message], devices: list[DevicePoll], now: datetime, workspace: Workspace) -> list[str]:
+    """One sentence per message that has not been seen, saying why, from the stored facts alone."""
+    intervals = Intervals(workspace.active_s, workspace.inactive_s, workspace.low_s, workspace.recent_days)
     lines = []
-    last_poll = devices[0].polled_at if devices else None
+    if not workspace.in_app_enabled:
+        lines.append("in-app messaging is off for this workspace: nothing is delivered and new sends are "
+                     "refused until it is enabled on In-App settings")
     for m in messages:
         if m.state == "queued":
-            if last_poll is None:
-                why = "no device has ever polled as this person"
-            elif last_poll < m.created_at:
-                why = f"no device has polled since (the last poll was {_ago(now, last_poll)})"
-            else:
-                why = "a device polled since; it takes the message on its next poll"
-            lines.append(
-                f"“{m.content.get('title') or m.id}” queued {_ago(now, m.created_at)}; {why}; "
-                f"their devices poll every {interval_s} s"
-            )
+            lines.append(_waiting(m, devices, now, workspace, intervals, messages))
         elif m.state == "offered":
+            lease = "" if m.lease_expires_at is None else (
+                f" (its lease ends in {_span(int((m.lease_expires_at - now).total_seconds()))})")
             lines.append(
-                f"“{m.content.get('title') or m.id}” was offered to device {m.device_id} but not shown yet "
-                "(the page may be hidden, or the inline element missing); if it is not shown before its "
-                "lease ends, the next device to poll gets it"
+                f"{_title(m)} was offered to device {m.device_id} but not shown yet: the page may be hidden, "
+                f"or the inline element missing; if it is not shown before its lease ends{lease}, the next "
+                "device to poll gets it"
             )
+        elif m.state in ("expired", "recalled") and m.shown_at is None and now - m.created_at <= _UNSEEN_WINDOW:
+            how = ("expired before any device showed it" if m.state == "expired"
+                   else "was recalled before any device showed it")
+            lines.append(f"{_title(m)}, sent {_ago(now, m.created_at)}, {how}")
     if not lines:
-        lines.append("nothing is waiting for this person: every message was shown, dismissed, expired or recalled")
+        seen = next((m for m in messages if m.shown_at is not None), None)
+        if seen is not None and seen.shown_at is not None:
+            lines.append(f"nothing is waiting for this person: the latest message they saw, {_title(seen)}, "
+                         f"was shown on {seen.device_id} {_ago(now, seen.shown_at)}")
+        elif not messages:
+            lines.append("nothing is waiting for this person: no message has been sent to them yet")
+        else:
+            lines.append("nothing is waiting for this person: every message was shown, dismissed, expired or "
+                         "recalled")
     return lines
 
 
@@ -199,5 +255,6 @@ async def person_report(
     devices = await storage.list_person_devices(pool, person.id)
     intervals = Intervals(workspace.active_s, workspace.inactive_s, workspace.low_s, workspace.recent_days)
     tier, interval_s = _tier(messages, now, intervals)
+    device_tiers = {d.device_id: _tier(messages, d.polled_at, intervals) for d in devices}
     return PersonReport(person, messages, events, devices, tier, interval_s,
-                        explain(messages, devices, now, interval_s))
+                        explain(messages, devices, now, workspace), device_tiers)

@@ -32,7 +32,7 @@ from ..core.workspaces import WorkspaceCache
 from .addresses import TrustedProxies
 from .connections import connection_guard_middleware
 from .console.render import environment as console_templates
-from .console.session import console_middleware
+from .console.session import console_error_page_middleware, console_middleware
 from .keys import (
     BARRIER,
     BARRIER_CHANNEL,
@@ -71,7 +71,7 @@ def create_app(config: Config, *, clock: Clock | None = None, rng: random.Random
     app = web.Application(
         client_max_size=config.max_body_bytes,
         middlewares=[
-            request_id_middleware, metrics_middleware, cors_middleware, error_middleware,
+            request_id_middleware, metrics_middleware, cors_middleware, console_error_page_middleware, error_middleware,
             connection_guard_middleware, rate_limit_middleware, auth_middleware, console_middleware,
         ],
     )

@@ -11,10 +11,13 @@ from . import broadcasts, device, home, messages, openapi, ops, people, sdk, tem
 from . import schemas as s
 from .access import Access
 from .console import assets as console_assets
+from .console import broadcasts as console_broadcasts
 from .console import compose as console_compose
+from .console import messages as console_messages
 from .console import person as console_person
 from .console import session as console_session
 from .console import settings as console_settings
+from .console import triggers as console_triggers
 from .keys import OPENAPI, ROUTE_ACCESS
 
 __all__ = ["add_routes"]
@@ -97,6 +100,23 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/console/api/preview", console_compose.preview, CONSOLE, "console.api_preview"),
     Route("POST", "/console/api/audience", console_compose.audience, CONSOLE, "console.api_audience"),
     Route("GET", "/console/people", console_person.person_page, CONSOLE, "console.people", media=HTML),
+    Route("GET", "/console/messages", console_messages.messages_page, CONSOLE, "console.messages", media=HTML),
+    Route("GET", "/console/messages/{id}", console_messages.message_page, CONSOLE, "console.message", media=HTML),
+    Route("POST", "/console/messages/{id}/recall", console_messages.recall_message, CONSOLE, "console.message_recall",
+          media=HTML),
+    Route("GET", "/console/broadcasts", console_broadcasts.broadcasts_page, CONSOLE, "console.broadcasts",
+          media=HTML),
+    Route("GET", "/console/broadcasts/{id}", console_broadcasts.broadcast_page, CONSOLE, "console.broadcast",
+          media=HTML),
+    Route("POST", "/console/broadcasts/{id}/recall", console_broadcasts.recall_broadcast, CONSOLE,
+          "console.broadcast_recall", media=HTML),
+    Route("POST", "/console/broadcasts/{id}/resend", console_broadcasts.resend_broadcast, CONSOLE,
+          "console.broadcast_resend", media=HTML),
+    Route("GET", "/console/campaigns", console_broadcasts.campaign_page, CONSOLE, "console.campaign", media=HTML),
+    Route("GET", "/console/triggers", console_triggers.triggers_page, CONSOLE, "console.triggers", media=HTML),
+    Route("POST", "/console/triggers", console_triggers.create_trigger, CONSOLE, "console.triggers", media=HTML),
+    Route("POST", "/console/triggers/{id}/delete", console_triggers.delete_trigger, CONSOLE, "console.trigger_delete",
+          media=HTML),
     Route("GET", "/console/api/setup", console_settings.setup_status, CONSOLE, "console.api_setup"),
     Route("GET", "/console/api/messages/{id}", console_settings.message_state, CONSOLE, "console.api_message"),
     # Operations.

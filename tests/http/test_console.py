@@ -286,7 +286,8 @@ async def test_the_person_page_says_why_a_message_was_not_seen(api: Api, clock: 
     status, text = await browser.page("/console/people?q=ada")
     assert status == 200
     assert "“Spring sale” queued 4 min ago; no device has polled since" in text
-    assert "their devices poll every 10 s" in text and "laptop" in text
+    # The laptop last polled with nothing ever sent: it was told the low tier's 180 s, 14 min ago.
+    assert "their devices poll every 180 s, so no device has the app open now" in text and "laptop" in text
     status, text = await browser.page("/console/people?q=nobody")
     assert status == 404 and "no person with this id or email" in text
     status, _ = await browser.page("/console/people?q=" + "x" * 5000)

@@ -5,14 +5,20 @@ messages name the same fields.
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
 from multidict import MultiDictProxy
 
+from ...errors import Unprocessable
 from ..schemas import parse_body
 
-__all__ = ["ACTION_SLOTS", "content_of", "field", "filter_of", "recipient_of", "validate"]
+__all__ = [
+    "ACTION_SLOTS", "confirmed", "content_of", "cursor_of", "cursor_text", "field", "filter_of", "recipient_of",
+    "validate",
+]
 
 T = TypeVar("T")
 Form = MultiDictProxy[Any]
@@ -65,3 +71,28 @@ def filter_of(text: str) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return text
+
+
+def confirmed(form: Form) -> bool:
+    """Whether the form's "yes, do it" box was ticked (recall, resend, delete, disable ask first)."""
+    return field(form, "confirm") == "yes"
+
+
+def cursor_text(cursor: tuple[datetime, uuid.UUID] | None) -> str:
+    """The `before` query value of a page's "Older" link: the last row's time and id."""
+    return "" if cursor is None else f"{cursor[0].isoformat()}~{cursor[1]}"
+
+
+def cursor_of(text: str) -> tuple[datetime, uuid.UUID] | None:
+    """A `before` query value back to a cursor; empty is the first page, anything else malformed a 422."""
+    if not text:
+        return None
+    at, _, ident = text.partition("~")
+    try:
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:
+            raise ValueError(at)
+        return when, uuid.UUID(ident)
+    except ValueError:
+        raise Unprocessable("this page link is broken (its `before` is not one the console made): "
+                            "start again from the first page") from None

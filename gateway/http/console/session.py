@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
+import orjson
 from aiohttp import web
 
 from ... import errors
@@ -23,7 +24,8 @@ from ..keys import CLOCK, CONFIG, CONSOLE_SESSION, CONSOLE_TOKEN, POOL, ROUTE_AC
 from ..views import error_body, json_response
 from .render import render
 
-__all__ = ["console_middleware", "link", "redirect", "sign_in", "sign_in_page", "sign_out"]
+__all__ = ["console_error_page_middleware", "console_middleware", "link", "redirect", "sign_in", "sign_in_page",
+           "sign_out"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -80,6 +82,29 @@ async def console_middleware(request: web.Request, handler: Handler) -> web.Stre
             raise
         return render(request, "error.html", {"title": "That did not work", "message": exc.message},
                       status=exc.status)
+
+
+@web.middleware
+async def console_error_page_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A console page refused before the console's own middleware runs (a body too large, storage
+    unavailable) answers an error page with the same message and status, never the API's JSON.
+
+    Sits just outside the error middleware, which has already turned the error into JSON.
+    """
+    response = await handler(request)
+    if (response.status < 400 or not request.path.startswith("/console") or _is_api(request)
+            or response.content_type != "application/json" or not isinstance(response, web.Response)):
+        return response
+    try:
+        message = str(orjson.loads(response.body or b"{}")["error"]["message"])  # type: ignore[arg-type]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return response
+    page = render(request, "error.html", {"title": "That did not work", "message": message},
+                  status=response.status)
+    for name in ("Retry-After", "Allow", "X-Request-Id"):
+        if name in response.headers:
+            page.headers[name] = response.headers[name]
+    return page
 
 
 def _safe_next(value: str) -> str:

@@ -25,9 +25,10 @@
     return c;
   }
 
-  let timer = 0;
+  // One pending call per function: typing in the audience must not cancel a pending preview.
+  const timers = new Map();
   let seq = 0;
-  function schedule(fn) { clearTimeout(timer); timer = setTimeout(fn, 250); }
+  function schedule(fn) { clearTimeout(timers.get(fn)); timers.set(fn, setTimeout(fn, 250)); }
 
   function drawPreview() {
     const mine = ++seq;
