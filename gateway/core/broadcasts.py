@@ -7,6 +7,7 @@ chunk of people per hand-off to a render thread, each person within the render b
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -113,6 +114,9 @@ async def send_broadcast(
     content = message.content
     assert content is not None
     personalization = personalization or Personalization()
+    if audience.visit is not None:
+        # The broadcast ends with its rule: a resend's copies expire then too, and none is made after.
+        message = dataclasses.replace(message, expires_at=audience.visit.ends_at)
     if audience.visit is not None and has_templates(content):
         # A visitor's copy is made by the claim statement, in SQL, where Liquid cannot run.
         raise Unprocessable(

@@ -224,3 +224,19 @@ async def test_identify_refuses_a_bad_visitor_id(api: Api, bad: Any) -> None:
     reply = await api.device_identify("ada", {}, anonymous_id=bad)
     assert (reply.status, reply.error_code) == (422, "invalid_fields"), reply
     assert "`anonymous_id`" in reply.body["error"]["message"], reply
+
+
+async def test_a_resend_gives_each_visitor_one_more_copy_until_the_end(api: Api, clock: FixedClock) -> None:
+    """Re-entry as for any broadcast: everyone who entered gets one more copy, which ends with the rule."""
+    ends_at = clock.now() + timedelta(days=2)
+    sent = await visit_broadcast(api, ends_at=ends_at.isoformat())
+    copy = (await visitor_poll(api, VISITOR, "browser")).message_ids[0]
+    await visitor_report(api, VISITOR, "browser", copy, "dismissed")
+    resent = await api.request("POST", f"/v1/broadcasts/{sent.body['id']}/resend")
+    assert (resent.status, resent.body["queued"]) == (200, 1), resent
+    again = await visitor_poll(api, VISITOR, "browser")
+    assert len(again.message_ids) == 1 and again.message_ids != [copy]
+    assert again.body["messages"][0]["expires_at"] == ends_at.isoformat().replace("+00:00", "Z")
+    clock.advance(days=2)
+    late = await api.request("POST", f"/v1/broadcasts/{sent.body['id']}/resend")
+    assert (late.status, late.error_code) == (409, "broadcast_expired"), late
