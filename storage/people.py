@@ -129,7 +129,7 @@ async def identify_device_person(
     Nobody named so: the person is created, known by `user` as an email with `create_by_email`,
     else as an id. Past `max_attributes` or `max_bytes` on the device's side: `LimitExceeded`.
     With `anonymous_id`, the visitor this device polled as until now is merged into the person:
-    its messages, history and visit entries follow them, and their polls are woken.
+    its messages and history move to them, its visit entries are copied, and their polls are woken.
     """
     to_set, to_remove = _split(attributes)
     async with pool.acquire() as conn, conn.transaction():
@@ -148,7 +148,10 @@ async def identify_device_person(
 
 
 async def _merge_visitor(conn: asyncpg.Connection, workspace_id: int, person_id: int, anonymous_id: str) -> None:
-    """Fold the visitor into the person, in the caller's transaction; an unknown visitor is no-op."""
+    """Fold the visitor into the person, in the caller's transaction; an unknown visitor is a no-op.
+
+    The emptied visitor is kept with its visit entries: another tab of the browser may poll as it
+    until reloaded, and must not enter a `once` visit broadcast a second time."""
     visitor_id = await conn.fetchval(queries["lock_visitor"], workspace_id, anonymous_id)
     if visitor_id is None:
         return

@@ -274,7 +274,7 @@ WHERE workspace_id = $1 AND anonymous_id = $2
 FOR UPDATE;
 
 -- merge_visitor --
--- After move_person_history: carry a visitor's visit entries over to the person (the later entry of each broadcast wins), keep the later last message, and delete the visitor with its device polls. $1 to person id, $2 visitor's person id
+-- After move_person_history: copy a visitor's visit entries to the person (the later entry of each broadcast wins) and keep the later last message. The visitor stays, without messages but with its entries, so a tab still polling as it is not given a `once` visit broadcast again. $1 to person id, $2 visitor's person id
 WITH visitor AS MATERIALIZED (
     SELECT id, last_message_at FROM people WHERE id = $2
 ),
@@ -282,20 +282,11 @@ entries AS (
     INSERT INTO visit_entries AS v (broadcast_id, person_id, entered_at)
     SELECT e.broadcast_id, $1, e.entered_at FROM visit_entries e WHERE e.person_id = $2
     ON CONFLICT (broadcast_id, person_id) DO UPDATE SET entered_at = greatest(v.entered_at, excluded.entered_at)
-),
-dropped_entries AS (
-    DELETE FROM visit_entries WHERE person_id = $2
-),
-dropped_polls AS (
-    DELETE FROM device_polls WHERE person_id = $2
-),
-kept AS (
-    UPDATE people p
-    SET last_message_at = greatest(p.last_message_at, visitor.last_message_at)
-    FROM visitor
-    WHERE p.id = $1 AND visitor.last_message_at IS NOT NULL
 )
-DELETE FROM people WHERE id = $2;
+UPDATE people p
+SET last_message_at = greatest(p.last_message_at, visitor.last_message_at)
+FROM visitor
+WHERE p.id = $1 AND visitor.last_message_at IS NOT NULL;
 
 -- delete_person --
 -- Delete a person that identify merged into another. $1 person id

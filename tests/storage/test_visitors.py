@@ -242,7 +242,11 @@ async def test_identify_merges_the_visitor_into_the_person(pool: asyncpg.Pool) -
     )
     history = await storage.list_person_messages(pool, person.id, now=NOW)
     assert [(m.id, m.state) for m in history] == [(copy.id, "shown")]
-    assert await pool.fetchval("SELECT count(*) FROM people WHERE anonymous_id IS NOT NULL") == 0
+    # The visitor is emptied, not deleted: a tab still polling as it gets nothing again.
+    assert await pool.fetchval(
+        "SELECT count(*) FROM messages m JOIN people p ON p.id = m.person_id WHERE p.anonymous_id = $1", VISITOR
+    ) == 0
+    assert (await claim_as_visitor(pool, workspace, VISITOR, "other-tab")).messages == ()
     # The person's phone polls: the visit broadcast was already theirs, so no second copy.
     phone = await storage.claim_messages(pool, workspace, "ada", "phone", lease_s=300, now=NOW)
     assert phone.messages == () and not phone.visiting
