@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import asyncpg
@@ -69,7 +69,9 @@ class VisitRule:
 
     def as_json(self) -> dict[str, Any]:
         frequency: Any = "once" if self.every_s is None else {"every_hours": self.every_s // 3600}
-        return {"visitors": True, "frequency": frequency, "ends_at": self.ends_at.isoformat()}
+        # In UTC with a Z, as the API writes every time.
+        ends_at = self.ends_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return {"visitors": True, "frequency": frequency, "ends_at": ends_at}
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,10 +34,10 @@ async def visitor_report(api: Api, visitor: str, device_id: str, message_id: str
 
 
 async def test_a_visit_broadcast_reaches_each_visitor_once(api: Api, clock: FixedClock) -> None:
-    ends_at = clock.now() + timedelta(days=3)
-    sent = await visit_broadcast(api, frequency="once", ends_at=ends_at.isoformat())
+    # Given with an offset, answered in UTC like every time the API writes.
+    sent = await visit_broadcast(api, frequency="once", ends_at="2026-12-01T14:00:00+02:00")
     assert sent.status == 201, sent
-    assert sent.body["audience"] == {"visitors": True, "frequency": "once", "ends_at": ends_at.isoformat()}
+    assert sent.body["audience"] == {"visitors": True, "frequency": "once", "ends_at": "2026-12-01T12:00:00Z"}
     assert sent.body["queued"] == 0
 
     first = await visitor_poll(api, VISITOR, "browser")

@@ -54,7 +54,7 @@ async def test_a_visit_broadcast_queues_nothing_until_someone_visits(pool: async
     workspace = await workspace_id(pool)
     broadcast = await visit_broadcast(pool, workspace, every_s=7200)
     assert broadcast.audience == {
-        "visitors": True, "frequency": {"every_hours": 2}, "ends_at": (NOW + timedelta(days=7)).isoformat(),
+        "visitors": True, "frequency": {"every_hours": 2}, "ends_at": "2026-12-05T12:00:00Z",
     }
     assert (broadcast.queued, broadcast.total) == (0, 0)
     assert await count(pool, "people") == 0
