@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import asyncpg
@@ -30,6 +30,7 @@ __all__ = [
     "RecallOutcome",
     "RenderMany",
     "ResendOutcome",
+    "VisitRule",
     "get_broadcast",
     "import_people",
     "recall_broadcast",
@@ -59,15 +60,34 @@ class AudienceFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class VisitRule:
+    """A broadcast to everyone who visits: each person (an anonymous visitor, or a person by id or
+    email) gets a copy when they poll, until `ends_at`, once or at most once every `every_s`."""
+
+    ends_at: datetime
+    every_s: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        frequency: Any = "once" if self.every_s is None else {"every_hours": self.every_s // 3600}
+        # In UTC with a Z, as the API writes every time.
+        ends_at = self.ends_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return {"visitors": True, "frequency": frequency, "ends_at": ends_at}
+
+
+@dataclass(frozen=True, slots=True)
 class Audience:
-    """Exactly one of: these external ids, these emails, everyone in the workspace, or a filter."""
+    """Exactly one of: these external ids, these emails, everyone in the workspace, a filter, or
+    everyone who visits (`visit`)."""
 
     ids: tuple[str, ...] = ()
     emails: tuple[str, ...] = ()
     everyone: bool = False
     filter: AudienceFilter | None = None
+    visit: VisitRule | None = None
 
     def as_json(self) -> dict[str, Any]:
+        if self.visit is not None:
+            return self.visit.as_json()
         if self.everyone:
             return {"all": True}
         if self.filter is not None:
@@ -163,6 +183,8 @@ async def send_broadcast(
 ) -> BroadcastOutcome:
     """Queue one message per person of the audience (people named but unknown are created).
 
+    A visit audience queues nothing now: each visiting person's poll makes their copy (the claim
+    statement), so the send only records the rule and wakes the workspace's held polls.
     With `render`, each person's message holds what `render` made for them (it gets the audience
     in chunks) instead of the content; an exception from `render` rolls everything back and
     propagates.
@@ -180,6 +202,8 @@ async def send_broadcast(
                     queries["create_broadcast"], workspace_id, audience.as_json(), message.content,
                     message.properties, message.priority, message.persistent, message.campaign,
                     message.expires_at, message.ttl_s, idempotency_key, idempotency_hash, now,
+                    audience.visit.ends_at if audience.visit else None,
+                    audience.visit.every_s if audience.visit else None,
                 )
                 if broadcast_id is None:
                     earlier = await conn.fetchval(
@@ -191,7 +215,9 @@ async def send_broadcast(
                     return BroadcastOutcome("replayed", _broadcast(row))
                 if ids or emails:
                     await conn.execute(queries["ensure_people"], workspace_id, ids, emails)
-                if render is None:
+                if audience.visit is not None:
+                    result = await conn.fetchrow(queries["open_visit_broadcast"], workspace_id)
+                elif render is None:
                     result = await conn.fetchrow(
                         queries["queue_broadcast"], workspace_id, broadcast_id, ids, emails, audience.everyone,
                         now, path, variables, timeout=BULK_TIMEOUT_S,
@@ -210,7 +236,7 @@ async def send_broadcast(
                     raise RefusedWrite
         except RefusedWrite:
             return BroadcastOutcome("disabled", None)
-        if result["queued"] >= ANALYZE_AFTER:
+        if result["queued"] is not None and result["queued"] >= ANALYZE_AFTER:
             # Until autovacuum gets to them, a million new rows make the planner's statistics
             # wrong and every claim slow (200 ms instead of 0.5 ms, bench scenario 4).
             await conn.execute(queries["analyze_queue"], timeout=BULK_TIMEOUT_S)

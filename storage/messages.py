@@ -164,15 +164,19 @@ async def recall_message(
 async def claim_messages(
     db: Executor,
     workspace_id: int,
-    user: str,
+    user: str | None,
     device_id: str,
     *,
     lease_s: int,
     limit: int = 10,
     now: datetime | None = None,
+    anonymous_id: str | None = None,
 ) -> Claim:
-    """The poll's single round trip: claim, lease, record, and read the tier's facts."""
-    rows = await db.fetch(queries["claim_messages"], workspace_id, user, device_id, now, lease_s, limit)
+    """The poll's single round trip: claim, lease, enter due visit broadcasts, record, and read the
+    tier's facts. A visitor polls with `anonymous_id` and no `user`."""
+    rows = await db.fetch(
+        queries["claim_messages"], workspace_id, user, device_id, now, lease_s, limit, anonymous_id
+    )
     first = rows[0]
     messages = tuple(
         DeliveredMessage(
@@ -196,6 +200,7 @@ async def claim_messages(
         messages=messages,
         pending=bool(first["pending"]),
         showing=bool(first["showing"]),
+        visiting=bool(first["visiting"]),
     )
 
 
@@ -210,11 +215,12 @@ class DeviceReport:
 async def record_device_events(
     pool: asyncpg.Pool,
     workspace_id: int,
-    user: str,
+    user: str | None,
     device_id: str,
     reports: list[DeviceReport],
     now: datetime | None = None,
     platform: str = "other",
+    anonymous_id: str | None = None,
 ) -> list[str | None]:
     """Apply reports in order, in one statement; per report None (accepted) or why it was rejected.
 
@@ -223,7 +229,7 @@ async def record_device_events(
     rows = await pool.fetch(
         queries["record_device_events"],
         workspace_id, [r.message_id for r in reports], device_id, user, [r.type for r in reports],
-        [r.action for r in reports], now, platform,
+        [r.action for r in reports], now, platform, anonymous_id,
     )
     return [
         None if row["accepted"] else ("not_offered_to_device" if row["known"] else "unknown_message")

@@ -182,3 +182,5 @@ class Claim:
     # one on display. Neither means that nothing can become deliverable without a NOTIFY.
     pending: bool = False
     showing: bool = False
+    # A visit broadcast this person may still enter: time alone can make one due, with no NOTIFY.
+    visiting: bool = False

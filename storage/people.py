@@ -121,12 +121,15 @@ async def identify_device_person(
     create_by_email: bool,
     max_attributes: int | None = None,
     max_bytes: int | None = None,
+    anonymous_id: str | None = None,
 ) -> Person:
     """Store a device's attributes (a None value removes one of the device's) for the person `user`
     names, by id or else by email, as a poll resolves it; never touches the backend's side.
 
     Nobody named so: the person is created, known by `user` as an email with `create_by_email`,
     else as an id. Past `max_attributes` or `max_bytes` on the device's side: `LimitExceeded`.
+    With `anonymous_id`, the visitor this device polled as until now is merged into the person:
+    its messages and history move to them, its visit entries are copied, and their polls are woken.
     """
     to_set, to_remove = _split(attributes)
     async with pool.acquire() as conn, conn.transaction():
@@ -139,4 +142,19 @@ async def identify_device_person(
                 await ensure_person(conn, workspace_id, external_id=user, email=None)
             row = await conn.fetchrow(*args)
         _check_limits(row, max_attributes, max_bytes)
+        if anonymous_id is not None:
+            await _merge_visitor(conn, workspace_id, row["id"], anonymous_id)
     return _person(row)
+
+
+async def _merge_visitor(conn: asyncpg.Connection, workspace_id: int, person_id: int, anonymous_id: str) -> None:
+    """Fold the visitor into the person, in the caller's transaction; an unknown visitor is a no-op.
+
+    The emptied visitor is kept with its visit entries: another tab of the browser may poll as it
+    until reloaded, and must not enter a `once` visit broadcast a second time."""
+    visitor_id = await conn.fetchval(queries["lock_visitor"], workspace_id, anonymous_id)
+    if visitor_id is None:
+        return
+    await conn.execute(queries["move_person_history"], person_id, visitor_id)
+    await conn.execute(queries["merge_visitor"], person_id, visitor_id)
+    await conn.execute(queries["notify_queue"], workspace_id, person_id)

@@ -266,6 +266,28 @@ SET person_id = $1
 WHERE d.person_id = $2
   AND NOT EXISTS (SELECT 1 FROM trigger_deliveries mine WHERE mine.person_id = $1 AND mine.trigger_id = d.trigger_id);
 
+-- lock_visitor --
+-- The anonymous visitor a device polled as before identify, locked for merging into a person. $1 workspace_id, $2 anonymous visitor id
+SELECT id
+FROM people
+WHERE workspace_id = $1 AND anonymous_id = $2
+FOR UPDATE;
+
+-- merge_visitor --
+-- After move_person_history: copy a visitor's visit entries to the person (the later entry of each broadcast wins) and keep the later last message. The visitor stays, without messages but with its entries, so a tab still polling as it is not given a `once` visit broadcast again. $1 to person id, $2 visitor's person id
+WITH visitor AS MATERIALIZED (
+    SELECT id, last_message_at FROM people WHERE id = $2
+),
+entries AS (
+    INSERT INTO visit_entries AS v (broadcast_id, person_id, entered_at)
+    SELECT e.broadcast_id, $1, e.entered_at FROM visit_entries e WHERE e.person_id = $2
+    ON CONFLICT (broadcast_id, person_id) DO UPDATE SET entered_at = greatest(v.entered_at, excluded.entered_at)
+)
+UPDATE people p
+SET last_message_at = greatest(p.last_message_at, visitor.last_message_at)
+FROM visitor
+WHERE p.id = $1 AND visitor.last_message_at IS NOT NULL;
+
 -- delete_person --
 -- Delete a person that identify merged into another. $1 person id
 DELETE FROM people WHERE id = $1;
@@ -376,16 +398,63 @@ recorded AS (
 SELECT state AS previous_state FROM target;
 
 -- claim_messages --
--- The poll: claim a person's deliverable messages for one device under a lease, record the offers and expiries (and, once a minute, the device's poll), and return what the device holds (with each offer's lease end) with the tier's facts (and whether anything was pending or on display, as of the statement's snapshot). $1 workspace_id, $2 user (id or email), $3 device_id, $4 now, $5 lease_s, $6 at most this many new claims
+-- The poll: claim a person's deliverable messages for one device under a lease, enter the person into the workspace's due visit broadcasts (creating an anonymous visitor on their first due visit) with a copy offered to this device, record the offers and expiries (and, once a minute, the device's poll), and return what the device holds (with each offer's lease end) with the tier's facts (and whether anything was pending or on display, or a visit broadcast could still come, as of the statement's snapshot). $1 workspace_id, $2 user (id or email; NULL for a visitor), $3 device_id, $4 now, $5 lease_s, $6 at most this many new claims, $7 anonymous visitor id (NULL for a user)
 WITH clock AS MATERIALIZED (
     SELECT coalesce($4::timestamptz, now()) AS now
 ),
-person AS MATERIALIZED (
+found AS MATERIALIZED (
     SELECT p.id, p.last_message_at
     FROM people p
-    WHERE p.workspace_id = $1 AND (p.external_id = $2 OR p.email = lower($2))
+    WHERE p.workspace_id = $1 AND (p.external_id = $2 OR p.email = lower($2) OR p.anonymous_id = $7::text)
     ORDER BY (p.external_id = $2) IS TRUE DESC
     LIMIT 1
+),
+-- The workspace's visit broadcasts still open (none while in-app messaging is disabled).
+visits AS MATERIALIZED (
+    SELECT b.id, b.visit_every_s
+    FROM broadcasts b, clock
+    WHERE b.workspace_id = $1 AND b.visit_ends_at IS NOT NULL AND b.status = 'queued'
+      AND b.visit_ends_at > clock.now
+      AND EXISTS (SELECT 1 FROM workspaces w WHERE w.id = $1 AND w.in_app_enabled)
+),
+-- A visitor's row is created only when a visit broadcast is there for them; two tabs creating it
+-- at once: one wins, the other finds no one this time and enters on its next poll.
+new_visitor AS (
+    INSERT INTO people (workspace_id, anonymous_id)
+    SELECT $1, $7::text
+    WHERE $7::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM found) AND EXISTS (SELECT 1 FROM visits)
+    ON CONFLICT DO NOTHING
+    RETURNING id, last_message_at
+),
+person AS MATERIALIZED (
+    SELECT id, last_message_at FROM found
+    UNION ALL
+    SELECT id, last_message_at FROM new_visitor
+),
+-- The row lock on (broadcast, person) serializes devices of one person: a second poll waits for
+-- the first's entry, then finds it too recent (or, for `once`, finds it at all) and enters nothing.
+entered AS (
+    INSERT INTO visit_entries AS v (broadcast_id, person_id, entered_at)
+    SELECT visits.id, person.id, clock.now FROM visits, person, clock
+    -- Due as this snapshot sees it, so that a person already in never takes the row lock.
+    WHERE NOT EXISTS (SELECT 1 FROM visit_entries e
+                      WHERE e.broadcast_id = visits.id AND e.person_id = person.id
+                        AND (visits.visit_every_s IS NULL
+                             OR e.entered_at > clock.now - make_interval(secs => visits.visit_every_s)))
+    ON CONFLICT (broadcast_id, person_id) DO UPDATE SET entered_at = excluded.entered_at
+    WHERE v.entered_at <= excluded.entered_at - make_interval(
+        secs => (SELECT b.visit_every_s FROM broadcasts b WHERE b.id = v.broadcast_id))
+    RETURNING v.broadcast_id, v.person_id
+),
+copied AS (
+    INSERT INTO messages (workspace_id, person_id, broadcast_id, content, properties, priority, persistent,
+                          campaign, expires_at, created_at, state, device_id, lease_expires_at)
+    -- NULL content: the copy shows its broadcast's.
+    SELECT $1, entered.person_id, b.id, NULL, b.properties, b.priority, b.persistent, b.campaign,
+           b.visit_ends_at, clock.now, 'offered', $3, clock.now + make_interval(secs => $5::integer)
+    FROM entered JOIN broadcasts b ON b.id = entered.broadcast_id, clock
+    RETURNING id, workspace_id, content, broadcast_id, properties, priority, persistent,
+              expires_at, campaign, created_at, lease_expires_at, true AS offered
 ),
 due AS (
     SELECT m.id
@@ -427,6 +496,9 @@ recorded AS (
     SELECT claimed.workspace_id, claimed.id, 'offered', $3, clock.now FROM claimed, clock
     UNION ALL
     SELECT expired.workspace_id, expired.id, 'expired', NULL, clock.now FROM expired, clock
+    UNION ALL
+    SELECT copied.workspace_id, copied.id, e.type, e.device_id, clock.now
+    FROM copied, clock, (VALUES ('queued', NULL), ('offered', $3)) AS e (type, device_id)
 ),
 -- The console's "last poll" of this device: written at most once a minute, so a device polling
 -- every 10 s costs one row update a minute and the poll stays one round trip.
@@ -449,6 +521,8 @@ held AS (
 delivered AS (
     SELECT * FROM claimed
     UNION ALL
+    SELECT * FROM copied
+    UNION ALL
     SELECT * FROM held
 ),
 facts AS (
@@ -459,10 +533,15 @@ facts AS (
            EXISTS (SELECT 1 FROM messages m
                    WHERE m.person_id = person.id AND m.state IN ('queued', 'offered')) AS pending,
            EXISTS (SELECT 1 FROM messages m
-                   WHERE m.person_id = person.id AND m.state = 'shown' AND m.persistent) AS showing
+                   WHERE m.person_id = person.id AND m.state = 'shown' AND m.persistent) AS showing,
+           -- A visit broadcast this person may still enter: time alone can make it due, with no NOTIFY.
+           EXISTS (SELECT 1 FROM visits
+                   WHERE visits.visit_every_s IS NOT NULL
+                      OR NOT EXISTS (SELECT 1 FROM visit_entries v
+                                     WHERE v.broadcast_id = visits.id AND v.person_id = person.id)) AS visiting
     FROM clock LEFT JOIN person ON true
 )
-SELECT facts.now, facts.person_id, facts.last_message_at, facts.pending, facts.showing,
+SELECT facts.now, facts.person_id, facts.last_message_at, facts.pending, facts.showing, facts.visiting,
        d.id, coalesce(d.content, b.content) AS content, d.properties, d.priority, d.persistent,
        d.expires_at, d.campaign, d.offered, d.lease_expires_at
 FROM facts
@@ -471,7 +550,7 @@ LEFT JOIN broadcasts b ON b.id = d.broadcast_id
 ORDER BY d.priority, d.created_at;
 
 -- record_device_events --
--- Apply a device's reports (shown, action, dismissed), in order, in one statement: each to a message offered or shown to this device; a repeated report is recorded once; the workspace's first `shown` completes its setup. One row per report, in order. $1 workspace_id, $2 message ids, $3 device_id, $4 user (id or email), $5 types, $6 action names (NULL: none), $7 now, $8 the device's platform
+-- Apply a device's reports (shown, action, dismissed), in order, in one statement: each to a message offered or shown to this device; a repeated report is recorded once; the workspace's first `shown` completes its setup. One row per report, in order. $1 workspace_id, $2 message ids, $3 device_id, $4 user (id or email; NULL for a visitor), $5 types, $6 action names (NULL: none), $7 now, $8 the device's platform, $9 anonymous visitor id (NULL for a user)
 WITH clock AS (
     SELECT coalesce($7::timestamptz, now()) AS now
 ),
@@ -482,7 +561,7 @@ report AS (
 person AS (
     SELECT p.id
     FROM people p
-    WHERE p.workspace_id = $1 AND (p.external_id = $4 OR p.email = lower($4))
+    WHERE p.workspace_id = $1 AND (p.external_id = $4 OR p.email = lower($4) OR p.anonymous_id = $9::text)
     ORDER BY (p.external_id = $4) IS TRUE DESC
     LIMIT 1
 ),
@@ -651,12 +730,25 @@ SELECT 1;
 SELECT rolsuper FROM pg_roles WHERE rolname = current_user;
 
 -- create_broadcast --
--- Record a broadcast before its messages are queued. $1 workspace_id, $2 audience, $3 content, $4 properties, $5 priority, $6 persistent, $7 campaign, $8 expires_at or NULL, $9 ttl_s, $10 idempotency_key, $11 idempotency_hash, $12 now
+-- Record a broadcast before its messages are queued. $1 workspace_id, $2 audience, $3 content, $4 properties, $5 priority, $6 persistent, $7 campaign, $8 expires_at or NULL, $9 ttl_s, $10 idempotency_key, $11 idempotency_hash, $12 now, $13 a visit broadcast's end (NULL: not one), $14 its frequency in seconds (NULL: once)
 INSERT INTO broadcasts (workspace_id, audience, content, properties, priority, persistent, campaign,
-                        expires_at, ttl_s, idempotency_key, idempotency_hash, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12::timestamptz, now()))
+                        expires_at, ttl_s, idempotency_key, idempotency_hash, created_at,
+                        visit_ends_at, visit_every_s)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12::timestamptz, now()), $13, $14)
 ON CONFLICT (workspace_id, idempotency_key) DO NOTHING
 RETURNING id;
+
+-- open_visit_broadcast --
+-- A visit broadcast queues nothing at send: unless the workspace is disabled, wake its held polls (and drop every process's "nothing pending"), so visitors enter it at once. $1 workspace_id
+WITH workspace AS (
+    SELECT id FROM workspaces WHERE id = $1 AND in_app_enabled FOR SHARE
+),
+notified AS (
+    SELECT mailslot_notify_broadcast_v1($1) FROM workspace
+)
+SELECT (SELECT count(*) FROM workspace) > 0 AS enabled,
+       NULL::integer AS queued,
+       (SELECT count(*) FROM notified) AS notified;
 
 -- ensure_people --
 -- Create, in bulk, the people of an audience not yet known. $1 workspace_id, $2 external ids, $3 lower-cased emails

@@ -7,10 +7,11 @@ chunk of people per hand-off to a render thread, each person within the render b
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -18,18 +19,19 @@ import asyncpg
 import storage
 from storage import AudienceMember, Broadcast, Idempotency, NewMessage
 
-from ..errors import Conflict, ErrorCode, IdempotencyKeyReused, InAppDisabled, NotFound, TemplateError
+from ..errors import Conflict, ErrorCode, IdempotencyKeyReused, InAppDisabled, NotFound, TemplateError, Unprocessable
 from .budget import off_loop
 from .filters import compile_filter
 from .personalize import CompiledContent, compile_content, has_templates
-from .sends import Personalization, with_expiry
+from .sends import DEFAULT_TTL_S, Personalization, with_expiry
 
 __all__ = ["AudienceChoice", "audience_of", "get_broadcast", "recall_broadcast", "resend_broadcast", "send_broadcast"]
 
 
 @dataclass(frozen=True, slots=True)
 class AudienceChoice:
-    """Who a broadcast is for, as asked: exactly one of ids, emails, everyone, or a filter."""
+    """Who a broadcast is for, as asked: exactly one of ids, emails, everyone, a filter, or
+    everyone who visits (`visitors`, with `every_hours`, None: once, and `ends_at`, None: in 30 days)."""
 
     ids: tuple[str, ...] = ()
     emails: tuple[str, ...] = ()
@@ -37,9 +39,24 @@ class AudienceChoice:
     # A filter is any JSON, null included, so its presence is a separate fact.
     has_filter: bool = False
     filter: Any = field(default=None)
+    visitors: bool = False
+    every_hours: int | None = None
+    ends_at: datetime | None = None
 
 
-def _audience(choice: AudienceChoice) -> storage.Audience:
+def _visit_rule(choice: AudienceChoice, now: datetime | None) -> storage.VisitRule:
+    """A visit broadcast's rule; an end that has passed is refused, as the rule could never deliver."""
+    current = now or datetime.now(UTC)
+    ends_at = choice.ends_at or current + timedelta(seconds=DEFAULT_TTL_S)
+    if ends_at <= current:
+        raise Unprocessable("`ends_at` has passed; no visitor could ever get this broadcast - at `$.ends_at`")
+    every_s = choice.every_hours * 3600 if choice.every_hours is not None else None
+    return storage.VisitRule(ends_at=ends_at, every_s=every_s)
+
+
+def _audience(choice: AudienceChoice, now: datetime | None = None) -> storage.Audience:
+    if choice.visitors:
+        return storage.Audience(visit=_visit_rule(choice, now))
     if choice.has_filter:
         compiled = compile_filter(choice.filter, "$.audience.filter")
         return storage.Audience(filter=storage.AudienceFilter(compiled.path, compiled.vars, choice.filter))
@@ -93,10 +110,19 @@ async def send_broadcast(
     now: datetime | None = None,
 ) -> SentBroadcast:
     message = with_expiry(message, now)
-    audience = _audience(choice)
+    audience = _audience(choice, now)
     content = message.content
     assert content is not None
     personalization = personalization or Personalization()
+    if audience.visit is not None:
+        # The broadcast ends with its rule: a resend's copies expire then too, and none is made after.
+        message = dataclasses.replace(message, expires_at=audience.visit.ends_at)
+    if audience.visit is not None and has_templates(content):
+        # A visitor's copy is made by the claim statement, in SQL, where Liquid cannot run.
+        raise Unprocessable(
+            "a broadcast to visitors cannot use Liquid ({{ }} or {% %}): each copy is made when a visitor "
+            "polls, with no one to render it for - at `$.content`"
+        )
     # Templates parse before anything is stored.
     render = (
         _renderer(compile_content(content, strict=personalization.strict), personalization)

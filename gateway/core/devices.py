@@ -20,14 +20,16 @@ __all__ = ["Rejection", "device_workspace", "report_events"]
 
 
 async def device_workspace(
-    cache: WorkspaceCache, site_id: str, user: str, user_hash: str | None, user_token: str | None = None,
+    cache: WorkspaceCache, site_id: str, user: str | None, user_hash: str | None, user_token: str | None = None,
     limiter: RateLimiter | None = None, *, events: int = 0, now: datetime | None = None,
+    anonymous_id: str | None = None,
 ) -> Workspace:
     """The workspace of a public site id, after the identity proof its mode asks for (at `now`)
     and the site's and person's rate limits (`events`: how many events the request writes).
 
     The limits come after the proof, so that under `required` proof no one can use up another
-    person's allowance.
+    person's allowance. An anonymous visitor (`user` None, `anonymous_id` given) needs no proof
+    in any mode: it can only ever reach its own visitor's messages (decision 0023).
     """
     workspace = await cache.by_site_id(site_id)
     if workspace is None:
@@ -36,9 +38,10 @@ async def device_workspace(
             "(for the demo workspace, `site_id` in .mailslot/demo-workspace.json)",
             code=ErrorCode.UNKNOWN_SITE,
         )
-    check_identity(workspace, user, user_hash, user_token, now=now)
+    if user is not None:
+        check_identity(workspace, user, user_hash, user_token, now=now)
     if limiter is not None:
-        limiter.check_device(workspace, user, events=events)
+        limiter.check_device(workspace, user if user is not None else "\x00" + (anonymous_id or ""), events=events)
     return workspace
 
 
@@ -51,11 +54,11 @@ class Rejection:
 
 
 async def report_events(
-    pool: asyncpg.Pool, workspace_id: int, user: str, device_id: str, reports: list[DeviceReport], *,
-    platform: str, now: datetime | None,
+    pool: asyncpg.Pool, workspace_id: int, user: str | None, device_id: str, reports: list[DeviceReport], *,
+    platform: str, now: datetime | None, anonymous_id: str | None = None,
 ) -> list[Rejection]:
     """Record shown / action / dismissed reports; the same report twice is recorded once."""
     results = await storage.record_device_events(
-        pool, workspace_id, user, device_id, reports, now=now, platform=platform,
+        pool, workspace_id, user, device_id, reports, now=now, platform=platform, anonymous_id=anonymous_id,
     )
     return [Rejection(report, code) for report, code in zip(reports, results, strict=True) if code is not None]

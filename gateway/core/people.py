@@ -81,7 +81,7 @@ async def identify_person(
 
 async def identify_device_person(
     pool: asyncpg.Pool, workspace_id: int, user: str, attributes: dict[str, Any], *,
-    proven_email: str | None = None,
+    proven_email: str | None = None, anonymous_id: str | None = None,
 ) -> Person:
     """A device's identify: store attributes on the device's side of the person `user` names.
 
@@ -89,6 +89,8 @@ async def identify_device_person(
     has yet becomes a person known by that email, never one whose id is the email.
     `proven_email` is the hook for an email the device has proven (a signed token's claim): it is
     linked as the backend would link it. Without it, a device never links an email.
+    `anonymous_id`: the visitor this device polled as before; its messages, history and visit
+    entries follow the person (decision 0023).
     """
     _check_attributes(attributes)
     refused = sorted(SERVER_ONLY_ATTRIBUTES & attributes.keys())
@@ -100,7 +102,7 @@ async def identify_device_person(
     try:
         person = await storage.identify_device_person(
             pool, workspace_id, user, attributes, create_by_email=is_email(user),
-            max_attributes=MAX_ATTRIBUTES, max_bytes=MAX_ATTRIBUTE_BYTES,
+            max_attributes=MAX_ATTRIBUTES, max_bytes=MAX_ATTRIBUTE_BYTES, anonymous_id=anonymous_id,
         )
     except storage.LimitExceeded as exc:
         raise _over_limit("device", exc) from None

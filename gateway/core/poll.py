@@ -32,7 +32,7 @@ from .memory import Memory
 from .metrics import Metrics
 from .waiters import Waiters, Wake
 
-__all__ = ["MIN_OFFER_LEASE_S", "SHUTDOWN_POLL_S", "PollAnswer", "Poller"]
+__all__ = ["MIN_OFFER_LEASE_S", "SHUTDOWN_POLL_S", "Poll", "PollAnswer", "Poller"]
 
 # When a process stops, its held polls are told to come back soon, spread over this range.
 SHUTDOWN_POLL_S = (1, 5)
@@ -40,6 +40,24 @@ SHUTDOWN_POLL_S = (1, 5)
 # An offer with less lease than this left when its answer is written is left out of the answer:
 # by the time a device could show it, another device may have claimed it.
 MIN_OFFER_LEASE_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Poll:
+    """Who polls: a person by id or email (`user`), or an anonymous visitor (`anonymous_id`)."""
+
+    user: str | None
+    device_id: str
+    anonymous_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        """What held polls and the quiet cache know this poller by. A visitor's key starts with
+        NUL, which no `user` can hold, so it never shares an entry with a person's id."""
+        if self.user is not None:
+            return self.user
+        assert self.anonymous_id is not None
+        return "\x00" + self.anonymous_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,27 +103,31 @@ class Poller:
         # database or a slow network would.
         self.before_answer = before_answer
 
-    async def poll(self, workspace: Workspace, user: str, device_id: str, *, wait_s: float = 0) -> PollAnswer:
-        answer = await self._poll(workspace, user, device_id, wait_s)
+    async def poll(
+        self, workspace: Workspace, user: str | None, device_id: str, *, wait_s: float = 0,
+        anonymous_id: str | None = None,
+    ) -> PollAnswer:
+        """A visitor polls with `anonymous_id` and `user` None (decision 0023)."""
+        answer = await self._poll(workspace, Poll(user, device_id, anonymous_id), wait_s)
         self._metrics.polls.labels(answer.outcome).inc()
         return answer
 
-    async def _poll(self, workspace: Workspace, user: str, device_id: str, wait_s: float) -> PollAnswer:
+    async def _poll(self, workspace: Workspace, who: Poll, wait_s: float) -> PollAnswer:
         if wait_s <= 0:
-            return await self.claim(workspace, user, device_id)
+            return await self.claim(workspace, who)
         deadline = asyncio.get_running_loop().time() + wait_s
         woken = False
         while True:
             # Park before claiming: a message committed after the claim's snapshot wakes this
             # waiter, so nothing slips between the claim and the wait.
-            waiter = self._waiters.park(workspace.id, user, deadline)
+            waiter = self._waiters.park(workspace.id, who.key, deadline)
             if waiter is None:
-                answer = await self.claim(workspace, user, device_id)
+                answer = await self.claim(workspace, who)
                 outcome = answer.outcome if answer.has_offer or woken else "not_held"
                 return dataclasses.replace(answer, outcome=outcome)
             self._metrics.parked_polls.inc()
             try:
-                answer = await self.claim(workspace, user, device_id, parked=True)
+                answer = await self.claim(workspace, who, parked=True)
                 if answer.has_offer:
                     return answer
                 reason = await waiter.future
@@ -123,10 +145,10 @@ class Poller:
                 )
             woken = True
 
-    async def claim(self, workspace: Workspace, user: str, device_id: str, *, parked: bool = False) -> PollAnswer:
+    async def claim(self, workspace: Workspace, who: Poll, *, parked: bool = False) -> PollAnswer:
         """Claim for this device and compute its next interval, in one database round trip, unless
         memory proves that this person has nothing a claim could return."""
-        remembered = await self._from_memory(workspace, user, device_id, parked)
+        remembered = await self._from_memory(workspace, who.key, who.device_id, parked)
         if remembered is not None:
             return remembered
         mark = self._memory.mark()
@@ -134,11 +156,12 @@ class Poller:
         claim = await storage.claim_messages(
             self._pool,
             workspace.id,
-            user,
-            device_id,
+            who.user,
+            who.device_id,
             lease_s=workspace.lease_s,
             limit=self._claim_limit,
             now=self._clock.now(),
+            anonymous_id=who.anonymous_id,
         )
         if self.before_answer is not None:
             await self.before_answer()
@@ -146,8 +169,8 @@ class Poller:
         offered = sum(1 for m in claim.messages if m.offered)
         if offered:
             self._metrics.claimed.inc(offered)
-        elif not claim.messages and not claim.pending and not claim.showing:
-            self._memory.remember(workspace.id, user, device_id, claim.last_message_at, mark)
+        elif not claim.messages and not claim.pending and not claim.showing and not claim.visiting:
+            self._memory.remember(workspace.id, who.key, who.device_id, claim.last_message_at, mark)
         interval = next_poll(
             has_message=offered > 0,
             last_message_at=claim.last_message_at,

@@ -19,7 +19,7 @@ async def send_broadcast(request: web.Request) -> web.Response:
     sent = await broadcasts.send_broadcast(
         request.app[POOL],
         request[WORKSPACE].id,
-        body.audience.choice(),
+        body.audience_choice(),
         body.new_message(body.content),
         personalization=body.personalization(body.data),
         idempotency=idempotency_of(request, raw),

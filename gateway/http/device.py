@@ -24,10 +24,12 @@ async def poll(request: web.Request) -> web.Response:
     body = parse_body(await request.read(), PollRequest)
     workspace = await device_workspace(
         request.app[WORKSPACES], body.site_id, body.user, body.user_hash, body.user_token, request.app[RATE_LIMITER],
-        now=request.app[CLOCK].now(),
+        now=request.app[CLOCK].now(), anonymous_id=body.anonymous_id,
     )
     wait_s = min(body.wait, request.app[CONFIG].max_wait_s)
-    answer = await request.app[POLLER].poll(workspace, body.user, body.device_id, wait_s=wait_s)
+    answer = await request.app[POLLER].poll(
+        workspace, body.user, body.device_id, wait_s=wait_s, anonymous_id=body.anonymous_id
+    )
     seconds = answer.next_poll.seconds
     return json_response(
         {
@@ -44,14 +46,14 @@ async def events(request: web.Request) -> web.Response:
     body = parse_body(await request.read(), EventsRequest)
     workspace = await device_workspace(
         request.app[WORKSPACES], body.site_id, body.user, body.user_hash, body.user_token, request.app[RATE_LIMITER],
-        events=len(body.events), now=request.app[CLOCK].now(),
+        events=len(body.events), now=request.app[CLOCK].now(), anonymous_id=body.anonymous_id,
     )
     reports = [DeviceReport(e.message_id, e.type, e.action) for e in body.events]
     # Browsers send Origin with every POST; native apps say what they are.
     platform = body.platform or ("web" if "Origin" in request.headers else "other")
     rejections = await report_events(
         request.app[POOL], workspace.id, body.user, body.device_id, reports, platform=platform,
-        now=request.app[CLOCK].now(),
+        now=request.app[CLOCK].now(), anonymous_id=body.anonymous_id,
     )
     rejected = [
         {"message_id": r.report.message_id, "type": r.report.type, "code": r.code} for r in rejections
@@ -61,11 +63,14 @@ async def events(request: web.Request) -> web.Response:
 
 async def identify(request: web.Request) -> web.Response:
     """Attributes from the page (the SDK's identify), kept apart from the backend's; under
-    `required` proof, no proof means no write."""
+    `required` proof, no proof means no write. With `anonymous_id`, the visitor this device was
+    merges into the person."""
     body = parse_body(await request.read(), DeviceIdentifyRequest)
     workspace = await device_workspace(
         request.app[WORKSPACES], body.site_id, body.user, body.user_hash, body.user_token, request.app[RATE_LIMITER],
         now=request.app[CLOCK].now(),
     )
-    person = await people.identify_device_person(request.app[POOL], workspace.id, body.user, body.attributes)
+    person = await people.identify_device_person(
+        request.app[POOL], workspace.id, body.user, body.attributes, anonymous_id=body.anonymous_id
+    )
     return json_response({"id": person.external_id, "email": person.email})

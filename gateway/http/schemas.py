@@ -57,6 +57,8 @@ SiteId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 User = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 DeviceId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
 UserHash = Annotated[str, msgspec.Meta(max_length=128)]
+# The visitor id the web SDK keeps before `identify`: random, so that no one guesses another's.
+AnonymousId = Annotated[str, msgspec.Meta(pattern=r"^anon_[A-Za-z0-9_-]{16,64}$")]
 # A signed user token (JWT); far above a token with a handful of claims, far below the body limit.
 UserToken = Annotated[str, msgspec.Meta(max_length=4096)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -71,9 +73,12 @@ MAX_DEPTH = 32
 
 
 class PollRequest(msgspec.Struct, frozen=True):
+    """Exactly one of `user` (a person, with proof as the workspace asks) and `anonymous_id` (a visitor)."""
+
     site_id: SiteId
-    user: User
     device_id: DeviceId
+    user: User | None = None
+    anonymous_id: AnonymousId | None = None
     user_hash: UserHash | None = None
     user_token: UserToken | None = None
     wait: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 0
@@ -86,10 +91,13 @@ class EventReport(msgspec.Struct, frozen=True):
 
 
 class EventsRequest(msgspec.Struct, frozen=True):
+    """Exactly one of `user` and `anonymous_id`, as in a poll."""
+
     site_id: SiteId
-    user: User
     device_id: DeviceId
     events: Annotated[list[EventReport], msgspec.Meta(min_length=1, max_length=100)]
+    user: User | None = None
+    anonymous_id: AnonymousId | None = None
     user_hash: UserHash | None = None
     user_token: UserToken | None = None
     # Recorded with the workspace's first `shown` (setup status); None: derived from the request.
@@ -103,6 +111,8 @@ class DeviceIdentifyRequest(msgspec.Struct, frozen=True):
     device_id: DeviceId | None = None
     user_hash: UserHash | None = None
     user_token: UserToken | None = None
+    # The visitor this device polled as until now: merged into the person (decision 0023).
+    anonymous_id: AnonymousId | None = None
 
 
 class Recipient(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -176,17 +186,41 @@ class AudienceSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     all: bool = False
     # Any JSON: gateway.core.filters validates it, so that every mistake in it is `invalid_filter`.
     filter: Any | msgspec.UnsetType = msgspec.UNSET
+    # Everyone who visits, anonymous or identified: a copy per person as they poll (decision 0023).
+    visitors: bool = False
 
     def choice(self) -> AudienceChoice:
+        if self.visitors:
+            return AudienceChoice(visitors=True)
         if self.filter is not msgspec.UNSET:
             return AudienceChoice(has_filter=True, filter=self.filter)
         return AudienceChoice(ids=tuple(self.ids or ()), emails=tuple(self.emails or ()), everyone=self.all)
+
+
+class EveryHours(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """At most one copy per person in this many hours (up to a year)."""
+
+    every_hours: Annotated[int, msgspec.Meta(ge=1, le=366 * 24)]
 
 
 class BroadcastRequest(TimedMessageFields, frozen=True, forbid_unknown_fields=True, kw_only=True):
     audience: AudienceSpec
     content: Content
     data: dict[str, Any] | None = None
+    # Only with `audience: {"visitors": true}`: how often a person gets it, and until when.
+    # "once" or {"every_hours": N}; a string is checked in `_check_visit_fields`, for a clearer message.
+    frequency: Annotated[str, msgspec.Meta(max_length=16)] | EveryHours | None = None
+    ends_at: datetime | Annotated[int, msgspec.Meta(ge=0, le=MAX_UNIX_SECONDS)] | None = None
+
+    def audience_choice(self) -> AudienceChoice:
+        """The audience, with the visit rule's frequency and end when it is for visitors."""
+        if not self.audience.visitors:
+            return self.audience.choice()
+        ends_at = self.ends_at
+        if isinstance(ends_at, int):
+            ends_at = datetime.fromtimestamp(ends_at, UTC)
+        every_hours = self.frequency.every_hours if isinstance(self.frequency, EveryHours) else None
+        return AudienceChoice(visitors=True, every_hours=every_hours, ends_at=ends_at)
 
 
 class IntervalsPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -359,12 +393,19 @@ def _check(request: object) -> None:
     if isinstance(request, BroadcastRequest):
         audience = request.audience
         chosen = [audience.ids is not None, audience.emails is not None, audience.all,
-                  audience.filter is not msgspec.UNSET]
+                  audience.filter is not msgspec.UNSET, audience.visitors]
         if sum(chosen) != 1:
             raise Unprocessable(
-                "`audience` needs exactly one of `ids`, `emails`, `all: true` or `filter` - at `$.audience`"
+                "`audience` needs exactly one of `ids`, `emails`, `all: true`, `filter` or `visitors: true`"
+                " - at `$.audience`"
             )
         _check_timed_fields(request, request.content)
+        _check_visit_fields(request)
+    if isinstance(request, PollRequest | EventsRequest) and (request.user is None) == (request.anonymous_id is None):
+        raise Unprocessable(
+            "give exactly one of `user` (the person the app identified) or `anonymous_id` (a visitor before"
+            " identify)"
+        )
     if isinstance(request, TriggerRequest):
         message = request.message
         if (message.content is None) == (message.template_id is None):
@@ -388,6 +429,30 @@ def check_data_size(body: bytes, data: dict[str, Any] | None, max_bytes: int) ->
     size = len(orjson.dumps(data))
     if size > max_bytes:
         raise Unprocessable(f"`data` is {size} bytes of JSON; at most {max_bytes} are accepted - at `$.data`")
+
+
+def _check_visit_fields(request: BroadcastRequest) -> None:
+    """`frequency` and `ends_at` belong to a broadcast to visitors, which has no `expires_at`."""
+    if isinstance(request.frequency, str) and request.frequency != "once":
+        raise Unprocessable('`frequency` is "once" or {"every_hours": N} - at `$.frequency`')
+    if not request.audience.visitors:
+        for name in ("frequency", "ends_at"):
+            if getattr(request, name) is not None:
+                raise Unprocessable(f"`{name}` is only for `audience: {{\"visitors\": true}}` - at `$.{name}`")
+        return
+    for name in ("expires_at", "ttl_s"):
+        if getattr(request, name) is not None:
+            raise Unprocessable(
+                f"a broadcast to visitors ends at `ends_at`, and each copy expires then: leave out `{name}`"
+                f" - at `$.{name}`"
+            )
+    if isinstance(request.ends_at, datetime):
+        if request.ends_at.tzinfo is None:
+            raise Unprocessable("`ends_at` needs a time zone, e.g. 2026-12-31T00:00:00Z - at `$.ends_at`")
+        try:
+            request.ends_at.astimezone(UTC)
+        except OverflowError:
+            raise Unprocessable("`ends_at` must be within years 1 to 9999 in UTC - at `$.ends_at`") from None
 
 
 def _check_timed_fields(request: TimedMessageFields, content: Content | None) -> None:

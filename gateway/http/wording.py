@@ -37,6 +37,7 @@ _PATTERN_WORDS = {
     r"^[A-Za-z0-9._:-]+$": "letters, digits and . _ : - only",
     r"^(https?://|/|\{\{)": "a URL that starts with https://, http:// or /",
     r"^[^@\s]+@[^@\s]+$": "an email address, such as ada@example.com",
+    r"^anon_[A-Za-z0-9_-]{16,64}$": "`anon_` and 16 to 64 random letters, digits, _ or - (the web SDK makes one)",
 }
 
 _TIME = "a time: ISO 8601 with a time zone (2026-12-31T00:00:00Z) or Unix seconds"

@@ -75,7 +75,7 @@ APP_PAGE = """<!doctype html>
   });
 });
 var params = new URLSearchParams(location.search);
-mailslot.identify(params.get("user"), JSON.parse(params.get("attrs") || "null"));
+if (params.has("user")) mailslot.identify(params.get("user"), JSON.parse(params.get("attrs") || "null"));
 </script></head>
 <body style="font-family: system-ui; margin: 40px">
 <h1>Customer app</h1>
@@ -104,8 +104,9 @@ class CustomerSite:
 
     url: str
 
-    def app_url(self, user: str, attributes: dict[str, Any] | None = None) -> str:
-        query = {"user": user} | ({"attrs": json.dumps(attributes)} if attributes else {})
+    def app_url(self, user: str | None, attributes: dict[str, Any] | None = None) -> str:
+        """The app as `user`, or (None) as an anonymous visitor who has not signed in."""
+        query = ({"user": user} if user is not None else {}) | ({"attrs": json.dumps(attributes)} if attributes else {})
         return str(URL(f"{self.url}/app").with_query(query))
 
 
@@ -157,6 +158,23 @@ class ServerApi:
         async with self._session.get(f"{self._url}/v1/messages/{message_id}", headers=self._headers) as resp:
             assert resp.status == 200, await resp.text()
             return dict(await resp.json())
+
+    async def broadcast(self, body: dict[str, Any]) -> dict[str, Any]:
+        async with self._session.post(f"{self._url}/v1/broadcasts", json=body, headers=self._headers) as resp:
+            assert resp.status == 201, await resp.text()
+            return dict(await resp.json())
+
+    async def broadcast_view(self, broadcast_id: str) -> dict[str, Any]:
+        async with self._session.get(f"{self._url}/v1/broadcasts/{broadcast_id}", headers=self._headers) as resp:
+            assert resp.status == 200, await resp.text()
+            return dict(await resp.json())
+
+    async def messages(self, user: str) -> list[dict[str, Any]]:
+        async with self._session.get(f"{self._url}/v1/people/{user}/messages", headers=self._headers) as resp:
+            if resp.status == 404:
+                return []
+            assert resp.status == 200, await resp.text()
+            return list((await resp.json())["messages"])
 
     async def person(self, user: str) -> dict[str, Any] | None:
         async with self._session.get(f"{self._url}/v1/people/{user}/messages", headers=self._headers) as resp:

@@ -123,6 +123,7 @@ export function createPage({ answer = defaultAnswer, random = () => 0.5 } = {}) 
     localStorage: {
       getItem: (k) => (storage.has(k) ? storage.get(k) : null),
       setItem: (k, v) => { storage.set(k, String(v)); },
+      removeItem: (k) => { storage.delete(k); },
     },
     location: { href: 'https://app.example.com/dashboard', assign: (url) => navigations.push(url) },
     console: { warn: (text) => warnings.push(text), log() {}, error() {} },
@@ -159,6 +160,7 @@ export function createPage({ answer = defaultAnswer, random = () => 0.5 } = {}) 
     warnings,
     navigations,
     clock,
+    storage,
     run(source) { vm.runInContext(source, context); },
     loadSnippet(endpoint, siteId) { page.run(snippet(endpoint, siteId)); },
     loadSdk() { page.run(SDK_SOURCE); },

@@ -13,7 +13,7 @@ test('as served (the gateway does not compress it): at most 44 KB', () => {
   assert.ok(bytes.length <= 44 * KB, `mailslot.js is ${bytes.length} bytes, over the 44 KB budget`);
 });
 
-test('gzipped, as a compressing proxy or CDN sends it: at most 13 KB', () => {
+test('gzipped, as a compressing proxy or CDN sends it: at most 14 KB', () => {
   const gzipped = gzipSync(bytes).length; // zlib's default level, 6
-  assert.ok(gzipped <= 13 * KB, `mailslot.js is ${gzipped} bytes gzipped, over the 13 KB budget`);
+  assert.ok(gzipped <= 14 * KB, `mailslot.js is ${gzipped} bytes gzipped, over the 14 KB budget`);
 });

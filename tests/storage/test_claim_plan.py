@@ -69,13 +69,33 @@ async def seed(pool: asyncpg.Pool) -> tuple[int, str]:
             "INSERT INTO events (workspace_id, message_id, type, at) SELECT workspace_id, id, 'queued', created_at"
             " FROM messages"
         )
+        # Anonymous visitors beside the people, and an open visit broadcast in every workspace.
+        await conn.execute(
+            """
+            INSERT INTO people (workspace_id, anonymous_id)
+            SELECT w, 'anon_visitor' || w || 'x' || i
+            FROM unnest($1::bigint[]) AS w, generate_series(1, $2) AS i
+            """,
+            workspace_ids, PEOPLE,
+        )
+        await conn.execute(
+            """
+            INSERT INTO broadcasts (workspace_id, audience, content, visit_ends_at, visit_every_s)
+            SELECT w, '{"visitors": true}', '{"title": "hi"}', $2::timestamptz + interval '1 day', 3600
+            FROM unnest($1::bigint[]) AS w
+            """,
+            workspace_ids, NOW,
+        )
         await conn.execute("ANALYZE")
     return workspace_ids[1], f"user-{workspace_ids[1]}-{PEOPLE // 2}"
 
 
+@pytest.mark.parametrize("who", ["person", "visitor"])
 @pytest.mark.parametrize("mode", ["force_custom_plan", "force_generic_plan"])
-async def test_the_claim_reads_one_persons_messages_by_index(pool: asyncpg.Pool, mode: str) -> None:
+async def test_the_claim_reads_one_persons_messages_by_index(pool: asyncpg.Pool, mode: str, who: str) -> None:
     workspace_id, user = await seed(pool)
+    # A person polls by id; a visitor by its anonymous id, with no user (decision 0023).
+    user_arg, anonymous_arg = (f"'{user}'", "NULL") if who == "person" else ("NULL", f"'anon_visitor{workspace_id}x7'")
     assert await pool.fetchval("SELECT count(*) FROM messages") == WORKSPACES * PEOPLE * MESSAGES_PER_PERSON
 
     async with pool.acquire() as conn:
@@ -83,7 +103,7 @@ async def test_the_claim_reads_one_persons_messages_by_index(pool: asyncpg.Pool,
         # after five executions. EXPLAIN without ANALYZE plans the data-modifying CTEs without
         # running them.
         await conn.execute(
-            "PREPARE claim_plan (bigint, text, text, timestamptz, integer, integer) AS "
+            "PREPARE claim_plan (bigint, text, text, timestamptz, integer, integer, text) AS "
             + queries["claim_messages"].rstrip(";")
         )
         try:
@@ -91,7 +111,7 @@ async def test_the_claim_reads_one_persons_messages_by_index(pool: asyncpg.Pool,
             # Literals: EXPLAIN EXECUTE takes no protocol parameters (the values are this test's own).
             plan = await conn.fetchval(
                 f"EXPLAIN (FORMAT JSON) EXECUTE claim_plan"
-                f" ({workspace_id}, '{user}', 'device-0', '{NOW.isoformat()}', 300, 10)"
+                f" ({workspace_id}, {user_arg}, 'device-0', '{NOW.isoformat()}', 300, 10, {anonymous_arg})"
             )
         finally:
             await conn.execute("RESET plan_cache_mode; DEALLOCATE claim_plan")
@@ -125,4 +145,5 @@ async def test_the_claim_still_works_on_that_data(pool: asyncpg.Pool) -> None:
         """,
         user, NOW,
     )
-    assert len([m for m in claim.messages if m.offered]) == min(deliverable, 10)
+    # Plus the copy of the workspace's open visit broadcast, which the person enters on this poll.
+    assert len([m for m in claim.messages if m.offered]) == min(deliverable, 10) + 1

@@ -31,6 +31,7 @@ NOTIFYING_STATEMENTS = (
     "send_message",
     "queue_broadcast",
     "queue_rendered_broadcast",
+    "open_visit_broadcast",
     "resend_broadcast",
     "update_workspace",
     "rotate_api_key",
@@ -211,6 +212,17 @@ async def test_a_broadcast_to_no_one_wakes_no_one(pool: asyncpg.Pool, workspace:
 
     assert outcome.broadcast is not None and outcome.broadcast.queued == 0
     await heard.nothing_else()
+
+
+async def test_a_visit_broadcast_wakes_the_whole_workspace(pool: asyncpg.Pool, workspace: int, heard: Heard) -> None:
+    """Nothing is queued, but every visitor's and person's held poll must claim to enter it."""
+    rule = storage.VisitRule(ends_at=datetime(2026, 12, 28, tzinfo=UTC))
+    outcome, notice = await heard.caused_by(storage.send_broadcast(
+        pool, workspace, storage.Audience(visit=rule), storage.NewMessage({"title": "Hi"}, ttl_s=3600), now=NOW,
+    ))
+
+    assert outcome.broadcast is not None and outcome.broadcast.queued == 0
+    assert without_at(notice) == BroadcastNotice(workspace, None)
 
 
 # --- workspace settings -------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 /*! mailslot web SDK v1 (1.0.0): in-app messages from a mailslot gateway.
- * Plain modern JavaScript, no dependencies, no build step. Size budget: 44 KB, 13 KB gzipped (tests/js).
+ * Plain modern JavaScript, no dependencies, no build step. Size budget: 44 KB, 14 KB gzipped (tests/js).
  * Usage and behaviour: docs/sdk.md. The snippet defines window.mailslot as a stub whose `q`
  * holds [method, args] pairs; this file replaces the stub and replays them in order.
  */
@@ -13,6 +13,7 @@
   const EVENT_DELAY_MS = 250;   // events are batched for this long before being sent
   const MAX_BATCH = 100;        // the server takes at most 100 events per request
   const DEVICE_KEY = 'mailslot.device_id';
+  const ANON_KEY = 'mailslot.anonymous_id';
   const BUS_KEY = 'mailslot.bus';  // localStorage key of the tabs' messages where BroadcastChannel is missing
   const LAYOUTS = ['modal', 'banner_top', 'banner_bottom', 'inline'];
   const EVENTS = ['shown', 'action', 'dismissed', 'error'];
@@ -22,13 +23,16 @@
   const script = document.currentScript;
 
   // ---- state -------------------------------------------------------------------------------
-  const cfg = { siteId: null, endpoint: '' };
+  const cfg = { siteId: null, endpoint: '', anon: true };
   let user = null;
+  let anonId = null;                          // the visitor id (anonymous_id) before identify()
+  let pendingAnon = null;                     // a visitor to merge, waiting for load()
   let userHash = null;
   let userToken = null;                       // a signed user token (JWT), sent as user_token
   let tokenFn = null;                         // async () => fresh token, asked on identity_token_expired
   let refreshing = null;                      // that question in flight, shared by every request
   let identifyGen = 0;                        // identify() calls waiting for a token drop when outrun
+  let identifying = false;                    // an identify() waits for its first token: no visitor polls
   let deviceId = null;
   let pendingAttrs = null;                    // identify() attributes waiting for load()
   const listeners = { shown: [], action: [], dismissed: [], error: [] };
@@ -36,7 +40,7 @@
   const poll = { timer: 0, ctl: null, failures: 0, gen: 0, sync: true, awaiting: new Set() };
   const offered = new Set();                  // offer ids this page has had in an answer
   const outbox = [];                          // [{a: identity, e: event}] waiting to be sent
-  const ev = { timer: 0, inflight: 0, failures: 0 };
+  const ev = { timer: 0, inflight: 0, failures: 0, sent: Promise.resolve() };
   const ackedShown = new Set();               // message ids whose `shown` the server accepted
   const live = new Map();                     // message id -> {m, node, remove} on screen now
   const done = new Set();                     // message ids acted on or dismissed on this page
@@ -58,21 +62,42 @@
     emit('error', Object.assign({ code, message }, extra));
   }
 
-  function getDeviceId() {
-    if (deviceId) return deviceId;
-    try { deviceId = window.localStorage.getItem(DEVICE_KEY); } catch (e) { /* storage blocked */ }
-    if (!deviceId || !/^[A-Za-z0-9._:-]{1,128}$/.test(deviceId)) {
+  // An id kept in localStorage (in memory where storage is blocked).
+  function stored(key, prefix, valid, create) {
+    let v = null;
+    try { v = window.localStorage.getItem(key); } catch (e) { /* storage blocked */ }
+    if ((!v || !valid.test(v)) && create) {
       const bytes = new Uint8Array(16);
       window.crypto.getRandomValues(bytes); // works on plain http too, unlike randomUUID()
-      deviceId = 'web-' + Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-      try { window.localStorage.setItem(DEVICE_KEY, deviceId); } catch (e) { /* memory only */ }
+      v = prefix + Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+      try { window.localStorage.setItem(key, v); } catch (e) { /* memory only */ }
     }
-    return deviceId;
+    return v && valid.test(v) ? v : null;
   }
+
+  function getDeviceId() {
+    return deviceId || (deviceId = stored(DEVICE_KEY, 'web-', /^[A-Za-z0-9._:-]{1,128}$/, true));
+  }
+
+  // Before identify() the browser polls as an anonymous visitor of the site (docs/sdk.md).
+  function getAnonId(create) {
+    return anonId || (anonId = stored(ANON_KEY, 'anon_', /^anon_[A-Za-z0-9_-]{16,64}$/, create));
+  }
+
+  function forgetAnonId() {
+    anonId = null;
+    try { window.localStorage.removeItem(ANON_KEY); } catch (e) { /* storage blocked */ }
+  }
+
+  // Whom the tabs poll for: the person, else (unless load() said anonymous: false) the visitor,
+  // whose id its first request makes: a page that identifies at once makes none.
+  function who() { return user || (cfg.anon ? '\u0000' : null); }
 
   // Who is asking: sent with every device request.
   function identity() {
-    const a = { site_id: cfg.siteId, user, device_id: getDeviceId() };
+    const a = { site_id: cfg.siteId, device_id: getDeviceId() };
+    if (!user) { a.anonymous_id = getAnonId(true); return a; }
+    a.user = user;
     if (userHash) a.user_hash = userHash;
     if (userToken) a.user_token = userToken;
     return a;
@@ -177,7 +202,7 @@
 
   // This tab polls when it is the browser's poller (or tabs cannot coordinate) and a tab shows.
   function canPoll() {
-    if (!cfg.siteId || !user) return false;
+    if (!cfg.siteId || !who()) return false;
     if (!coordinated()) return !hidden();
     return tabs.leader && (!hidden() || Array.from(tabs.states.values()).some((t) => t.v));
   }
@@ -272,7 +297,7 @@
     if (!coordinated()) return;
     msg.tab = TAB;
     msg.site = cfg.siteId;
-    msg.user = user;
+    msg.user = who();
     try {
       if (tabs.bc) tabs.bc.postMessage(msg);
       else window.localStorage.setItem(BUS_KEY, JSON.stringify(Object.assign({ n: Math.random() }, msg)));
@@ -280,7 +305,7 @@
   }
 
   function onBus(msg) {
-    if (!msg || msg.tab === TAB || msg.site !== cfg.siteId || msg.user !== user || !user) return;
+    if (!msg || msg.tab === TAB || msg.site !== cfg.siteId || !who() || msg.user !== who()) return;
     if (msg.t === 'hi') announce();
     else if (msg.t === 'shown') tabs.shown.add(msg.id);
     else if (msg.t === 'ans' && !tabs.leader) receive(msg.messages, msg.leases, msg.at, msg.to);
@@ -309,10 +334,10 @@
   function elect() {
     resign();
     if (!coordinated()) { startPolling(); return; }
-    if (!cfg.siteId || !user) return;
+    if (!cfg.siteId || !who()) return;
     const ctl = new AbortController();
     tabs.lock = ctl;
-    const name = 'mailslot.poll ' + cfg.endpoint + ' ' + cfg.siteId + ' ' + user;
+    const name = 'mailslot.poll ' + cfg.endpoint + ' ' + cfg.siteId + ' ' + who();
     window.navigator.locks.request(name, { signal: ctl.signal }, () => new Promise((release) => {
       if (tabs.lock !== ctl) { release(); return; }
       tabs.release = release;
@@ -593,7 +618,14 @@
     }
   }
 
-  async function sendBatch(batch) {
+  // ev.sent: every batch sent so far has settled.
+  function sendBatch(batch) {
+    const p = sendBatchNow(batch);
+    ev.sent = Promise.all([ev.sent, p.catch(() => {})]);
+    return p;
+  }
+
+  async function sendBatchNow(batch) {
     ev.inflight++;
     let res = null;
     let retry = false;
@@ -702,13 +734,20 @@
     if (endpoint == null) endpoint = script && script.src ? new URL(script.src).origin : '';
     cfg.siteId = String(o.siteId);
     cfg.endpoint = String(endpoint).replace(/\/+$/, '');
+    cfg.anon = o.anonymous !== false;
     if (pendingAttrs && user) {
-      const attrs = pendingAttrs;
-      pendingAttrs = null;
-      sendIdentify(Object.assign(identity(), { attributes: attrs }), 0);
+      const body = Object.assign(identity(), { attributes: pendingAttrs });
+      if (pendingAnon) body.anonymous_id = pendingAnon;
+      pendingAttrs = pendingAnon = null;
+      sendIdentify(body, 0);
     }
     flushTracked();
-    elect();
+    if (user) elect(); else electVisitor();
+  }
+
+  // After load() or reset(), the visitor polls unless an identify() follows in the same task.
+  function electVisitor() {
+    Promise.resolve().then(() => { if (!user && !identifying && cfg.siteId) elect(); });
   }
 
   // options: userHash (static proof), userToken (a signed token, or an async function returning
@@ -718,7 +757,8 @@
     id = String(id);
     const o = options || {};
     const gen = ++identifyGen;
-    if (typeof o.userToken === 'function') { // fetch the first token, then identify with it
+    identifying = typeof o.userToken === 'function';
+    if (identifying) { // fetch the first token, then identify with it
       Promise.resolve().then(o.userToken).then((t) => {
         if (gen === identifyGen) identify(id, attributes, Object.assign({}, o, { userToken: t, onTokenExpired: o.onTokenExpired || o.userToken }));
       }, (e) => fail('token_refresh_failed', 'userToken failed: ' + String((e && e.message) || e)));
@@ -727,15 +767,23 @@
     const hash = o.userHash ? String(o.userHash) : null;
     const token = o.userToken ? String(o.userToken) : null;
     const changed = id !== user || hash !== userHash || token !== userToken;
-    if (id !== user) { clearScreen(); pendingAttrs = null; }
+    // A visitor becoming a person keeps its screen; the gateway merges it in after its reports.
+    const visitor = user ? null : getAnonId(false);
+    if (visitor) forgetAnonId();
+    if (user && id !== user) { clearScreen(); pendingAttrs = null; }
     user = id;
     userHash = hash;
     userToken = token;
     tokenFn = typeof o.onTokenExpired === 'function' ? o.onTokenExpired : null;
-    if (attributes && typeof attributes === 'object' && Object.keys(attributes).length) {
-      if (cfg.siteId) sendIdentify(Object.assign(identity(), { attributes }), 0);
-      else pendingAttrs = Object.assign(pendingAttrs || {}, attributes);
-    }
+    const attrs = attributes && typeof attributes === 'object' && Object.keys(attributes).length ? attributes : null;
+    if (!cfg.siteId) {
+      if (attrs || visitor) pendingAttrs = Object.assign(pendingAttrs || {}, attrs);
+      pendingAnon = visitor || pendingAnon;
+    } else if (visitor) {
+      const body = Object.assign(identity(), { attributes: attrs || {}, anonymous_id: visitor });
+      flushEvents(true);
+      ev.sent.then(() => sendIdentify(body, 0));
+    } else if (attrs) sendIdentify(Object.assign(identity(), { attributes: attrs }), 0);
     flushTracked();
     if (changed && cfg.siteId) elect();
   }
@@ -750,8 +798,11 @@
     userToken = null;
     tokenFn = null;
     identifyGen++;
-    pendingAttrs = null;
+    identifying = false;
+    pendingAttrs = pendingAnon = null;
     tracked.length = 0;
+    forgetAnonId(); // a new visitor from now on, as after a sign-out
+    electVisitor();
   }
 
   function on(event, fn) {
