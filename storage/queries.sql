@@ -278,43 +278,110 @@ SET email = $2, attributes = $3::jsonb || attributes, device_attributes = $4::js
 WHERE id = $1
 RETURNING id, external_id, email, attributes, device_attributes;
 
--- send_message --
--- Queue one message for a person unless the workspace is disabled or the idempotency key was used; wake the person's devices. $1 workspace_id, $2 person_id, $3 content, $4 properties, $5 priority, $6 persistent, $7 campaign, $8 expires_at or NULL, $9 idempotency_key, $10 idempotency_hash, $11 now, $12 ttl_s when $8 is NULL, $13 template id or NULL
-WITH clock AS (
-    SELECT coalesce($11::timestamptz, now()) AS now
+-- send_messages --
+-- Queue one message or a batch in one statement (decision 0022), unless the workspace is disabled (then nothing is written): ensure each person (by id, or by lower-cased email), insert the messages whose idempotency key was not used with their `queued` events, and wake each person's devices. One row per item, in order: the new message, or the message an earlier send with the item's key queued (with that send's hash; none when the earlier send committed after this statement began). $1 workspace_id, $2 external ids (NULL where by email), $3 lower-cased emails (NULL where by id), $4 contents, $5 properties, $6 priorities, $7 persistent, $8 campaigns, $9 expires_at (NULL: now + ttl_s), $10 ttl_s, $11 idempotency keys, $12 idempotency hashes, $13 template ids, $14 now
+WITH clock AS MATERIALIZED (
+    SELECT coalesce($14::timestamptz, now()) AS now
 ),
-workspace AS (
+workspace AS MATERIALIZED (
     SELECT id FROM workspaces WHERE id = $1 AND in_app_enabled FOR SHARE
 ),
+item AS MATERIALIZED (
+    SELECT i.n, i.external_id, i.email, i.content, i.properties, i.priority, i.persistent, i.campaign,
+           i.expires_at, i.ttl_s, i.idempotency_key, i.idempotency_hash, i.template_id
+    FROM unnest($2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::integer[], $7::boolean[], $8::text[],
+                $9::timestamptz[], $10::integer[], $11::text[], $12::bytea[], $13::uuid[])
+         WITH ORDINALITY AS i (external_id, email, content, properties, priority, persistent, campaign,
+                               expires_at, ttl_s, idempotency_key, idempotency_hash, template_id, n)
+),
+-- A key already used (and visible to this statement's snapshot): that send's message is the answer.
+earlier AS MATERIALIZED (
+    SELECT item.n, m.id, m.idempotency_hash
+    FROM item
+    JOIN messages m ON m.workspace_id = $1 AND m.idempotency_key = item.idempotency_key
+),
+-- The message id is chosen here, so that each inserted row maps back to its item.
+wanted AS MATERIALIZED (
+    SELECT item.n, gen_random_uuid() AS message_id, item.external_id, item.email
+    FROM item, workspace
+    WHERE NOT EXISTS (SELECT 1 FROM earlier WHERE earlier.n = item.n)
+),
+-- Each person once (a second upsert of the same row in one statement is an error), in key order
+-- so that two concurrent batches lock shared people in the same order.
+by_id AS (
+    INSERT INTO people (workspace_id, external_id)
+    SELECT DISTINCT $1::bigint, external_id FROM wanted WHERE external_id IS NOT NULL ORDER BY 2
+    ON CONFLICT (workspace_id, external_id) DO UPDATE SET external_id = EXCLUDED.external_id
+    RETURNING id, external_id, email
+),
+by_email AS (
+    INSERT INTO people (workspace_id, email)
+    SELECT DISTINCT $1::bigint, email FROM wanted WHERE external_id IS NULL ORDER BY 2
+    ON CONFLICT (workspace_id, email) DO UPDATE SET email = EXCLUDED.email
+    RETURNING id, external_id, email
+),
+recipient AS MATERIALIZED (
+    SELECT wanted.n, wanted.message_id, p.id AS person_id, p.external_id, p.email
+    FROM wanted JOIN by_id p ON p.external_id = wanted.external_id
+    UNION ALL
+    SELECT wanted.n, wanted.message_id, p.id, p.external_id, p.email
+    FROM wanted JOIN by_email p ON p.email = wanted.email AND wanted.external_id IS NULL
+),
 inserted AS (
-    INSERT INTO messages (workspace_id, person_id, content, properties, priority, persistent,
-                          campaign, expires_at, idempotency_key, idempotency_hash, created_at, template_id)
-    SELECT workspace.id, $2, $3, $4, $5, $6, $7,
-           coalesce($8::timestamptz, clock.now + make_interval(secs => $12::integer)),
-           $9, $10, clock.now, $13::uuid
-    FROM workspace, clock
+    INSERT INTO messages (id, workspace_id, person_id, content, properties, priority, persistent, campaign,
+                          expires_at, idempotency_key, idempotency_hash, created_at, template_id)
+    SELECT r.message_id, $1, r.person_id, item.content, item.properties, item.priority, item.persistent,
+           item.campaign, coalesce(item.expires_at, clock.now + make_interval(secs => item.ttl_s)),
+           item.idempotency_key, item.idempotency_hash, clock.now, item.template_id
+    FROM recipient r JOIN item ON item.n = r.n, clock
+    ORDER BY r.n
+    -- A key used by a send that committed after this statement began: nothing inserted, no row back.
     ON CONFLICT (workspace_id, idempotency_key) DO NOTHING
-    RETURNING id, workspace_id, content, properties, priority, persistent, campaign, created_at, expires_at
+    RETURNING id, person_id, content, properties, priority, persistent, campaign, created_at, expires_at
 ),
 recorded AS (
     INSERT INTO events (workspace_id, message_id, type, at)
-    SELECT workspace_id, id, 'queued', created_at FROM inserted
+    SELECT $1, id, 'queued', created_at FROM inserted
 ),
+-- One wake-up per person; the keys come from the upsert, since a person created by this
+-- statement is not yet visible to a function that reads the row (migration 0016).
 notified AS (
-    SELECT mailslot_notify_queued_v1($1, $2) FROM inserted
+    SELECT mailslot_notify_person_v1($1, p.person_id, ARRAY[p.external_id, p.email])
+    FROM (SELECT DISTINCT r.person_id, r.external_id, r.email
+          FROM recipient r JOIN inserted i ON i.id = r.message_id) AS p
 )
--- The new message comes back whole, so the send needs no read-back.
-SELECT (SELECT count(*) FROM workspace) > 0 AS enabled, (SELECT count(*) FROM notified) AS notified,
-       inserted.id, inserted.content, inserted.properties, inserted.priority, inserted.persistent,
-       inserted.campaign, inserted.created_at, inserted.expires_at
-FROM (SELECT 1) AS one
-LEFT JOIN inserted ON true;
+-- The new message comes back whole, so a send needs no read-back.
+SELECT item.n, (SELECT count(*) FROM workspace) > 0 AS enabled, (SELECT count(*) FROM notified) AS notified,
+       i.id, r.external_id, r.email, i.content, i.properties, i.priority, i.persistent, i.campaign,
+       i.created_at, i.expires_at,
+       e.id AS earlier_id, e.idempotency_hash AS earlier_hash,
+       ep.external_id AS earlier_external_id, ep.email AS earlier_email,
+       CASE WHEN em.state IN ('queued', 'offered') AND em.expires_at <= clock.now
+            THEN 'expired' ELSE em.state END AS earlier_state,
+       coalesce(em.content, eb.content) AS earlier_content, em.properties AS earlier_properties,
+       em.priority AS earlier_priority, em.persistent AS earlier_persistent, em.campaign AS earlier_campaign,
+       em.created_at AS earlier_created_at, em.expires_at AS earlier_expires_at,
+       em.device_id AS earlier_device_id, em.lease_expires_at AS earlier_lease_expires_at,
+       em.shown_at AS earlier_shown_at
+FROM item
+CROSS JOIN clock
+LEFT JOIN recipient r ON r.n = item.n
+LEFT JOIN inserted i ON i.id = r.message_id
+LEFT JOIN earlier e ON e.n = item.n
+LEFT JOIN messages em ON em.id = e.id
+LEFT JOIN people ep ON ep.id = em.person_id
+LEFT JOIN broadcasts eb ON eb.id = em.broadcast_id
+ORDER BY item.n;
 
--- get_message_id_by_idempotency_key --
--- The message an earlier send with this key queued, with the hash of that send's body. $1 workspace_id, $2 idempotency_key
-SELECT id, idempotency_hash
-FROM messages
-WHERE workspace_id = $1 AND idempotency_key = $2;
+-- list_recipients --
+-- The known people among the ids and emails personalized sends name, with the attributes templates read (mailslot_readable_attributes_v1); nothing is written. $1 workspace_id, $2 external ids, $3 lower-cased emails
+WITH names AS MATERIALIZED (
+    SELECT device_attributes AS names FROM workspaces WHERE id = $1
+)
+SELECT p.id, p.external_id, p.email, p.attributes, p.device_attributes,
+       mailslot_readable_attributes_v1(p.attributes, p.device_attributes, names.names) AS readable_attributes
+FROM people p, names
+WHERE p.workspace_id = $1 AND (p.external_id = ANY ($2::text[]) OR p.email = ANY ($3::text[]));
 
 -- get_message --
 -- One message of a workspace with its person; queued or offered past expires_at reads as expired. $1 workspace_id, $2 message id, $3 now
