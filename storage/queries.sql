@@ -279,7 +279,7 @@ WHERE id = $1
 RETURNING id, external_id, email, attributes, device_attributes;
 
 -- send_messages --
--- Queue one message or a batch in one statement (decision 0022), unless the workspace is disabled (then nothing is written): ensure each person (by id, or by lower-cased email), insert the messages whose idempotency key was not used with their `queued` events, and wake each person's devices. One row per item, in order: the new message, or the message an earlier send with the item's key queued (with that send's hash; none when the earlier send committed after this statement began). $1 workspace_id, $2 external ids (NULL where by email), $3 lower-cased emails (NULL where by id), $4 contents, $5 properties, $6 priorities, $7 persistent, $8 campaigns, $9 expires_at (NULL: now + ttl_s), $10 ttl_s, $11 idempotency keys, $12 idempotency hashes, $13 template ids, $14 now
+-- Queue one message or a batch in one statement (decision 0022), unless the workspace is disabled (then nothing is written): find or create each person (by id, or by lower-cased email), insert the messages whose idempotency key was not used with their `queued` events, and wake each person's devices. One row per item, in order: the new message, or the message an earlier send with the item's key queued (with that send's hash; none when the earlier send committed after this statement began). $1 workspace_id, $2 external ids (NULL where by email), $3 lower-cased emails (NULL where by id), $4 contents, $5 properties, $6 priorities, $7 persistent, $8 campaigns, $9 expires_at (NULL: now + ttl_s), $10 ttl_s, $11 idempotency keys, $12 idempotency hashes, $13 template ids, $14 now
 WITH clock AS MATERIALIZED (
     SELECT coalesce($14::timestamptz, now()) AS now
 ),
@@ -306,26 +306,48 @@ wanted AS MATERIALIZED (
     FROM item, workspace
     WHERE NOT EXISTS (SELECT 1 FROM earlier WHERE earlier.n = item.n)
 ),
--- Each person once (a second upsert of the same row in one statement is an error), in key order
--- so that two concurrent batches lock shared people in the same order.
+-- The people already known, locked against a merge's delete or a key change until the messages
+-- are in (FOR KEY SHARE: concurrent sends to one person do not wait for each other).
+found AS MATERIALIZED (
+    SELECT p.id, p.external_id, p.email
+    FROM people p
+    WHERE p.workspace_id = $1 AND (p.external_id = ANY ($2::text[]) OR p.email = ANY ($3::text[]))
+    FOR KEY SHARE
+),
+-- The others, each once, in key order (two batches that create the same people wait in the same
+-- order). One created by a concurrent send meanwhile is neither found nor inserted: its items
+-- get no row here and go round again.
 by_id AS (
     INSERT INTO people (workspace_id, external_id)
-    SELECT DISTINCT $1::bigint, external_id FROM wanted WHERE external_id IS NOT NULL ORDER BY 2
-    ON CONFLICT (workspace_id, external_id) DO UPDATE SET external_id = EXCLUDED.external_id
+    SELECT DISTINCT $1::bigint, w.external_id
+    FROM wanted w
+    WHERE w.external_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM found f WHERE f.external_id = w.external_id)
+    ORDER BY 2
+    ON CONFLICT DO NOTHING
     RETURNING id, external_id, email
 ),
 by_email AS (
     INSERT INTO people (workspace_id, email)
-    SELECT DISTINCT $1::bigint, email FROM wanted WHERE external_id IS NULL ORDER BY 2
-    ON CONFLICT (workspace_id, email) DO UPDATE SET email = EXCLUDED.email
+    SELECT DISTINCT $1::bigint, w.email
+    FROM wanted w
+    WHERE w.external_id IS NULL AND NOT EXISTS (SELECT 1 FROM found f WHERE f.email = w.email)
+    ORDER BY 2
+    ON CONFLICT DO NOTHING
     RETURNING id, external_id, email
 ),
-recipient AS MATERIALIZED (
-    SELECT wanted.n, wanted.message_id, p.id AS person_id, p.external_id, p.email
-    FROM wanted JOIN by_id p ON p.external_id = wanted.external_id
+person AS (
+    SELECT id, external_id, email FROM found
     UNION ALL
-    SELECT wanted.n, wanted.message_id, p.id, p.external_id, p.email
-    FROM wanted JOIN by_email p ON p.email = wanted.email AND wanted.external_id IS NULL
+    SELECT id, external_id, email FROM by_id
+    UNION ALL
+    SELECT id, external_id, email FROM by_email
+),
+recipient AS MATERIALIZED (
+    SELECT DISTINCT ON (w.n) w.n, w.message_id, p.id AS person_id, p.external_id, p.email
+    FROM wanted w
+    JOIN person p ON CASE WHEN w.external_id IS NOT NULL THEN p.external_id = w.external_id
+                          ELSE p.email = w.email END
+    ORDER BY w.n
 ),
 inserted AS (
     INSERT INTO messages (id, workspace_id, person_id, content, properties, priority, persistent, campaign,
