@@ -418,10 +418,16 @@ LEFT JOIN broadcasts b ON b.id = m.broadcast_id
 WHERE m.workspace_id = $1 AND m.id = $2;
 
 -- list_message_events --
--- A message's events, oldest first. $1 message id
+-- A message's events, oldest first; a broadcast entry's `queued` event is its created_at (entries record none since decision 0022; older ones did). $1 message id
 SELECT type, at, device_id, action
-FROM events
-WHERE message_id = $1
+FROM (
+    SELECT 0 AS id, 'queued' AS type, m.created_at AS at, NULL::text AS device_id, NULL::text AS action
+    FROM messages m
+    WHERE m.id = $1 AND m.broadcast_id IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = m.id AND e.type = 'queued')
+    UNION ALL
+    SELECT id, type, at, device_id, action FROM events WHERE message_id = $1
+) AS recorded
 ORDER BY id;
 
 -- list_person_messages --
@@ -759,7 +765,7 @@ SELECT $1, unnest($3::text[])
 ON CONFLICT DO NOTHING;
 
 -- queue_broadcast --
--- Queue one message per person of the audience in one set-based statement (content stays on the broadcast), record the queued events, and wake the workspace's devices with one notification. $1 workspace_id, $2 broadcast id, $3 external ids, $4 lower-cased emails, $5 everyone, $6 now, $7 attribute filter as jsonpath or NULL, $8 the filter's variables
+-- Queue one message per person of the audience in one set-based statement (content stays on the broadcast; entries record no `queued` event: their created_at is it), and wake the workspace's devices with one notification. $1 workspace_id, $2 broadcast id, $3 external ids, $4 lower-cased emails, $5 everyone, $6 now, $7 attribute filter as jsonpath or NULL, $8 the filter's variables
 WITH clock AS (
     SELECT coalesce($6::timestamptz, now()) AS now
 ),
@@ -794,10 +800,8 @@ inserted AS (
     FROM audience, broadcast, clock
     RETURNING id
 ),
-recorded AS (
-    INSERT INTO events (workspace_id, message_id, type, at)
-    SELECT $1, inserted.id, 'queued', clock.now FROM inserted, clock
-),
+-- No `queued` event per entry: an entry's created_at is when it was queued, and the readers of
+-- events show it as its `queued` event (decision 0022); per-entry events start with `offered`.
 counted AS (
     SELECT count(*) AS queued FROM inserted
 ),
@@ -1002,7 +1006,7 @@ SELECT audience.id, audience.external_id, audience.email,
 FROM audience, names;
 
 -- queue_rendered_broadcast --
--- Queue a personalized broadcast: one message per (person, rendered content) pair in one set-based statement, record the queued events, and wake the workspace's devices with one notification. $1 workspace_id, $2 broadcast id, $3 person ids, $4 their rendered contents (same order), $5 now
+-- Queue a personalized broadcast: one message per (person, rendered content) pair in one set-based statement (entries record no `queued` event: their created_at is it), and wake the workspace's devices with one notification. $1 workspace_id, $2 broadcast id, $3 person ids, $4 their rendered contents (same order), $5 now
 WITH clock AS (
     SELECT coalesce($5::timestamptz, now()) AS now
 ),
@@ -1023,10 +1027,8 @@ inserted AS (
     FROM unnest($3::bigint[], $4::jsonb[]) AS r(person_id, content), broadcast, clock
     RETURNING id
 ),
-recorded AS (
-    INSERT INTO events (workspace_id, message_id, type, at)
-    SELECT $1, inserted.id, 'queued', clock.now FROM inserted, clock
-),
+-- No `queued` event per entry: an entry's created_at is when it was queued, and the readers of
+-- events show it as its `queued` event (decision 0022); per-entry events start with `offered`.
 counted AS (
     SELECT count(*) AS queued FROM inserted
 ),
@@ -1042,7 +1044,7 @@ SELECT (SELECT count(*) FROM workspace) > 0 AS enabled,
        (SELECT count(*) FROM notified) AS notified;
 
 -- resend_broadcast --
--- Re-entry: give every person who got an entry of a broadcast a new one with the content of their latest entry, in one set-based statement, unless the broadcast is recalled, the workspace disabled or a fixed expires_at passed; wake the workspace's devices once. $1 workspace_id, $2 broadcast id, $3 now
+-- Re-entry: give every person who got an entry of a broadcast a new one with the content of their latest entry, in one set-based statement (no `queued` event per entry), unless the broadcast is recalled, the workspace disabled or a fixed expires_at passed; wake the workspace's devices once. $1 workspace_id, $2 broadcast id, $3 now
 WITH clock AS (
     SELECT coalesce($3::timestamptz, now()) AS now
 ),
@@ -1075,10 +1077,8 @@ inserted AS (
     FROM broadcast, latest, clock
     RETURNING id
 ),
-recorded AS (
-    INSERT INTO events (workspace_id, message_id, type, at)
-    SELECT $1, inserted.id, 'queued', clock.now FROM inserted, clock
-),
+-- No `queued` event per entry: an entry's created_at is when it was queued, and the readers of
+-- events show it as its `queued` event (decision 0022); per-entry events start with `offered`.
 counted AS (
     SELECT count(*) AS queued FROM inserted
 ),
@@ -1161,8 +1161,8 @@ WHERE id = $1;
 SELECT mailslot_notify_queued_v1($1, $2);
 
 -- analyze_queue --
--- Refresh the planner's statistics of the queue after a bulk insert (a large broadcast).
-ANALYZE messages, events;
+-- Refresh the planner's statistics of the queue after a bulk insert (a large broadcast, which adds no event rows since decision 0022).
+ANALYZE messages;
 
 -- ===== the console (decision 0020) =====
 
@@ -1261,14 +1261,27 @@ ORDER BY max(created_at) DESC
 LIMIT $2;
 
 -- count_funnel_events --
--- The events of a broadcast's or a campaign's messages, counted by type per time bucket (an action counts once per message), for the delivery funnel. $1 workspace_id, $2 broadcast id or NULL, $3 campaign or NULL, $4 bucket width in seconds
-SELECT to_timestamp(floor(extract(epoch FROM e.at) / $4::integer) * $4::integer) AS bucket, e.type,
-       count(DISTINCT (e.message_id, e.type)) AS n
-FROM events e
-JOIN messages m ON m.id = e.message_id
-WHERE m.workspace_id = $1
-  AND (($2::uuid IS NOT NULL AND m.broadcast_id = $2) OR ($3::text IS NOT NULL AND m.campaign = $3))
-  AND e.type <> 'offered'
+-- The events of a broadcast's or a campaign's messages, counted by type per time bucket (an action counts once per message; a broadcast entry's `queued` is its created_at), for the delivery funnel. $1 workspace_id, $2 broadcast id or NULL, $3 campaign or NULL, $4 bucket width in seconds
+WITH chosen AS MATERIALIZED (
+    SELECT m.id, m.broadcast_id, m.created_at
+    FROM messages m
+    WHERE m.workspace_id = $1
+      AND (($2::uuid IS NOT NULL AND m.broadcast_id = $2) OR ($3::text IS NOT NULL AND m.campaign = $3))
+),
+happened AS (
+    SELECT e.message_id, e.type, e.at
+    FROM events e JOIN chosen c ON c.id = e.message_id
+    WHERE e.type <> 'offered'
+    UNION ALL
+    -- A broadcast entry's `queued` event is its created_at (decision 0022).
+    SELECT c.id, 'queued', c.created_at
+    FROM chosen c
+    WHERE c.broadcast_id IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = c.id AND e.type = 'queued')
+)
+SELECT to_timestamp(floor(extract(epoch FROM at) / $4::integer) * $4::integer) AS bucket, type,
+       count(DISTINCT (message_id, type)) AS n
+FROM happened
 GROUP BY 1, 2
 ORDER BY 1, 2;
 
