@@ -295,14 +295,21 @@ item AS MATERIALIZED (
                                expires_at, ttl_s, idempotency_key, idempotency_hash, template_id, n)
 ),
 -- A key already used (and visible to this statement's snapshot): that send's message is the answer.
+-- LATERAL: one index lookup per keyed item, never a walk over the workspace's messages.
 earlier AS MATERIALIZED (
     SELECT item.n, m.id, m.idempotency_hash
     FROM item
-    JOIN messages m ON m.workspace_id = $1 AND m.idempotency_key = item.idempotency_key
+    CROSS JOIN LATERAL (
+        SELECT m.id, m.idempotency_hash FROM messages m
+        WHERE m.workspace_id = $1 AND m.idempotency_key = item.idempotency_key
+    ) AS m
+    WHERE item.idempotency_key IS NOT NULL
 ),
 -- The message id is chosen here, so that each inserted row maps back to its item.
 wanted AS MATERIALIZED (
-    SELECT item.n, gen_random_uuid() AS message_id, item.external_id, item.email
+    SELECT gen_random_uuid() AS message_id, item.n, item.external_id, item.email, item.content, item.properties,
+           item.priority, item.persistent, item.campaign, item.expires_at, item.ttl_s, item.idempotency_key,
+           item.idempotency_hash, item.template_id
     FROM item, workspace
     WHERE NOT EXISTS (SELECT 1 FROM earlier WHERE earlier.n = item.n)
 ),
@@ -342,20 +349,29 @@ person AS (
     UNION ALL
     SELECT id, external_id, email FROM by_email
 ),
+-- Each wanted item with its person (two equality joins, so that a large batch can hash them).
 recipient AS MATERIALIZED (
-    SELECT DISTINCT ON (w.n) w.n, w.message_id, p.id AS person_id, p.external_id, p.email
+    SELECT DISTINCT ON (w.n) w.n, w.message_id, w.content, w.properties, w.priority, w.persistent, w.campaign,
+           w.expires_at, w.ttl_s, w.idempotency_key, w.idempotency_hash, w.template_id,
+           p.person_id, p.person_external_id, p.person_email
     FROM wanted w
-    JOIN person p ON CASE WHEN w.external_id IS NOT NULL THEN p.external_id = w.external_id
-                          ELSE p.email = w.email END
+    JOIN (
+        SELECT w.n, p.id AS person_id, p.external_id AS person_external_id, p.email AS person_email
+        FROM wanted w JOIN person p ON p.external_id = w.external_id
+        UNION ALL
+        SELECT w.n, p.id, p.external_id, p.email
+        FROM wanted w JOIN person p ON p.email = w.email
+        WHERE w.external_id IS NULL
+    ) AS p ON p.n = w.n
     ORDER BY w.n
 ),
 inserted AS (
     INSERT INTO messages (id, workspace_id, person_id, content, properties, priority, persistent, campaign,
                           expires_at, idempotency_key, idempotency_hash, created_at, template_id)
-    SELECT r.message_id, $1, r.person_id, item.content, item.properties, item.priority, item.persistent,
-           item.campaign, coalesce(item.expires_at, clock.now + make_interval(secs => item.ttl_s)),
-           item.idempotency_key, item.idempotency_hash, clock.now, item.template_id
-    FROM recipient r JOIN item ON item.n = r.n, clock
+    SELECT r.message_id, $1, r.person_id, r.content, r.properties, r.priority, r.persistent,
+           r.campaign, coalesce(r.expires_at, clock.now + make_interval(secs => r.ttl_s)),
+           r.idempotency_key, r.idempotency_hash, clock.now, r.template_id
+    FROM recipient r, clock
     ORDER BY r.n
     -- A key used by a send that committed after this statement began: nothing inserted, no row back.
     ON CONFLICT (workspace_id, idempotency_key) DO NOTHING
@@ -368,13 +384,13 @@ recorded AS (
 -- One wake-up per person; the keys come from the upsert, since a person created by this
 -- statement is not yet visible to a function that reads the row (migration 0016).
 notified AS (
-    SELECT mailslot_notify_person_v1($1, p.person_id, ARRAY[p.external_id, p.email])
-    FROM (SELECT DISTINCT r.person_id, r.external_id, r.email
-          FROM recipient r JOIN inserted i ON i.id = r.message_id) AS p
+    SELECT mailslot_notify_person_v1($1, p.person_id, ARRAY[p.person_external_id, p.person_email])
+    FROM (SELECT DISTINCT r.person_id, r.person_external_id, r.person_email
+          FROM recipient r WHERE r.message_id IN (SELECT id FROM inserted)) AS p
 )
 -- The new message comes back whole, so a send needs no read-back.
 SELECT item.n, (SELECT count(*) FROM workspace) > 0 AS enabled, (SELECT count(*) FROM notified) AS notified,
-       i.id, r.external_id, r.email, i.content, i.properties, i.priority, i.persistent, i.campaign,
+       i.id, r.person_external_id AS external_id, r.person_email AS email, i.content, i.properties, i.priority, i.persistent, i.campaign,
        i.created_at, i.expires_at,
        e.id AS earlier_id, e.idempotency_hash AS earlier_hash,
        ep.external_id AS earlier_external_id, ep.email AS earlier_email,
