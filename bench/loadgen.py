@@ -32,6 +32,8 @@ JOBS = {
     "held_polls": "bench.device_jobs:held_polls",
     "sender": "bench.device_jobs:sender",
     "claim_race_sql": "bench.claim_ceiling:claim_race_sql",
+    "backend_sends": "bench.send_jobs:backend_sends",
+    "send_sql": "bench.send_jobs:send_sql",
     "nchan_subscribers": "bench.nchan_jobs:subscribers",
     "nchan_publisher": "bench.nchan_jobs:publisher",
 }

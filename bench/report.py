@@ -222,6 +222,17 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
                      "", "", ""))
         rows.append(("s6", "duplicates / lost / errors", f"{e['duplicates']} / {e['lost']} / "
                      f"{sum(e['errors'].values())}", "", "", "= 0 / 0 / 0"))
+    if status_row("s8", "send throughput"):
+        e = s["s8"]
+        for mode, label in (("single", "single sends"), ("batch", f"batches of {e['batch_size']}")):
+            g, c = e[mode]["gateway"], e[mode]["ceiling"]
+            rows.append(("s8", f"messages/s, {label} ({e['concurrency']} in flight)", _n(g["sends_per_s"]),
+                         _n(c["sends_per_s"]), _n(e[mode]["ratio"], 2),
+                         _verdict(t, "s8", "single") if mode == "single" else ""))
+            latency_rows("s8", f"{label}: request latency", g["latency"], c["latency"])
+            rows.append(("s8", f"{label}: duplicates / lost / errors",
+                         f"{g['duplicates']} / {g['lost']} / {sum(g['errors'].values())}",
+                         f"{c['duplicates']} / {c['lost']} / {sum(c['errors'].values())}", "", "= 0 / 0 / 0"))
     return rows
 
 

@@ -41,6 +41,8 @@ TARGETS = (
     # One round's messages stay until the next round's sweep; more than two means deletion fell behind.
     Target("s6", "messages rows after the last round, in rounds' worth", 2.0, False, "rounds",
            _get("messages_rows_in_rounds")),
+    # The issue's "s6 (new)": single sends/s over the same statement through asyncpg alone.
+    Target("s8", "single sends/s, ratio to the ceiling", 0.7, True, "x", _get("ratio")),
 )
 
 

@@ -46,6 +46,8 @@ class Config:
     db_acquire_timeout_s: float = 2.0
     db_statement_timeout_s: float = 5.0
     max_body_bytes: int = 64 * 1024
+    # POST /v1/messages/batch only: up to 1,000 messages of about 4 KiB each.
+    max_batch_body_bytes: int = 4 * 1024 * 1024
     max_wait_s: int = 30
     claim_limit: int = 10
     expire_interval_s: int = 60
@@ -159,6 +161,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("db_statement_timeout_s", _interval,
             "seconds a statement may run before the request answers 503 (bulk statements have their own)"),
     Setting("max_body_bytes", _at_least_one, "largest request body accepted, in bytes"),
+    Setting("max_batch_body_bytes", _at_least_one, "largest body of POST /v1/messages/batch, in bytes"),
     Setting("max_wait_s", _positive_int, "longest a poll may be held open, in seconds"),
     Setting("claim_limit", _at_least_one, "most new messages one poll claims"),
     Setting("expire_interval_s", _at_least_one, "seconds between expiry sweeps"),

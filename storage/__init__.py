@@ -43,15 +43,19 @@ from .listener import Listener
 from .messages import (
     ContentSource,
     DeviceReport,
+    Outgoing,
     SendOutcome,
     claim_messages,
     expire_messages,
     get_message,
     list_message_events,
     list_person_messages,
+    list_recipients,
     recall_message,
+    recipient_of,
     record_device_events,
     send_message,
+    send_messages,
 )
 from .migrate import apply_migrations
 from .models import (
@@ -138,6 +142,7 @@ __all__ = [
     "MigrationError",
     "NewMessage",
     "Notice",
+    "Outgoing",
     "Person",
     "QueueNotice",
     "RecallOutcome",
@@ -193,6 +198,7 @@ __all__ = [
     "list_message_events",
     "list_person_devices",
     "list_person_messages",
+    "list_recipients",
     "list_templates",
     "list_triggers",
     "list_workspace_messages",
@@ -200,6 +206,7 @@ __all__ = [
     "notify_barrier",
     "recall_broadcast",
     "recall_message",
+    "recipient_of",
     "record_device_events",
     "record_person_event",
     "resend_broadcast",
@@ -207,6 +214,7 @@ __all__ = [
     "rotate_identity_secret",
     "send_broadcast",
     "send_message",
+    "send_messages",
     "update_workspace",
     "use_console_link",
 ]

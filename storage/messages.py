@@ -2,39 +2,48 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
 
-from .errors import RefusedWrite, translate_errors
+from .errors import translate_errors
 from .models import Claim, DeliveredMessage, Event, Idempotency, Message, NewMessage, Person
-from .people import ensure_person
+from .people import _person
 from .pool import Executor
 from .sql import queries
 
 __all__ = [
     "ContentSource",
     "DeviceReport",
+    "Outgoing",
     "SendOutcome",
     "claim_messages",
     "expire_messages",
     "get_message",
     "list_message_events",
     "list_person_messages",
+    "list_recipients",
     "recall_message",
+    "recipient_of",
     "record_device_events",
     "send_message",
+    "send_messages",
 ]
 
 # A send's content, or a function of the person that makes it (personalization). The function
-# runs inside the send's transaction, after the person is resolved: whatever it raises rolls the
-# send back, so a refused render leaves neither a message nor a new person behind. It is async
-# so that the caller can render off the event loop.
+# runs before the send's one statement, with the person as stored then (a person not yet known
+# has only the id or email the send names): whatever it raises stops the send before anything is
+# written. It is async so that the caller can render off the event loop.
 ContentSource = dict[str, Any] | Callable[[Person], Awaitable[dict[str, Any]]]
+
+# Rounds of `send_messages` for items whose key an overlapping send used: each round's snapshot
+# sees the sends committed before it, so the second round answers every such item.
+_KEY_RACE_ROUNDS = 3
 
 
 def _message(row: asyncpg.Record) -> Message:
@@ -64,27 +73,120 @@ class SendOutcome:
     message: Message | None
 
 
-async def _insert_message(
-    conn: asyncpg.Connection,
-    workspace_id: int,
-    external_id: str | None,
-    email: str | None,
-    message: NewMessage,
-    render: Callable[[Person], Awaitable[dict[str, Any]]] | None,
-    idempotency: Idempotency | None,
-    now: datetime | None,
-) -> tuple[asyncpg.Record, Person]:
-    person = await ensure_person(conn, workspace_id, external_id=external_id, email=email)
-    content = await render(person) if render is not None else message.content
-    row: asyncpg.Record = await conn.fetchrow(
-        queries["send_message"],
-        workspace_id, person.id, content, message.properties, message.priority, message.persistent,
-        message.campaign, message.expires_at, idempotency.key if idempotency else None,
-        idempotency.digest if idempotency else None, now, message.ttl_s, message.template_id,
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to queue: its content (already rendered), exactly one of the person's id and
+    email, and the caller's idempotency key for it."""
+
+    message: NewMessage
+    external_id: str | None = None
+    email: str | None = None
+    idempotency: Idempotency | None = None
+
+
+def _queued(row: asyncpg.Record) -> Message:
+    return Message(
+        id=row["id"], external_id=row["external_id"], email=row["email"], state="queued",
+        content=row["content"], properties=row["properties"], priority=row["priority"],
+        persistent=row["persistent"], campaign=row["campaign"], created_at=row["created_at"],
+        expires_at=row["expires_at"], device_id=None, lease_expires_at=None, shown_at=None,
     )
-    if not row["enabled"]:
-        raise RefusedWrite
-    return row, person
+
+
+def _earlier(row: asyncpg.Record) -> Message:
+    return Message(
+        id=row["earlier_id"], external_id=row["earlier_external_id"], email=row["earlier_email"],
+        state=row["earlier_state"], content=row["earlier_content"], properties=row["earlier_properties"],
+        priority=row["earlier_priority"], persistent=row["earlier_persistent"],
+        campaign=row["earlier_campaign"], created_at=row["earlier_created_at"],
+        expires_at=row["earlier_expires_at"], device_id=row["earlier_device_id"],
+        lease_expires_at=row["earlier_lease_expires_at"], shown_at=row["earlier_shown_at"],
+    )
+
+
+async def _send_round(
+    db: Executor, workspace_id: int, items: Sequence[Outgoing], now: datetime | None
+) -> list[SendOutcome | None]:
+    """One statement for `items`; None where a concurrent send holds the key and is not yet visible."""
+    for item in items:
+        assert (item.external_id is None) != (item.email is None), "exactly one of external_id and email"
+        assert item.message.content is not None, "a template is resolved before the send"
+    keys = [i.idempotency for i in items]
+    rows = await db.fetch(
+        queries["send_messages"], workspace_id,
+        [i.external_id for i in items], [i.email.lower() if i.email is not None else None for i in items],
+        [i.message.content for i in items], [i.message.properties for i in items],
+        [i.message.priority for i in items], [i.message.persistent for i in items],
+        [i.message.campaign for i in items], [i.message.expires_at for i in items],
+        [i.message.ttl_s for i in items], [k.key if k else None for k in keys],
+        [k.digest if k else None for k in keys], [i.message.template_id for i in items], now,
+    )
+    if rows and not rows[0]["enabled"]:
+        return [SendOutcome("disabled", None) for _ in items]
+    outcomes: list[SendOutcome | None] = []
+    for row, key in zip(rows, keys, strict=True):
+        if row["id"] is not None:
+            outcomes.append(SendOutcome("queued", _queued(row)))
+        elif row["earlier_id"] is None:
+            outcomes.append(None)
+        elif key is None or row["earlier_hash"] != key.digest:
+            outcomes.append(SendOutcome("key_reused", None))
+        else:
+            outcomes.append(SendOutcome("replayed", _earlier(row)))
+    return outcomes
+
+
+@translate_errors
+async def send_messages(
+    db: Executor, workspace_id: int, items: Sequence[Outgoing], *, now: datetime | None = None
+) -> list[SendOutcome]:
+    """Queue these messages in one statement, one outcome per item in order (decision 0022).
+
+    People named but unknown are created. A disabled workspace queues nothing (every outcome is
+    `disabled`). An item whose key an earlier send used answers with that send's message as it
+    is now (`replayed`), or `key_reused` when that send's body differed. Without `expires_at` a
+    message expires `ttl_s` after the database's (or the given) now.
+    """
+    outcomes: list[SendOutcome | None] = [None] * len(items)
+    pending = list(range(len(items)))
+    for _ in range(_KEY_RACE_ROUNDS):
+        if not pending:
+            break
+        answered = await _send_round(db, workspace_id, [items[i] for i in pending], now)
+        for index, outcome in zip(pending, answered, strict=True):
+            outcomes[index] = outcome
+        pending = [i for i in pending if outcomes[i] is None]
+    if pending:
+        raise RuntimeError(f"idempotency keys still unresolved after {_KEY_RACE_ROUNDS} rounds")
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+@translate_errors
+async def list_recipients(
+    db: Executor, workspace_id: int, *, external_ids: Sequence[str] = (), emails: Sequence[str] = ()
+) -> dict[tuple[str, str], Person]:
+    """The known people among these ids and emails, keyed `("id", external_id)` and `("email", email)`,
+    with what templates read (one statement, nothing written)."""
+    lowered = [e.lower() for e in emails]
+    rows = await db.fetch(queries["list_recipients"], workspace_id, list(external_ids), lowered)
+    wanted_ids, wanted_emails = set(external_ids), set(lowered)
+    found: dict[tuple[str, str], Person] = {}
+    for row in rows:
+        person = _person(row)
+        if person.external_id in wanted_ids:
+            found["id", person.external_id] = person
+        if person.email in wanted_emails:
+            found["email", person.email] = person
+    return found
+
+
+def recipient_of(found: dict[tuple[str, str], Person], external_id: str | None, email: str | None) -> Person:
+    """The person a send reaches as stored now, or as the send would create them (id 0, no attributes)."""
+    if external_id is not None:
+        return found.get(("id", external_id)) or Person(id=0, external_id=external_id, email=None, attributes={})
+    assert email is not None
+    lowered = email.lower()
+    return found.get(("email", lowered)) or Person(id=0, external_id=None, email=lowered, attributes={})
 
 
 @translate_errors
@@ -101,32 +203,21 @@ async def send_message(
 ) -> SendOutcome:
     """Queue a message for the person with this id or email, creating the person if new.
 
-    Without `expires_at` the message expires `ttl_s` after the database's (or the given) now.
-    With `render`, the message holds `await render(person)` (attributes included) instead of its
-    content; an exception it raises propagates after the transaction rolled back.
+    One round trip (`send_messages`); with `render`, one more before it to read the person, and
+    the message holds `await render(person)` (attributes included) instead of its content; an
+    exception it raises propagates before anything is written.
     """
-    async with pool.acquire() as conn:
-        try:
-            async with conn.transaction():
-                row, person = await _insert_message(
-                    conn, workspace_id, external_id, email, message, render, idempotency, now
-                )
-        except RefusedWrite:
-            return SendOutcome("disabled", None)
-        if row["id"] is not None:
-            return SendOutcome("queued", Message(
-                id=row["id"], external_id=person.external_id, email=person.email, state="queued",
-                content=row["content"], properties=row["properties"], priority=row["priority"],
-                persistent=row["persistent"], campaign=row["campaign"], created_at=row["created_at"],
-                expires_at=row["expires_at"], device_id=None, lease_expires_at=None, shown_at=None,
-            ))
-        # The idempotency key was used before: answer with that send's message as it is now.
-        assert idempotency is not None  # only a key can make the insert do nothing
-        earlier = await conn.fetchrow(queries["get_message_id_by_idempotency_key"], workspace_id, idempotency.key)
-        if earlier["idempotency_hash"] != idempotency.digest:
-            return SendOutcome("key_reused", None)
-        message = await conn.fetchrow(queries["get_message"], workspace_id, earlier["id"], now)
-    return SendOutcome("replayed", _message(message))
+    if render is not None:
+        found = await list_recipients(
+            pool, workspace_id, external_ids=[external_id] if external_id is not None else [],
+            emails=[email] if email is not None else [],
+        )
+        content = await render(recipient_of(found, external_id, email))
+        message = dataclasses.replace(message, content=content)
+    [outcome] = await send_messages(
+        pool, workspace_id, [Outgoing(message, external_id, email, idempotency)], now=now
+    )
+    return outcome
 
 
 @translate_errors

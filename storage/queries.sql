@@ -300,43 +300,148 @@ SET email = $2, attributes = $3::jsonb || attributes, device_attributes = $4::js
 WHERE id = $1
 RETURNING id, external_id, email, attributes, device_attributes;
 
--- send_message --
--- Queue one message for a person unless the workspace is disabled or the idempotency key was used; wake the person's devices. $1 workspace_id, $2 person_id, $3 content, $4 properties, $5 priority, $6 persistent, $7 campaign, $8 expires_at or NULL, $9 idempotency_key, $10 idempotency_hash, $11 now, $12 ttl_s when $8 is NULL, $13 template id or NULL
-WITH clock AS (
-    SELECT coalesce($11::timestamptz, now()) AS now
+-- send_messages --
+-- Queue one message or a batch in one statement (decision 0022), unless the workspace is disabled (then nothing is written): find or create each person (by id, or by lower-cased email), insert the messages whose idempotency key was not used with their `queued` events, and wake each person's devices. One row per item, in order: the new message, or the message an earlier send with the item's key queued (with that send's hash; none when the earlier send committed after this statement began). $1 workspace_id, $2 external ids (NULL where by email), $3 lower-cased emails (NULL where by id), $4 contents, $5 properties, $6 priorities, $7 persistent, $8 campaigns, $9 expires_at (NULL: now + ttl_s), $10 ttl_s, $11 idempotency keys, $12 idempotency hashes, $13 template ids, $14 now
+WITH clock AS MATERIALIZED (
+    SELECT coalesce($14::timestamptz, now()) AS now
 ),
-workspace AS (
+workspace AS MATERIALIZED (
     SELECT id FROM workspaces WHERE id = $1 AND in_app_enabled FOR SHARE
 ),
+item AS MATERIALIZED (
+    SELECT i.n, i.external_id, i.email, i.content, i.properties, i.priority, i.persistent, i.campaign,
+           i.expires_at, i.ttl_s, i.idempotency_key, i.idempotency_hash, i.template_id
+    FROM unnest($2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::integer[], $7::boolean[], $8::text[],
+                $9::timestamptz[], $10::integer[], $11::text[], $12::bytea[], $13::uuid[])
+         WITH ORDINALITY AS i (external_id, email, content, properties, priority, persistent, campaign,
+                               expires_at, ttl_s, idempotency_key, idempotency_hash, template_id, n)
+),
+-- A key already used (and visible to this statement's snapshot): that send's message is the answer.
+-- LATERAL: one index lookup per keyed item, never a walk over the workspace's messages.
+earlier AS MATERIALIZED (
+    SELECT item.n, m.id, m.idempotency_hash
+    FROM item
+    CROSS JOIN LATERAL (
+        SELECT m.id, m.idempotency_hash FROM messages m
+        WHERE m.workspace_id = $1 AND m.idempotency_key = item.idempotency_key
+    ) AS m
+    WHERE item.idempotency_key IS NOT NULL
+),
+-- The message id is chosen here, so that each inserted row maps back to its item.
+wanted AS MATERIALIZED (
+    SELECT gen_random_uuid() AS message_id, item.n, item.external_id, item.email, item.content, item.properties,
+           item.priority, item.persistent, item.campaign, item.expires_at, item.ttl_s, item.idempotency_key,
+           item.idempotency_hash, item.template_id
+    FROM item, workspace
+    WHERE NOT EXISTS (SELECT 1 FROM earlier WHERE earlier.n = item.n)
+),
+-- The people already known, locked against a merge's delete or a key change until the messages
+-- are in (FOR KEY SHARE: concurrent sends to one person do not wait for each other).
+found AS MATERIALIZED (
+    SELECT p.id, p.external_id, p.email
+    FROM people p
+    WHERE p.workspace_id = $1 AND (p.external_id = ANY ($2::text[]) OR p.email = ANY ($3::text[]))
+    FOR KEY SHARE
+),
+-- The others, each once, in key order (two batches that create the same people wait in the same
+-- order). One created by a concurrent send meanwhile is neither found nor inserted: its items
+-- get no row here and go round again.
+by_id AS (
+    INSERT INTO people (workspace_id, external_id)
+    SELECT DISTINCT $1::bigint, w.external_id
+    FROM wanted w
+    WHERE w.external_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM found f WHERE f.external_id = w.external_id)
+    ORDER BY 2
+    ON CONFLICT DO NOTHING
+    RETURNING id, external_id, email
+),
+by_email AS (
+    INSERT INTO people (workspace_id, email)
+    SELECT DISTINCT $1::bigint, w.email
+    FROM wanted w
+    WHERE w.external_id IS NULL AND NOT EXISTS (SELECT 1 FROM found f WHERE f.email = w.email)
+    ORDER BY 2
+    ON CONFLICT DO NOTHING
+    RETURNING id, external_id, email
+),
+person AS (
+    SELECT id, external_id, email FROM found
+    UNION ALL
+    SELECT id, external_id, email FROM by_id
+    UNION ALL
+    SELECT id, external_id, email FROM by_email
+),
+-- Each wanted item with its person (two equality joins, so that a large batch can hash them).
+recipient AS MATERIALIZED (
+    SELECT DISTINCT ON (w.n) w.n, w.message_id, w.content, w.properties, w.priority, w.persistent, w.campaign,
+           w.expires_at, w.ttl_s, w.idempotency_key, w.idempotency_hash, w.template_id,
+           p.person_id, p.person_external_id, p.person_email
+    FROM wanted w
+    JOIN (
+        SELECT w.n, p.id AS person_id, p.external_id AS person_external_id, p.email AS person_email
+        FROM wanted w JOIN person p ON p.external_id = w.external_id
+        UNION ALL
+        SELECT w.n, p.id, p.external_id, p.email
+        FROM wanted w JOIN person p ON p.email = w.email
+        WHERE w.external_id IS NULL
+    ) AS p ON p.n = w.n
+    ORDER BY w.n
+),
 inserted AS (
-    INSERT INTO messages (workspace_id, person_id, content, properties, priority, persistent,
-                          campaign, expires_at, idempotency_key, idempotency_hash, created_at, template_id)
-    SELECT workspace.id, $2, $3, $4, $5, $6, $7,
-           coalesce($8::timestamptz, clock.now + make_interval(secs => $12::integer)),
-           $9, $10, clock.now, $13::uuid
-    FROM workspace, clock
+    INSERT INTO messages (id, workspace_id, person_id, content, properties, priority, persistent, campaign,
+                          expires_at, idempotency_key, idempotency_hash, created_at, template_id)
+    SELECT r.message_id, $1, r.person_id, r.content, r.properties, r.priority, r.persistent,
+           r.campaign, coalesce(r.expires_at, clock.now + make_interval(secs => r.ttl_s)),
+           r.idempotency_key, r.idempotency_hash, clock.now, r.template_id
+    FROM recipient r, clock
+    ORDER BY r.n
+    -- A key used by a send that committed after this statement began: nothing inserted, no row back.
     ON CONFLICT (workspace_id, idempotency_key) DO NOTHING
-    RETURNING id, workspace_id, content, properties, priority, persistent, campaign, created_at, expires_at
+    RETURNING id, person_id, content, properties, priority, persistent, campaign, created_at, expires_at
 ),
 recorded AS (
     INSERT INTO events (workspace_id, message_id, type, at)
-    SELECT workspace_id, id, 'queued', created_at FROM inserted
+    SELECT $1, id, 'queued', created_at FROM inserted
 ),
+-- One wake-up per person; the keys come from the upsert, since a person created by this
+-- statement is not yet visible to a function that reads the row (migration 0016).
 notified AS (
-    SELECT mailslot_notify_queued_v1($1, $2) FROM inserted
+    SELECT mailslot_notify_person_v1($1, p.person_id, ARRAY[p.person_external_id, p.person_email])
+    FROM (SELECT DISTINCT r.person_id, r.person_external_id, r.person_email
+          FROM recipient r WHERE r.message_id IN (SELECT id FROM inserted)) AS p
 )
--- The new message comes back whole, so the send needs no read-back.
-SELECT (SELECT count(*) FROM workspace) > 0 AS enabled, (SELECT count(*) FROM notified) AS notified,
-       inserted.id, inserted.content, inserted.properties, inserted.priority, inserted.persistent,
-       inserted.campaign, inserted.created_at, inserted.expires_at
-FROM (SELECT 1) AS one
-LEFT JOIN inserted ON true;
+-- The new message comes back whole, so a send needs no read-back.
+SELECT item.n, (SELECT count(*) FROM workspace) > 0 AS enabled, (SELECT count(*) FROM notified) AS notified,
+       i.id, r.person_external_id AS external_id, r.person_email AS email, i.content, i.properties, i.priority, i.persistent, i.campaign,
+       i.created_at, i.expires_at,
+       e.id AS earlier_id, e.idempotency_hash AS earlier_hash,
+       ep.external_id AS earlier_external_id, ep.email AS earlier_email,
+       CASE WHEN em.state IN ('queued', 'offered') AND em.expires_at <= clock.now
+            THEN 'expired' ELSE em.state END AS earlier_state,
+       coalesce(em.content, eb.content) AS earlier_content, em.properties AS earlier_properties,
+       em.priority AS earlier_priority, em.persistent AS earlier_persistent, em.campaign AS earlier_campaign,
+       em.created_at AS earlier_created_at, em.expires_at AS earlier_expires_at,
+       em.device_id AS earlier_device_id, em.lease_expires_at AS earlier_lease_expires_at,
+       em.shown_at AS earlier_shown_at
+FROM item
+CROSS JOIN clock
+LEFT JOIN recipient r ON r.n = item.n
+LEFT JOIN inserted i ON i.id = r.message_id
+LEFT JOIN earlier e ON e.n = item.n
+LEFT JOIN messages em ON em.id = e.id
+LEFT JOIN people ep ON ep.id = em.person_id
+LEFT JOIN broadcasts eb ON eb.id = em.broadcast_id
+ORDER BY item.n;
 
--- get_message_id_by_idempotency_key --
--- The message an earlier send with this key queued, with the hash of that send's body. $1 workspace_id, $2 idempotency_key
-SELECT id, idempotency_hash
-FROM messages
-WHERE workspace_id = $1 AND idempotency_key = $2;
+-- list_recipients --
+-- The known people among the ids and emails personalized sends name, with the attributes templates read (mailslot_readable_attributes_v1); nothing is written. $1 workspace_id, $2 external ids, $3 lower-cased emails
+WITH names AS MATERIALIZED (
+    SELECT device_attributes AS names FROM workspaces WHERE id = $1
+)
+SELECT p.id, p.external_id, p.email, p.attributes, p.device_attributes,
+       mailslot_readable_attributes_v1(p.attributes, p.device_attributes, names.names) AS readable_attributes
+FROM people p, names
+WHERE p.workspace_id = $1 AND (p.external_id = ANY ($2::text[]) OR p.email = ANY ($3::text[]));
 
 -- get_message --
 -- One message of a workspace with its person; queued or offered past expires_at reads as expired. $1 workspace_id, $2 message id, $3 now
@@ -351,10 +456,16 @@ LEFT JOIN broadcasts b ON b.id = m.broadcast_id
 WHERE m.workspace_id = $1 AND m.id = $2;
 
 -- list_message_events --
--- A message's events, oldest first. $1 message id
+-- A message's events, oldest first; a broadcast entry's `queued` event is its created_at (entries record none since decision 0022; older ones did). $1 message id
 SELECT type, at, device_id, action
-FROM events
-WHERE message_id = $1
+FROM (
+    SELECT 0 AS id, 'queued' AS type, m.created_at AS at, NULL::text AS device_id, NULL::text AS action
+    FROM messages m
+    WHERE m.id = $1 AND m.broadcast_id IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = m.id AND e.type = 'queued')
+    UNION ALL
+    SELECT id, type, at, device_id, action FROM events WHERE message_id = $1
+) AS recorded
 ORDER BY id;
 
 -- list_person_messages --
@@ -762,7 +873,7 @@ SELECT $1, unnest($3::text[])
 ON CONFLICT DO NOTHING;
 
 -- queue_broadcast --
--- Queue one message per person of the audience in one set-based statement (content stays on the broadcast), record the queued events, and wake the workspace's devices with one notification. $1 workspace_id, $2 broadcast id, $3 external ids, $4 lower-cased emails, $5 everyone, $6 now, $7 attribute filter as jsonpath or NULL, $8 the filter's variables
+-- Queue one message per person of the audience in one set-based statement (content stays on the broadcast; entries record no `queued` event: their created_at is it), and wake the workspace's devices with one notification. $1 workspace_id, $2 broadcast id, $3 external ids, $4 lower-cased emails, $5 everyone, $6 now, $7 attribute filter as jsonpath or NULL, $8 the filter's variables
 WITH clock AS (
     SELECT coalesce($6::timestamptz, now()) AS now
 ),
@@ -797,10 +908,8 @@ inserted AS (
     FROM audience, broadcast, clock
     RETURNING id
 ),
-recorded AS (
-    INSERT INTO events (workspace_id, message_id, type, at)
-    SELECT $1, inserted.id, 'queued', clock.now FROM inserted, clock
-),
+-- No `queued` event per entry: an entry's created_at is when it was queued, and the readers of
+-- events show it as its `queued` event (decision 0022); per-entry events start with `offered`.
 counted AS (
     SELECT count(*) AS queued FROM inserted
 ),
@@ -1005,7 +1114,7 @@ SELECT audience.id, audience.external_id, audience.email,
 FROM audience, names;
 
 -- queue_rendered_broadcast --
--- Queue a personalized broadcast: one message per (person, rendered content) pair in one set-based statement, record the queued events, and wake the workspace's devices with one notification. $1 workspace_id, $2 broadcast id, $3 person ids, $4 their rendered contents (same order), $5 now
+-- Queue a personalized broadcast: one message per (person, rendered content) pair in one set-based statement (entries record no `queued` event: their created_at is it), and wake the workspace's devices with one notification. $1 workspace_id, $2 broadcast id, $3 person ids, $4 their rendered contents (same order), $5 now
 WITH clock AS (
     SELECT coalesce($5::timestamptz, now()) AS now
 ),
@@ -1026,10 +1135,8 @@ inserted AS (
     FROM unnest($3::bigint[], $4::jsonb[]) AS r(person_id, content), broadcast, clock
     RETURNING id
 ),
-recorded AS (
-    INSERT INTO events (workspace_id, message_id, type, at)
-    SELECT $1, inserted.id, 'queued', clock.now FROM inserted, clock
-),
+-- No `queued` event per entry: an entry's created_at is when it was queued, and the readers of
+-- events show it as its `queued` event (decision 0022); per-entry events start with `offered`.
 counted AS (
     SELECT count(*) AS queued FROM inserted
 ),
@@ -1045,7 +1152,7 @@ SELECT (SELECT count(*) FROM workspace) > 0 AS enabled,
        (SELECT count(*) FROM notified) AS notified;
 
 -- resend_broadcast --
--- Re-entry: give every person who got an entry of a broadcast a new one with the content of their latest entry, in one set-based statement, unless the broadcast is recalled, the workspace disabled or a fixed expires_at passed; wake the workspace's devices once. $1 workspace_id, $2 broadcast id, $3 now
+-- Re-entry: give every person who got an entry of a broadcast a new one with the content of their latest entry, in one set-based statement (no `queued` event per entry), unless the broadcast is recalled, the workspace disabled or a fixed expires_at passed; wake the workspace's devices once. $1 workspace_id, $2 broadcast id, $3 now
 WITH clock AS (
     SELECT coalesce($3::timestamptz, now()) AS now
 ),
@@ -1078,10 +1185,8 @@ inserted AS (
     FROM broadcast, latest, clock
     RETURNING id
 ),
-recorded AS (
-    INSERT INTO events (workspace_id, message_id, type, at)
-    SELECT $1, inserted.id, 'queued', clock.now FROM inserted, clock
-),
+-- No `queued` event per entry: an entry's created_at is when it was queued, and the readers of
+-- events show it as its `queued` event (decision 0022); per-entry events start with `offered`.
 counted AS (
     SELECT count(*) AS queued FROM inserted
 ),
@@ -1168,8 +1273,8 @@ SELECT mailslot_notify_queued_v1($1, $2);
 SELECT mailslot_notify_barrier_v1($1, $2);
 
 -- analyze_queue --
--- Refresh the planner's statistics of the queue after a bulk insert (a large broadcast).
-ANALYZE messages, events;
+-- Refresh the planner's statistics of the queue after a bulk insert (a large broadcast, which adds no event rows since decision 0022).
+ANALYZE messages;
 
 -- ===== the console (decision 0020) =====
 
@@ -1298,14 +1403,27 @@ CROSS JOIN clock
 WHERE m.workspace_id = $1 AND m.campaign = $2;
 
 -- count_funnel_events --
--- The events of a broadcast's or a campaign's messages, counted by type per time bucket (an action counts once per message), for the delivery funnel. $1 workspace_id, $2 broadcast id or NULL, $3 campaign or NULL, $4 bucket width in seconds
-SELECT to_timestamp(floor(extract(epoch FROM e.at) / $4::integer) * $4::integer) AS bucket, e.type,
-       count(DISTINCT (e.message_id, e.type)) AS n
-FROM events e
-JOIN messages m ON m.id = e.message_id
-WHERE m.workspace_id = $1
-  AND (($2::uuid IS NOT NULL AND m.broadcast_id = $2) OR ($3::text IS NOT NULL AND m.campaign = $3))
-  AND e.type <> 'offered'
+-- The events of a broadcast's or a campaign's messages, counted by type per time bucket (an action counts once per message; a broadcast entry's `queued` is its created_at), for the delivery funnel. $1 workspace_id, $2 broadcast id or NULL, $3 campaign or NULL, $4 bucket width in seconds
+WITH chosen AS MATERIALIZED (
+    SELECT m.id, m.broadcast_id, m.created_at
+    FROM messages m
+    WHERE m.workspace_id = $1
+      AND (($2::uuid IS NOT NULL AND m.broadcast_id = $2) OR ($3::text IS NOT NULL AND m.campaign = $3))
+),
+happened AS (
+    SELECT e.message_id, e.type, e.at
+    FROM events e JOIN chosen c ON c.id = e.message_id
+    WHERE e.type <> 'offered'
+    UNION ALL
+    -- A broadcast entry's `queued` event is its created_at (decision 0022).
+    SELECT c.id, 'queued', c.created_at
+    FROM chosen c
+    WHERE c.broadcast_id IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = c.id AND e.type = 'queued')
+)
+SELECT to_timestamp(floor(extract(epoch FROM at) / $4::integer) * $4::integer) AS bucket, type,
+       count(DISTINCT (message_id, type)) AS n
+FROM happened
 GROUP BY 1, 2
 ORDER BY 1, 2;
 

@@ -1,4 +1,4 @@
-"""The six scenarios; each has setup, run and teardown (see `base.Scenario`)."""
+"""The scenarios, numbered as bench/RESULTS.md names them; each has setup, run and teardown (see `base.Scenario`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from .claim_path import ClaimPath
 from .held_polls import HeldPolls
 from .peer import NchanPeer
 from .retention import RetentionFlat
+from .sends import SendThroughput
 from .short_polls import ShortPolls
 
 __all__ = ["SCENARIOS", "Context", "Scenario", "Skip"]
@@ -19,4 +20,5 @@ SCENARIOS: dict[int, type[Scenario]] = {
     4: BroadcastFanOut,
     5: NchanPeer,
     6: RetentionFlat,
+    8: SendThroughput,
 }

@@ -69,7 +69,7 @@ log = logging.getLogger("mailslot.gateway")
 
 def create_app(config: Config, *, clock: Clock | None = None, rng: random.Random | None = None) -> web.Application:
     app = web.Application(
-        client_max_size=config.max_body_bytes,
+        client_max_size=max(config.max_body_bytes, config.max_batch_body_bytes),
         middlewares=[
             request_id_middleware, metrics_middleware, cors_middleware, console_error_page_middleware, error_middleware,
             connection_guard_middleware, rate_limit_middleware, auth_middleware, console_middleware,

@@ -28,6 +28,7 @@ from aiohttp.typedefs import Handler
 from ..core.metrics import Metrics
 from ..errors import PayloadTooLarge
 from .keys import CONFIG
+from .messages import BATCH_PATH
 
 __all__ = ["CONNECTIONS", "ConnectionGuard", "GuardedSockSite", "connection_guard_middleware"]
 
@@ -147,6 +148,12 @@ class _GuardedProtocol(asyncio.Protocol):
 CONNECTIONS = web.AppKey("mailslot.connections", ConnectionGuard)
 
 
+def _is_batch(request: web.Request) -> bool:
+    """Whether the request is a batch send, whose body may be larger (`max_batch_body_bytes`)."""
+    resource = request.match_info.route.resource
+    return resource is not None and resource.canonical == BATCH_PATH
+
+
 @web.middleware
 async def connection_guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Mark the headers as complete, then read the body within the body deadline.
@@ -161,15 +168,19 @@ async def connection_guard_middleware(request: web.Request, handler: Handler) ->
     try:
         if request.body_exists:
             config = request.app[CONFIG]
-            if request.content_length is not None and request.content_length > config.max_body_bytes:
-                raise PayloadTooLarge(f"the body may be at most {config.max_body_bytes} bytes")
+            limit = config.max_batch_body_bytes if _is_batch(request) else config.max_body_bytes
+            if request.content_length is not None and request.content_length > limit:
+                raise PayloadTooLarge(f"the body may be at most {limit} bytes")
             try:
                 async with asyncio.timeout(config.body_timeout_s):
-                    await request.read()
+                    body = await request.read()
             except TimeoutError:
                 if guard is not None:
                     guard.closed("body_timeout")
                 raise web.HTTPRequestTimeout(text="the request body did not arrive in time") from None
+            # A chunked body has no length up front; aiohttp's own cap is the larger (batch) one.
+            if len(body) > limit:
+                raise PayloadTooLarge(f"the body may be at most {limit} bytes")
         return await handler(request)
     finally:
         if guard is not None:

@@ -51,6 +51,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/track", triggers.track, DEVICE, "device.track", s.TrackRequest),
     # Server API.
     Route("POST", "/v1/messages", messages.send_message, SERVER, "server.send_message", s.SendRequest, 201),
+    Route("POST", messages.BATCH_PATH, messages.send_batch, SERVER, "server.send_batch", s.BatchSendRequest),
     Route("GET", "/v1/messages/{id}", messages.get_message, SERVER, "server.message"),
     Route("DELETE", "/v1/messages/{id}", messages.recall_message, SERVER, "server.message"),
     Route("POST", "/v1/broadcasts", broadcasts.send_broadcast, SERVER, "server.send_broadcast", s.BroadcastRequest,

@@ -17,6 +17,7 @@ import orjson
 from storage import NewMessage
 
 from ..core import sends
+from ..core.batches import MAX_BATCH
 from ..core.broadcasts import AudienceChoice
 from ..core.content import Action, Content, check_content, stored_content
 from ..core.people import SERVER_ONLY_ATTRIBUTES
@@ -26,6 +27,9 @@ from .wording import validation_message
 __all__ = [
     "Action",
     "AudienceSpec",
+    "BatchEnvelope",
+    "BatchMessage",
+    "BatchSendRequest",
     "BroadcastRequest",
     "Content",
     "DeviceIdentifyRequest",
@@ -49,6 +53,7 @@ __all__ = [
     "check_data_size",
     "parse_body",
     "parse_object",
+    "parse_value",
 ]
 
 T = TypeVar("T")
@@ -166,6 +171,29 @@ class SendRequest(TimedMessageFields, frozen=True, forbid_unknown_fields=True, k
     content: Content | None = None
     template_id: uuid.UUID | None = None
     data: dict[str, Any] = {}
+
+
+# As the `Idempotency-Key` header of a single send: 1 to 255 printable ASCII characters.
+IdempotencyKey = Annotated[str, msgspec.Meta(pattern=r"^[\x21-\x7e]{1,255}$")]
+
+
+class BatchMessage(SendRequest, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One message of a batch: a single send's body, with its own `idempotency_key`."""
+
+    idempotency_key: IdempotencyKey | None = None
+
+
+class BatchSendRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """POST /v1/messages/batch as documented: 1 to 1,000 messages."""
+
+    messages: Annotated[list[BatchMessage], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+class BatchEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """POST /v1/messages/batch as first parsed: each message is then validated on its own, so
+    that one bad message gets its own error and the others are still sent."""
+
+    messages: Annotated[list[Any], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
 
 
 class TemplateRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -370,7 +398,11 @@ def _check_tree(value: Any, path: str, depth: int) -> None:
 
 def parse_body(body: bytes, kind: type[T]) -> T:
     """Parse and validate a body into `kind`, or raise a 400/422 naming the field."""
-    value = parse_object(body)
+    return parse_value(parse_object(body), kind)
+
+
+def parse_value(value: Any, kind: type[T]) -> T:
+    """Validate already parsed JSON into `kind` (a batch's messages one by one), or raise a 422 naming the field."""
     try:
         result = msgspec.convert(value, kind, strict=True)
     except msgspec.ValidationError as exc:

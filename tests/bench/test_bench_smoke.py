@@ -1,6 +1,6 @@
 """The bench at smoke size: every scenario runs end to end and counts no duplicate and no lost message.
 
-One run of all six scenarios is shared by the module (it starts servers, which takes most of
+One run of every scenario is shared by the module (it starts servers, which takes most of
 its time). These tests check correctness counters and the report's shape, never timings. nginx
 with nchan is required, not optional: `make test` installs it, so its absence is a failure.
 """
@@ -22,6 +22,10 @@ from bench.nchan import find_nginx
 from bench.settings import Settings
 from tests.conftest import database_url_for
 
+# The first test also runs the module's shared bench run: seven scenarios, each starting its
+# servers and load-generator processes, take longer than the suite's per-test timeout on a busy host.
+pytestmark = pytest.mark.timeout(360)
+
 SMOKE = dict(
     workers=2, loadgen_processes=2, durable=False,
     s1_people=40, s1_connections=4, s1_seconds=1.0, s1_warmup_s=0.2,
@@ -30,12 +34,13 @@ SMOKE = dict(
     s4_people=200, s4_parked=10, s4_chunk=100,
     s5_subscribers=10, s5_rate=20.0,
     s6_people=15, s6_rounds=4, s6_connections=3, s6_retention_interval_s=1,
+    s8_people=20, s8_concurrency=4, s8_seconds=0.5, s8_batch=5,
 )
 
 
 @pytest.fixture(scope="module")
 def bench_run(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
-    """All six scenarios at smoke size against a fresh database of the session's server."""
+    """Every scenario at smoke size against a fresh database of the session's server."""
     name = "bench_" + uuid.uuid4().hex[:12]
 
     async def create() -> None:
@@ -63,8 +68,8 @@ def test_report_has_every_figure_the_machine_and_the_command(bench_run: tuple[di
     assert set(saved) >= {"started_at", "command", "commit", "machine", "settings", "scenarios", "targets"}
     assert set(saved["machine"]) >= {"cores", "memory_bytes", "python", "postgresql", "nginx"}
     assert saved["machine"]["postgresql"].startswith("PostgreSQL")
-    assert set(saved["scenarios"]) == {"s1", "s2", "s3", "s4", "s5", "s6"}
-    assert {v["scenario"] for v in saved["targets"]} == {"s1", "s2", "s3", "s4", "s6"}
+    assert set(saved["scenarios"]) == {"s1", "s2", "s3", "s4", "s5", "s6", "s8"}
+    assert {v["scenario"] for v in saved["targets"]} == {"s1", "s2", "s3", "s4", "s6", "s8"}
     markdown = (folder / "report.md").read_text()
     assert "| Scenario | Figure | mailslot | Ceiling / peer | Ratio | Target |" in markdown
     assert "pytest tests/bench" in markdown
@@ -132,10 +137,29 @@ def test_retention_keeps_one_round_of_rows_while_every_message_is_delivered_once
     assert s6["sent"] == s6["delivered"] == people * rounds
     assert (s6["duplicates"], s6["lost"], s6["errors"]) == (0, 0, {})
     # Each round's sweep took the previous round: only this round's messages and their events are left
-    # (queued, offered, shown, dismissed: four events each).
+    # (offered, shown, dismissed: three event rows each; a broadcast entry's `queued` event is its
+    # created_at, decision 0022).
     assert [r["messages"] for r in s6["rounds"]] == [people] * rounds
-    assert [r["events"] for r in s6["rounds"]] == [4 * people] * rounds
+    assert [r["events"] for r in s6["rounds"]] == [3 * people] * rounds
     assert s6["messages_rows_in_rounds"] == 1.0
     assert s6["messages_rows_ratio_last_half"] == 1.0
     markdown = (bench_run[1] / "report.md").read_text()
     assert "message rows after each round" in markdown
+
+
+def test_sends_single_and_batched_are_each_stored_once_on_both_sides(bench_run: tuple[dict[str, Any], Path]) -> None:
+    s8 = scenario(bench_run, "s8")
+    assert s8["batch_size"] == SMOKE["s8_batch"]
+    for mode in ("single", "batch"):
+        for side in ("gateway", "ceiling"):
+            figures = s8[mode][side]
+            assert figures["messages"] > 0, (mode, side, figures)
+            assert (figures["duplicates"], figures["lost"], figures["errors"]) == (0, 0, {}), (mode, side, figures)
+        assert s8[mode]["ratio"] is not None
+    # A batch request carries `s8_batch` messages, each answered with its own id.
+    gateway_batch = s8["batch"]["gateway"]
+    assert gateway_batch["messages"] == gateway_batch["requests"] * SMOKE["s8_batch"]
+    assert s8["ratio"] == s8["single"]["ratio"]
+    assert (s8["duplicates"], s8["lost"]) == (0, 0)
+    markdown = (bench_run[1] / "report.md").read_text()
+    assert f"batches of {SMOKE['s8_batch']}" in markdown

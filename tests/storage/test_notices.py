@@ -28,7 +28,7 @@ SENTINEL = "nothing-else"
 
 # Every statement that wakes polls, each exercised below; the last test keeps this list whole.
 NOTIFYING_STATEMENTS = (
-    "send_message",
+    "send_messages",
     "queue_broadcast",
     "queue_rendered_broadcast",
     "open_visit_broadcast",
