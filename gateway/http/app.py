@@ -28,9 +28,7 @@ from ..core.waiters import Waiters
 from ..core.wakeups import Wakeups
 from ..core.workspaces import WorkspaceCache
 from .addresses import TrustedProxies
-from .connections import connection_guard_middleware
 from .console.render import environment as console_templates
-from .console.session import console_middleware
 from .keys import (
     CLOCK,
     CONFIG,
@@ -48,14 +46,7 @@ from .keys import (
     WAITERS,
     WORKSPACES,
 )
-from .middlewares import (
-    auth_middleware,
-    cors_middleware,
-    error_middleware,
-    metrics_middleware,
-    rate_limit_middleware,
-    request_id_middleware,
-)
+from .middlewares import gateway_middleware
 from .routes import add_routes
 
 __all__ = ["create_app"]
@@ -66,10 +57,7 @@ log = logging.getLogger("mailslot.gateway")
 def create_app(config: Config, *, clock: Clock | None = None, rng: random.Random | None = None) -> web.Application:
     app = web.Application(
         client_max_size=config.max_body_bytes,
-        middlewares=[
-            request_id_middleware, metrics_middleware, cors_middleware, error_middleware,
-            connection_guard_middleware, rate_limit_middleware, auth_middleware, console_middleware,
-        ],
+        middlewares=[gateway_middleware],
     )
     app[CONFIG] = config
     app[CLOCK] = clock or Clock()

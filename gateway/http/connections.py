@@ -5,9 +5,9 @@ so a client that trickles headers, or declares a body and never sends it, holds 
 a file descriptor) for as long as it likes. `ConnectionGuard` wraps each connection's protocol:
 it counts connections per address (over the cap, the connection is closed at once) and closes
 one whose request headers are not complete within `header_timeout_s`. The headers are complete
-when the request reaches `connection_guard_middleware`, which then reads the body within
-`body_timeout_s` (every handler reads it anyway; the read is cached) and refuses a declared
-body over the size limit before any of it arrives.
+when the request reaches the gateway's middleware (gateway/http/middlewares.py), which then
+reads the body within `body_timeout_s` (every handler reads it anyway; the read is cached) and
+refuses a declared body over the size limit before any of it arrives.
 
 Held polls are never cut: the header deadline only runs while no request is being handled, and
 the idle keep-alive timeout (aiohttp's) only while the connection waits for its next request.
@@ -23,13 +23,12 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from ..core.metrics import Metrics
 from ..errors import PayloadTooLarge
 from .keys import CONFIG
 
-__all__ = ["CONNECTIONS", "ConnectionGuard", "GuardedSockSite", "connection_guard_middleware"]
+__all__ = ["CONNECTIONS", "ConnectionGuard", "GuardedSockSite", "read_body_in_time"]
 
 log = logging.getLogger("mailslot.gateway")
 
@@ -147,33 +146,25 @@ class _GuardedProtocol(asyncio.Protocol):
 CONNECTIONS = web.AppKey("mailslot.connections", ConnectionGuard)
 
 
-@web.middleware
-async def connection_guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Mark the headers as complete, then read the body within the body deadline.
+async def read_body_in_time(request: web.Request, guard: ConnectionGuard | None) -> None:
+    """Read the body within the body deadline; refuse a declared body over the size limit unread.
 
-    Runs inside the error middleware, so a refused body is answered as JSON (413, or 408 when
-    the body is too slow; aiohttp then closes the connection, whose body never finished).
+    The gateway's middleware calls it inside its error handling, so a refused body is answered as
+    JSON (413, or 408 when the body is too slow; aiohttp then closes the connection, whose body
+    never finished).
     """
-    guard = request.app.get(CONNECTIONS)
-    transport = request.transport
-    if guard is not None:
-        guard.request_started(transport)
+    if not request.body_exists:
+        return
+    config = request.app[CONFIG]
+    if request.content_length is not None and request.content_length > config.max_body_bytes:
+        raise PayloadTooLarge(f"the body may be at most {config.max_body_bytes} bytes")
     try:
-        if request.body_exists:
-            config = request.app[CONFIG]
-            if request.content_length is not None and request.content_length > config.max_body_bytes:
-                raise PayloadTooLarge(f"the body may be at most {config.max_body_bytes} bytes")
-            try:
-                async with asyncio.timeout(config.body_timeout_s):
-                    await request.read()
-            except TimeoutError:
-                if guard is not None:
-                    guard.closed("body_timeout")
-                raise web.HTTPRequestTimeout(text="the request body did not arrive in time") from None
-        return await handler(request)
-    finally:
+        async with asyncio.timeout(config.body_timeout_s):
+            await request.read()
+    except TimeoutError:
         if guard is not None:
-            guard.request_finished(transport)
+            guard.closed("body_timeout")
+        raise web.HTTPRequestTimeout(text="the request body did not arrive in time") from None
 
 
 class GuardedSockSite(web.SockSite):

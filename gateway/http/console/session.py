@@ -1,4 +1,4 @@
-"""Console sessions: sign-in (API key or one-time link), sign-out, and the middleware that guards pages.
+"""Console sessions: sign-in (API key or one-time link), sign-out, and the check that guards pages.
 
 Rules (decision 0020): the session token lives only in an HttpOnly, SameSite=Strict cookie scoped
 to /console; the API key is read from a POSTed form, never from a URL, and never reaches a page.
@@ -18,12 +18,11 @@ from aiohttp import web
 
 from ... import errors
 from ...core import console
-from ..access import Access
-from ..keys import CLOCK, CONFIG, CONSOLE_SESSION, CONSOLE_TOKEN, POOL, ROUTE_ACCESS, WORKSPACES
+from ..keys import CLOCK, CONFIG, CONSOLE_SESSION, CONSOLE_TOKEN, POOL, WORKSPACES
 from ..views import error_body, json_response
 from .render import render
 
-__all__ = ["console_middleware", "link", "redirect", "sign_in", "sign_in_page", "sign_out"]
+__all__ = ["console_request", "link", "redirect", "sign_in", "sign_in_page", "sign_out"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -52,11 +51,9 @@ def _refuse(request: web.Request, status: int, code: errors.ErrorCode, message: 
     return render(request, "error.html", {"title": "Not allowed", "message": message}, status=status)
 
 
-@web.middleware
-async def console_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Console routes need a live session, and unsafe methods its CSRF token; core errors become pages."""
-    if request.app[ROUTE_ACCESS].get(request.match_info.route) is not Access.CONSOLE:
-        return await handler(request)
+async def console_request(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A console route's request: it needs a live session, and unsafe methods its CSRF token; core
+    errors become pages. The gateway's middleware calls it for CONSOLE routes only."""
     token = request.cookies.get(COOKIE, "")
     found = await console.session(request.app[POOL], token, request.app[CLOCK].now())
     if found is None:
