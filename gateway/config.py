@@ -62,6 +62,7 @@ class Config:
     max_connections_per_ip: int = 1000
     listener_probe_s: float = 10.0
     quiet_ttl_s: float = 30.0
+    device_polls_flush_s: float = 10.0
     metrics_dir: Path | None = None
     demo_workspace: bool = True
     log_level: str = "INFO"
@@ -173,6 +174,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_connections_per_ip", _positive_int, "most open connections from one address per process (0: no cap)"),
     Setting("listener_probe_s", _interval, "seconds of silence before the LISTEN connection is probed"),
     Setting("quiet_ttl_s", _seconds, "seconds an empty poll result is reused without the database (0: never)"),
+    Setting("device_polls_flush_s", _interval,
+            "seconds between writes of devices' last poll times (the console's person page)"),
     Setting("metrics_dir", Path, "folder shared by worker processes for /metrics (set by serve)"),
     Setting("demo_workspace", _bool, "create a demo workspace on first start"),
     Setting("log_level", _log_level, "DEBUG, INFO, WARNING or ERROR"),

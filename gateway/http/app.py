@@ -1,8 +1,8 @@
 """`create_app(config)`: routes, middlewares and resource lifetimes; no I/O until startup.
 
 Startup order (cleanup runs in reverse): database URL (embedded server, migrations), pool and
-caches, parked-poll registry, listener, expiry sweeper, retention sweeper. On shutdown every parked poll is
-answered at once and /readyz turns 503.
+caches, devices' last polls, parked-poll registry, listener, expiry sweeper, retention sweeper.
+On shutdown every parked poll is answered at once and /readyz turns 503.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import storage
 
 from ..config import Config
 from ..core.clock import Clock
+from ..core.device_polls import DevicePolls
 from ..core.metrics import Metrics
 from ..core.poll import Poller
 from ..core.quiet import QuietPeople
@@ -34,6 +35,7 @@ from .keys import (
     CONFIG,
     CONSOLE_TEMPLATES,
     DATABASE_URL,
+    DEVICE_POLLS,
     LISTENER,
     METRICS,
     POLLER,
@@ -70,7 +72,9 @@ def create_app(config: Config, *, clock: Clock | None = None, rng: random.Random
     app[TRUSTED_PROXIES] = TrustedProxies(config.trusted_proxies)
     app[CONSOLE_TEMPLATES] = console_templates()
     add_routes(app)
-    app.cleanup_ctx.extend([database, pool_and_caches, waiter_expiry, listener, expiry_sweeper, retention_sweeper])
+    app.cleanup_ctx.extend([
+        database, pool_and_caches, device_polls, waiter_expiry, listener, expiry_sweeper, retention_sweeper,
+    ])
     app.on_shutdown.append(answer_parked_polls)
     return app
 
@@ -110,10 +114,21 @@ async def pool_and_caches(app: web.Application) -> AsyncIterator[None]:
         pool, app[CLOCK], app[RNG], claim_limit=config.claim_limit, waiters=app[WAITERS], metrics=app[METRICS],
         quiet=app[QUIET],
     )
+    app[DEVICE_POLLS] = DevicePolls(pool, app[CLOCK], flush_interval_s=config.device_polls_flush_s)
     try:
         yield
     finally:
         await pool.close()
+
+
+async def device_polls(app: web.Application) -> AsyncIterator[None]:
+    """Write devices' last poll times every few seconds, and once more on the way out."""
+    async with _background(app[DEVICE_POLLS].run(), "mailslot.device_polls"):
+        yield
+    try:
+        await app[DEVICE_POLLS].flush()
+    except Exception as exc:  # shutdown goes on whatever the database does: these times are not vital
+        log.warning("writing devices' last polls at shutdown failed: %s", exc)
 
 
 async def waiter_expiry(app: web.Application) -> AsyncIterator[None]:

@@ -13,7 +13,7 @@ from storage import DeviceReport
 
 from ..core import people
 from ..core.devices import device_workspace, report_events
-from .keys import CLOCK, CONFIG, POLLER, POOL, RATE_LIMITER, WORKSPACES
+from .keys import CLOCK, CONFIG, DEVICE_POLLS, POLLER, POOL, RATE_LIMITER, WORKSPACES
 from .schemas import DeviceIdentifyRequest, EventsRequest, PollRequest, parse_body
 from .views import device_message, json_response
 
@@ -27,6 +27,7 @@ async def poll(request: web.Request) -> web.Response:
         now=request.app[CLOCK].now(),
     )
     wait_s = min(body.wait, request.app[CONFIG].max_wait_s)
+    request.app[DEVICE_POLLS].record(workspace.id, body.user, body.device_id)
     answer = await request.app[POLLER].poll(workspace, body.user, body.device_id, wait_s=wait_s)
     seconds = answer.next_poll.seconds
     return json_response(

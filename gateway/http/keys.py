@@ -14,6 +14,7 @@ from storage import ConsoleSession, Workspace
 
 from ..config import Config
 from ..core.clock import Clock
+from ..core.device_polls import DevicePolls
 from ..core.metrics import Metrics
 from ..core.poll import Poller
 from ..core.quiet import QuietPeople
@@ -30,6 +31,7 @@ __all__ = [
     "CONSOLE_TEMPLATES",
     "CONSOLE_TOKEN",
     "DATABASE_URL",
+    "DEVICE_POLLS",
     "LISTENER",
     "METRICS",
     "OPENAPI",
@@ -54,6 +56,8 @@ DATABASE_URL = web.AppKey("mailslot.database_url", str)
 POOL = web.AppKey("mailslot.pool", asyncpg.Pool)
 WORKSPACES = web.AppKey("mailslot.workspaces", WorkspaceCache)
 POLLER = web.AppKey("mailslot.poller", Poller)
+# Devices' last poll times, noted in memory and written in batches (the console reads them).
+DEVICE_POLLS = web.AppKey("mailslot.device_polls", DevicePolls)
 WAITERS = web.AppKey("mailslot.waiters", Waiters)
 QUIET = web.AppKey("mailslot.quiet", QuietPeople)
 METRICS = web.AppKey("mailslot.metrics", Metrics)
