@@ -46,7 +46,7 @@ class Config:
     db_acquire_timeout_s: float = 2.0
     db_statement_timeout_s: float = 5.0
     max_body_bytes: int = 64 * 1024
-    max_wait_s: int = 30
+    max_wait_s: int = 60
     claim_limit: int = 10
     expire_interval_s: int = 60
     retention_interval_s: int = 3600
