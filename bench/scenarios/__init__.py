@@ -1,4 +1,4 @@
-"""The six scenarios; each has setup, run and teardown (see `base.Scenario`)."""
+"""The seven scenarios; each has setup, run and teardown (see `base.Scenario`)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from .base import Context, Scenario, Skip
 from .broadcast import BroadcastFanOut
 from .claim_path import ClaimPath
 from .held_polls import HeldPolls
+from .many_held import ManyHeldPolls
 from .peer import NchanPeer
 from .retention import RetentionFlat
 from .short_polls import ShortPolls
@@ -19,4 +20,5 @@ SCENARIOS: dict[int, type[Scenario]] = {
     4: BroadcastFanOut,
     5: NchanPeer,
     6: RetentionFlat,
+    7: ManyHeldPolls,
 }
