@@ -93,7 +93,7 @@ class Settings:
     s7_rate: float = 100.0
     s7_seconds: float = 10.0
     s7_wait_s: int = 60
-    s7_ramp: float = 2_000.0
+    s7_ramp: float = 1_000.0
     s7_workers: int = 0
 
     @property

@@ -94,6 +94,7 @@ def drain(scenario: Scenario, fleet: Fleet, expected: int, *, idle_s: float = 5.
 class HeldPolls(Scenario):
     key = "s3"
     title = "Held polls"
+    hold_timeout_s = 30.0  # how long the polls get to park once every device has started
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
@@ -140,7 +141,8 @@ class HeldPolls(Scenario):
         sockets_before = socket_count(gateway.pids())
         with Fleet(self._held_specs(), name=f"{self.key}-held") as held:
             held.wait_event("ready", len(self.users) / self.ramp + 120)
-            parked = wait_until_held(self, lambda: gateway.metric("mailslot_parked_polls"), len(self.users))
+            parked = wait_until_held(self, lambda: gateway.metric("mailslot_parked_polls"), len(self.users),
+                                     timeout_s=self.hold_timeout_s)
             memory_held, kernel_held = gateway.memory(), KernelMemory.now()
             connections = socket_count(gateway.pids()) - sockets_before
             grown = memory_held - memory_before

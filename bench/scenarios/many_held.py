@@ -26,6 +26,7 @@ class ManyHeldPolls(HeldPolls):
     key = "s7"
     title = "100,000 held polls"
     budget_s = 900.0
+    hold_timeout_s = 120.0
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
