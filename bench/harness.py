@@ -187,11 +187,18 @@ class Gateway(Service):
     def start(self, timeout_s: float = 90.0) -> None:
         super().start(timeout_s)
         deadline = time.monotonic() + timeout_s
-        while fetch_json("GET", self.base_url + "/readyz")[0] != 200:
+        while not self._ready():
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"gateway not ready within {timeout_s:.0f}s:\n{self.log_tail()}")
             time.sleep(0.1)
+
+    def _ready(self) -> bool:
+        """/readyz says 200; a worker still starting may not answer in time (many workers, a busy machine)."""
+        try:
+            return fetch_json("GET", self.base_url + "/readyz")[0] == 200
+        except OSError:
+            return False
 
     def metric(self, name: str) -> float:
         """The sum of every sample of one metric family in /metrics (all workers)."""

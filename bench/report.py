@@ -222,6 +222,20 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
                      "", "", ""))
         rows.append(("s6", "duplicates / lost / errors", f"{e['duplicates']} / {e['lost']} / "
                      f"{sum(e['errors'].values())}", "", "", "= 0 / 0 / 0"))
+    if status_row("s7", "100,000 held polls"):
+        e = s["s7"]
+        rows.append(("s7", "held long polls of those asked (server workers)",
+                     f"{_n(e.get('held'))} of {_n(e.get('target_held'))} ({_n(e.get('workers'))})", "", "",
+                     _verdict(t, "s7", "polls held")))
+        rows.append(("s7", "server RSS per held poll", _kib(e.get("rss_per_held_poll_bytes")), "", "", ""))
+        rows.append(("s7", "kernel TCP buffers per held poll (sockstat mem, both ends)",
+                     _kib(e.get("kernel_tcp_buffers_per_held_poll_bytes")), "", "", ""))
+        latency = e.get("send_to_receive") or {}
+        rows.append(("s7", f"send-to-receive p50 / p99 (ms) at {_n(e.get('send_rate'))} msg/s",
+                     f"{_n(latency.get('p50_ms'), 2)} / {_n(latency.get('p99_ms'), 2)}", "", "", ""))
+        rows.append(("s7", "duplicates / lost / late; errors (non-2xx, network)",
+                     f"{_n(e.get('duplicates'))} / {_n(e.get('lost'))} / {_n(e.get('late'))}; "
+                     f"{_n(sum((e.get('errors') or {}).values()))}", "", "", "= 0 / 0 / 0; 0"))
     if status_row("s8", "send throughput"):
         e = s["s8"]
         for mode, label in (("single", "single sends"), ("batch", f"batches of {e['batch_size']}")):

@@ -31,6 +31,14 @@ def _get(*path: str) -> Callable[[dict[str, Any]], float | None]:
     return read
 
 
+def _held_share(result: dict[str, Any]) -> float | None:
+    """Held polls over those asked, counted as none held when a load generator saw an error."""
+    held, asked = _get("held")(result), _get("target_held")(result)
+    if held is None or not asked:
+        return None
+    return 0.0 if sum((result.get("errors") or {}).values()) else held / asked
+
+
 TARGETS = (
     Target("s1", "empty polls/s, ratio to the ceiling", 0.6, True, "x", _get("ratio")),
     Target("s2", "deliveries/s, ratio to the ceiling", 0.7, True, "x", _get("ratio")),
@@ -41,6 +49,8 @@ TARGETS = (
     # One round's messages stay until the next round's sweep; more than two means deletion fell behind.
     Target("s6", "messages rows after the last round, in rounds' worth", 2.0, False, "rounds",
            _get("messages_rows_in_rounds")),
+    # Held with no error: every poll asked for parked, and the load generators saw no error.
+    Target("s7", "polls held, share of those asked", 1.0, True, "x", _held_share),
     # The issue's "s6 (new)": single sends/s over the same statement through asyncpg alone.
     Target("s8", "single sends/s, ratio to the ceiling", 0.7, True, "x", _get("ratio")),
 )

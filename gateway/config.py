@@ -48,7 +48,7 @@ class Config:
     max_body_bytes: int = 64 * 1024
     # POST /v1/messages/batch only: up to 1,000 messages of about 4 KiB each.
     max_batch_body_bytes: int = 4 * 1024 * 1024
-    max_wait_s: int = 30
+    max_wait_s: int = 60
     claim_limit: int = 10
     expire_interval_s: int = 60
     retention_interval_s: int = 3600
@@ -67,6 +67,7 @@ class Config:
     # Answer polls of people with nothing pending from memory (docs/decisions/0021-answer-from-memory.md).
     poll_cache: bool = True
     poll_cache_size: int = 100_000
+    device_polls_flush_s: float = 10.0
     metrics_dir: Path | None = None
     demo_workspace: bool = True
     log_level: str = "INFO"
@@ -182,6 +183,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("poll_cache", _bool,
             "answer polls of people with nothing pending from memory (false: every poll asks the database)"),
     Setting("poll_cache_size", _at_least_one, "most people one process remembers as having nothing pending"),
+    Setting("device_polls_flush_s", _interval,
+            "seconds between writes of devices' last poll times (the console's person page)"),
     Setting("metrics_dir", Path, "folder shared by worker processes for /metrics (set by serve)"),
     Setting("demo_workspace", _bool, "create a demo workspace on first start"),
     Setting("log_level", _log_level, "DEBUG, INFO, WARNING or ERROR"),

@@ -34,6 +34,7 @@ from .console import (
     list_campaigns,
     list_person_devices,
     list_workspace_messages,
+    record_device_polls,
     use_console_link,
 )
 from .database import Database, migrated_database
@@ -208,6 +209,7 @@ __all__ = [
     "recall_message",
     "recipient_of",
     "record_device_events",
+    "record_device_polls",
     "record_person_event",
     "resend_broadcast",
     "rotate_api_key",

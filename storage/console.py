@@ -37,6 +37,7 @@ __all__ = [
     "list_campaigns",
     "list_person_devices",
     "list_workspace_messages",
+    "record_device_polls",
     "use_console_link",
 ]
 
@@ -196,3 +197,14 @@ async def count_funnel_events(
 async def list_person_devices(db: Executor, person_id: int) -> list[DevicePoll]:
     rows = await db.fetch(queries["list_person_devices"], person_id)
     return [DevicePoll(r["device_id"], r["polled_at"]) for r in rows]
+
+
+@translate_errors
+async def record_device_polls(
+    db: Executor, polls: list[tuple[int, str, str, datetime | None]]
+) -> None:
+    """Write many devices' last polls (workspace id, user, device id, time or None for now) in one statement."""
+    if not polls:
+        return
+    workspace_ids, users, device_ids, times = (list(column) for column in zip(*polls, strict=True))
+    await db.execute(queries["record_device_polls"], workspace_ids, users, device_ids, times)

@@ -509,7 +509,7 @@ recorded AS (
 SELECT state AS previous_state FROM target;
 
 -- claim_messages --
--- The poll: claim a person's deliverable messages for one device under a lease, enter the person into the workspace's due visit broadcasts (creating an anonymous visitor on their first due visit) with a copy offered to this device, record the offers and expiries (and, once a minute, the device's poll), and return what the device holds (with each offer's lease end) with the tier's facts (and whether anything was pending or on display, or a visit broadcast could still come, as of the statement's snapshot). $1 workspace_id, $2 user (id or email; NULL for a visitor), $3 device_id, $4 now, $5 lease_s, $6 at most this many new claims, $7 anonymous visitor id (NULL for a user)
+-- The poll: claim a person's deliverable messages for one device under a lease, enter the person into the workspace's due visit broadcasts (creating an anonymous visitor on their first due visit) with a copy offered to this device, record the offers and expiries, and return what the device holds (with each offer's lease end) with the tier's facts (and whether anything was pending or on display, or a visit broadcast could still come, as of the statement's snapshot). $1 workspace_id, $2 user (id or email; NULL for a visitor), $3 device_id, $4 now, $5 lease_s, $6 at most this many new claims, $7 anonymous visitor id (NULL for a user)
 WITH clock AS MATERIALIZED (
     SELECT coalesce($4::timestamptz, now()) AS now
 ),
@@ -610,14 +610,6 @@ recorded AS (
     UNION ALL
     SELECT copied.workspace_id, copied.id, e.type, e.device_id, clock.now
     FROM copied, clock, (VALUES ('queued', NULL), ('offered', $3)) AS e (type, device_id)
-),
--- The console's "last poll" of this device: written at most once a minute, so a device polling
--- every 10 s costs one row update a minute and the poll stays one round trip.
-polled AS (
-    INSERT INTO device_polls AS d (workspace_id, person_id, device_id, polled_at)
-    SELECT $1, person.id, $3, clock.now FROM person, clock
-    ON CONFLICT (person_id, device_id) DO UPDATE SET polled_at = excluded.polled_at
-    WHERE d.polled_at < excluded.polled_at - interval '60 seconds'
 ),
 held AS (
     SELECT m.id, m.workspace_id, m.content, m.broadcast_id, m.properties, m.priority, m.persistent,
@@ -1427,6 +1419,26 @@ FROM happened
 GROUP BY 1, 2
 ORDER BY 1, 2;
 
+-- record_device_polls --
+-- The console's "last poll" of many devices at once: each process gathers its polls in memory and writes them in one batch every few seconds (gateway/core/device_polls.py), so no poll pays for it; a device whose person is unknown is skipped, and a time never moves back. $1 workspace ids, $2 users (id or email), $3 device ids, $4 poll times (NULL: now)
+WITH polled AS (
+    SELECT DISTINCT ON (p.id, r.device_id) r.workspace_id, p.id AS person_id, r.device_id,
+           coalesce(r.polled_at, now()) AS polled_at
+    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[]) AS r (workspace_id, user_, device_id, polled_at)
+    CROSS JOIN LATERAL (
+        SELECT p.id FROM people p
+        WHERE p.workspace_id = r.workspace_id AND (p.external_id = r.user_ OR p.email = lower(r.user_))
+        ORDER BY (p.external_id = r.user_) IS TRUE DESC
+        LIMIT 1
+    ) p
+    ORDER BY p.id, r.device_id, coalesce(r.polled_at, now()) DESC
+)
+INSERT INTO device_polls AS d (workspace_id, person_id, device_id, polled_at)
+SELECT workspace_id, person_id, device_id, polled_at FROM polled
+ORDER BY person_id, device_id
+ON CONFLICT (person_id, device_id) DO UPDATE SET polled_at = excluded.polled_at
+WHERE d.polled_at < excluded.polled_at;
+
 -- list_person_devices --
--- The devices that polled as a person, most recent first, with when each last polled (recorded at most once a minute). $1 person id
+-- The devices that polled as a person, most recent first, with when each last polled (gathered in memory and written every few seconds). $1 person id
 SELECT device_id, polled_at FROM device_polls WHERE person_id = $1 ORDER BY polled_at DESC;

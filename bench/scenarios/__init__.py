@@ -6,6 +6,7 @@ from .base import Context, Scenario, Skip
 from .broadcast import BroadcastFanOut
 from .claim_path import ClaimPath
 from .held_polls import HeldPolls
+from .many_held import ManyHeldPolls
 from .peer import NchanPeer
 from .retention import RetentionFlat
 from .sends import SendThroughput
@@ -20,5 +21,6 @@ SCENARIOS: dict[int, type[Scenario]] = {
     4: BroadcastFanOut,
     5: NchanPeer,
     6: RetentionFlat,
+    7: ManyHeldPolls,
     8: SendThroughput,
 }

@@ -39,8 +39,9 @@ def late_or_lost(states: dict[str, int], undelivered: int) -> dict[str, int]:
 
 
 def source_address(index: int) -> str:
-    """A loopback source address per load generator: 127.0.0.2, .3, …; each has its own ephemeral ports."""
-    return f"127.0.0.{index + 2}"
+    """A loopback source address per load generator, each with its own ephemeral ports: 127.0.0.2,
+    127.0.1.2, 127.0.0.3, 127.0.1.3, …: two ranges, so 100,000 connections never run short of ports."""
+    return f"127.0.{index % 2}.{index // 2 + 2}"
 
 
 def wait_until_held(
@@ -93,56 +94,62 @@ def drain(scenario: Scenario, fleet: Fleet, expected: int, *, idle_s: float = 5.
 class HeldPolls(Scenario):
     key = "s3"
     title = "Held polls"
+    hold_timeout_s = 30.0  # how long the polls get to park once every device has started
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
         self.gateway: Gateway | None = None
+        s = self.settings
+        # The shape of the run; scenario 7 holds more polls with the same code.
+        self.polls, self.rate, self.send_seconds = s.s3_polls, s.s3_rate, s.s3_seconds
+        self.wait_s, self.ramp, self.workers = s.s3_wait_s, s.s3_ramp, s.held_workers
 
     def setup(self) -> None:
-        s = self.settings
-        self.credentials = self.context.workspace("bench-s3")
-        self.users = [f"s3-person-{i}" for i in range(s.s3_polls)]
+        self.credentials = self.context.workspace(f"bench-{self.key}")
+        self.users = [f"{self.key}-person-{i}" for i in range(self.polls)]
         import_people(self.context.database_url, self.credentials.workspace_id, self.users)
-        self.say(f"{len(self.users):,} people; starting the gateway ({s.held_workers} workers)")
-        self.gateway = self.context.gateway(s.held_workers)
+        self.say(f"{len(self.users):,} people; starting the gateway ({self.workers} workers)")
+        self.gateway = self.context.gateway(self.workers, self.gateway_flags())
         self.gateway.start()
 
+    def gateway_flags(self) -> tuple[str, ...]:
+        """Flags the gateway needs beyond the bench's defaults."""
+        return ()
+
     def _held_specs(self) -> list[dict[str, Any]]:
-        s = self.settings
         assert self.gateway is not None
         processes = max(1, math.ceil(len(self.users) / PER_PROCESS_CONNECTIONS))
         devices = [(i, user, f"web-{i}") for i, user in enumerate(self.users)]
         return [{"kind": "held_polls", "base_url": self.gateway.base_url, "site_id": self.credentials.site_id,
-                 "devices": devices[k::processes], "wait_s": s.s3_wait_s, "ramp_per_s": s.s3_ramp / processes,
+                 "devices": devices[k::processes], "wait_s": self.wait_s, "ramp_per_s": self.ramp / processes,
                  "local_addr": source_address(k), "deadline": self.deadline} for k in range(processes)]
 
     def _sender_specs(self) -> list[dict[str, Any]]:
-        s = self.settings
         assert self.gateway is not None
-        processes = max(1, math.ceil(s.s3_rate / SENDS_PER_PROCESS))
+        processes = max(1, math.ceil(self.rate / SENDS_PER_PROCESS))
         return [{"kind": "sender", "base_url": self.gateway.base_url, "api_key": self.credentials.api_key,
-                 "users": self.users, "rate": s.s3_rate / processes, "seconds": s.s3_seconds, "seed": k,
-                 "finish_s": 10.0, "deadline": min(self.deadline, time.time() + s.s3_seconds + 60)}
+                 "users": self.users, "rate": self.rate / processes, "seconds": self.send_seconds, "seed": k,
+                 "finish_s": 10.0, "deadline": min(self.deadline, time.time() + self.send_seconds + 60)}
                 for k in range(processes)]
 
     def run(self) -> dict[str, Any]:
-        s = self.settings
         gateway = self.gateway
         assert gateway is not None
         self.arm()
         time.sleep(1.0)  # let the workers finish starting before the baseline
         memory_before, kernel_before = gateway.memory(), KernelMemory.now()
         sockets_before = socket_count(gateway.pids())
-        with Fleet(self._held_specs(), name="s3-held") as held:
-            held.wait_event("ready", len(self.users) / s.s3_ramp + 120)
-            parked = wait_until_held(self, lambda: gateway.metric("mailslot_parked_polls"), len(self.users))
+        with Fleet(self._held_specs(), name=f"{self.key}-held") as held:
+            held.wait_event("ready", len(self.users) / self.ramp + 120)
+            parked = wait_until_held(self, lambda: gateway.metric("mailslot_parked_polls"), len(self.users),
+                                     timeout_s=self.hold_timeout_s)
             memory_held, kernel_held = gateway.memory(), KernelMemory.now()
             connections = socket_count(gateway.pids()) - sockets_before
             grown = memory_held - memory_before
             self.say(f"{parked:,} parked: gateway RSS +{grown.rss / 2**20:,.1f} MiB "
                      f"({grown.rss / max(parked, 1) / 1024:.2f} KiB per held poll); "
-                     f"sending {s.s3_rate:,.0f}/s for {s.s3_seconds:.0f}s")
-            with Fleet(self._sender_specs(), name="s3-sender") as senders:
+                     f"sending {self.rate:,.0f}/s for {self.send_seconds:.0f}s")
+            with Fleet(self._sender_specs(), name=f"{self.key}-sender") as senders:
                 sent_results = senders.results()
             sent = {message_id for r in sent_results for message_id, _ in r["sent"]}
             drain(self, held, len(sent))
@@ -175,7 +182,7 @@ class HeldPolls(Scenario):
         return {
             "held": parked,
             "target_held": len(self.users),
-            "workers": s.held_workers,
+            "workers": self.workers,
             "gateway_rss_before_bytes": memory_before.rss,
             "gateway_rss_held_bytes": memory_held.rss,
             "gateway_connections": connections,
@@ -184,10 +191,10 @@ class HeldPolls(Scenario):
             "pss_per_held_poll_bytes": round(grown.pss / max(parked, 1), 1),
             **kernel_held.per_held(kernel_before, parked),
             "sent": len(sent),
-            "due": int(s.s3_rate * s.s3_seconds),
-            "send_rate": s.s3_rate,
-            "achieved_send_rate": round(len(sent) / s.s3_seconds, 1),
-            "send_seconds": s.s3_seconds,
+            "due": int(self.rate * self.send_seconds),
+            "send_rate": self.rate,
+            "achieved_send_rate": round(len(sent) / self.send_seconds, 1),
+            "send_seconds": self.send_seconds,
             "late_sends": sum(r["late"] for r in sent_results),
             "unfinished_sends": sum(r["unfinished"] for r in sent_results),
             "send_latency": summarize(send_latencies),

@@ -24,6 +24,7 @@ from storage import ConsoleSession, DevicePoll, Message, Person, Workspace
 from ..errors import ErrorCode, NotFound, Unauthorized
 from .broadcasts import AudienceChoice, audience_of
 from .budget import off_loop
+from .device_polls import DevicePolls
 from .intervals import Intervals, Tier
 from .sends import Personalization, personalized
 
@@ -244,9 +245,15 @@ def explain(messages: list[Message], devices: list[DevicePoll], now: datetime, w
 
 
 async def person_report(
-    pool: asyncpg.Pool, workspace: Workspace, key: str, now: datetime
+    pool: asyncpg.Pool, workspace: Workspace, key: str, now: datetime, last_polls: DevicePolls | None = None
 ) -> PersonReport:
-    """Everything the person page shows for the person whose id (or else email) is `key`."""
+    """Everything the person page shows for the person whose id (or else email) is `key`.
+
+    This process's last polls not yet written are written first, so the page is as fresh as this
+    process knows; other processes' are at most one flush interval behind.
+    """
+    if last_polls is not None:
+        await last_polls.flush()
     person = await storage.get_person(pool, workspace.id, key.strip())
     if person is None:
         raise NotFound("no person with this id or email in this workspace", code=ErrorCode.UNKNOWN_PERSON)

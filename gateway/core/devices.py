@@ -1,5 +1,5 @@
-"""What a device does besides polling: name its workspace and prove who it is, and report what
-the person did with a message."""
+"""What a device does: name its workspace and prove who it is, poll, and report what the person
+did with a message (on its own, or carried by the next poll)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ import storage
 from storage import DeviceReport, Workspace
 
 from ..errors import ErrorCode, Unauthorized
+from .device_polls import DevicePolls
 from .identity import check_identity
+from .poll import PollAnswer, Poller
 from .ratelimits import RateLimiter
 from .workspaces import WorkspaceCache
 
-__all__ = ["Rejection", "device_workspace", "report_events"]
+__all__ = ["Rejection", "device_workspace", "poll", "report_events"]
 
 
 async def device_workspace(
@@ -62,3 +64,26 @@ async def report_events(
         pool, workspace_id, user, device_id, reports, now=now, platform=platform, anonymous_id=anonymous_id,
     )
     return [Rejection(report, code) for report, code in zip(reports, results, strict=True) if code is not None]
+
+
+async def poll(
+    poller: Poller, pool: asyncpg.Pool, last_polls: DevicePolls, workspace: Workspace, user: str | None,
+    device_id: str, *, reports: list[DeviceReport], platform: str, wait_s: float, now: datetime | None,
+    anonymous_id: str | None = None,
+) -> tuple[PollAnswer, list[Rejection]]:
+    """A poll that first applies the reports it carries (acknowledge on the next poll), then claims.
+
+    The reports go first, so a `shown` message is the device's for good before the claim looks at
+    what the device holds; the answer still carries any new message. Two statements, not one: in
+    one statement the claim would read the reported messages as they were before the report.
+    """
+    rejections = (
+        await report_events(
+            pool, workspace.id, user, device_id, reports, platform=platform, now=now, anonymous_id=anonymous_id,
+        )
+        if reports else []
+    )
+    if user is not None:  # an anonymous visitor has no person page to show it on
+        last_polls.record(workspace.id, user, device_id)
+    answer = await poller.poll(workspace, user, device_id, wait_s=wait_s, anonymous_id=anonymous_id)
+    return answer, rejections

@@ -1,8 +1,8 @@
 """`create_app(config)`: routes, middlewares and resource lifetimes; no I/O until startup.
 
 Startup order (cleanup runs in reverse): database URL (embedded server, migrations), pool and
-caches, parked-poll registry, listener, expiry sweeper, retention sweeper. On shutdown every parked poll is
-answered at once and /readyz turns 503.
+caches, devices' last polls, parked-poll registry, listener, expiry sweeper, retention sweeper.
+On shutdown every parked poll is answered at once and /readyz turns 503.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import storage
 from ..config import Config
 from ..core.barrier import Barrier
 from ..core.clock import Clock
+from ..core.device_polls import DevicePolls
 from ..core.memory import Memory
 from ..core.metrics import Metrics
 from ..core.poll import Poller
@@ -30,9 +31,7 @@ from ..core.waiters import Waiters
 from ..core.wakeups import Wakeups
 from ..core.workspaces import WorkspaceCache
 from .addresses import TrustedProxies
-from .connections import connection_guard_middleware
 from .console.render import environment as console_templates
-from .console.session import console_error_page_middleware, console_middleware
 from .keys import (
     BARRIER,
     BARRIER_CHANNEL,
@@ -40,6 +39,7 @@ from .keys import (
     CONFIG,
     CONSOLE_TEMPLATES,
     DATABASE_URL,
+    DEVICE_POLLS,
     LISTENER,
     MEMORY,
     METRICS,
@@ -52,14 +52,7 @@ from .keys import (
     WAITERS,
     WORKSPACES,
 )
-from .middlewares import (
-    auth_middleware,
-    cors_middleware,
-    error_middleware,
-    metrics_middleware,
-    rate_limit_middleware,
-    request_id_middleware,
-)
+from .middlewares import gateway_middleware
 from .routes import add_routes
 
 __all__ = ["create_app"]
@@ -70,10 +63,7 @@ log = logging.getLogger("mailslot.gateway")
 def create_app(config: Config, *, clock: Clock | None = None, rng: random.Random | None = None) -> web.Application:
     app = web.Application(
         client_max_size=max(config.max_body_bytes, config.max_batch_body_bytes),
-        middlewares=[
-            request_id_middleware, metrics_middleware, cors_middleware, console_error_page_middleware, error_middleware,
-            connection_guard_middleware, rate_limit_middleware, auth_middleware, console_middleware,
-        ],
+        middlewares=[gateway_middleware],
     )
     app[CONFIG] = config
     app[CLOCK] = clock or Clock()
@@ -86,7 +76,9 @@ def create_app(config: Config, *, clock: Clock | None = None, rng: random.Random
     app[TRUSTED_PROXIES] = TrustedProxies(config.trusted_proxies)
     app[CONSOLE_TEMPLATES] = console_templates()
     add_routes(app)
-    app.cleanup_ctx.extend([database, pool_and_caches, waiter_expiry, listener, expiry_sweeper, retention_sweeper])
+    app.cleanup_ctx.extend([
+        database, pool_and_caches, device_polls, waiter_expiry, listener, expiry_sweeper, retention_sweeper,
+    ])
     app.on_shutdown.append(answer_parked_polls)
     return app
 
@@ -128,10 +120,21 @@ async def pool_and_caches(app: web.Application) -> AsyncIterator[None]:
         pool, app[CLOCK], app[RNG], claim_limit=config.claim_limit, waiters=app[WAITERS], metrics=app[METRICS],
         memory=app[MEMORY], barrier=app[BARRIER],
     )
+    app[DEVICE_POLLS] = DevicePolls(pool, app[CLOCK], flush_interval_s=config.device_polls_flush_s)
     try:
         yield
     finally:
         await pool.close()
+
+
+async def device_polls(app: web.Application) -> AsyncIterator[None]:
+    """Write devices' last poll times every few seconds, and once more on the way out."""
+    async with _background(app[DEVICE_POLLS].run(), "mailslot.device_polls"):
+        yield
+    try:
+        await app[DEVICE_POLLS].flush()
+    except Exception as exc:  # shutdown goes on whatever the database does: these times are not vital
+        log.warning("writing devices' last polls at shutdown failed: %s", exc)
 
 
 async def waiter_expiry(app: web.Application) -> AsyncIterator[None]:

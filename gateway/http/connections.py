@@ -5,9 +5,9 @@ so a client that trickles headers, or declares a body and never sends it, holds 
 a file descriptor) for as long as it likes. `ConnectionGuard` wraps each connection's protocol:
 it counts connections per address (over the cap, the connection is closed at once) and closes
 one whose request headers are not complete within `header_timeout_s`. The headers are complete
-when the request reaches `connection_guard_middleware`, which then reads the body within
-`body_timeout_s` (every handler reads it anyway; the read is cached) and refuses a declared
-body over the size limit before any of it arrives.
+when the request reaches the gateway's middleware (gateway/http/middlewares.py), which then
+reads the body within `body_timeout_s` (every handler reads it anyway; the read is cached) and
+refuses a declared body over the size limit before any of it arrives.
 
 Held polls are never cut: the header deadline only runs while no request is being handled, and
 the idle keep-alive timeout (aiohttp's) only while the connection waits for its next request.
@@ -23,14 +23,13 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from ..core.metrics import Metrics
 from ..errors import PayloadTooLarge
 from .keys import CONFIG
 from .messages import BATCH_PATH
 
-__all__ = ["CONNECTIONS", "ConnectionGuard", "GuardedSockSite", "connection_guard_middleware"]
+__all__ = ["CONNECTIONS", "ConnectionGuard", "GuardedSockSite", "read_body_in_time"]
 
 log = logging.getLogger("mailslot.gateway")
 
@@ -154,37 +153,29 @@ def _is_batch(request: web.Request) -> bool:
     return resource is not None and resource.canonical == BATCH_PATH
 
 
-@web.middleware
-async def connection_guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Mark the headers as complete, then read the body within the body deadline.
+async def read_body_in_time(request: web.Request, guard: ConnectionGuard | None) -> None:
+    """Read the body within the body deadline; refuse a declared body over the size limit unread.
 
-    Runs inside the error middleware, so a refused body is answered as JSON (413, or 408 when
-    the body is too slow; aiohttp then closes the connection, whose body never finished).
+    The gateway's middleware calls it inside its error handling, so a refused body is answered as
+    JSON (413, or 408 when the body is too slow; aiohttp then closes the connection, whose body
+    never finished).
     """
-    guard = request.app.get(CONNECTIONS)
-    transport = request.transport
-    if guard is not None:
-        guard.request_started(transport)
+    if not request.body_exists:
+        return
+    config = request.app[CONFIG]
+    limit = config.max_batch_body_bytes if _is_batch(request) else config.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"the body may be at most {limit} bytes")
     try:
-        if request.body_exists:
-            config = request.app[CONFIG]
-            limit = config.max_batch_body_bytes if _is_batch(request) else config.max_body_bytes
-            if request.content_length is not None and request.content_length > limit:
-                raise PayloadTooLarge(f"the body may be at most {limit} bytes")
-            try:
-                async with asyncio.timeout(config.body_timeout_s):
-                    body = await request.read()
-            except TimeoutError:
-                if guard is not None:
-                    guard.closed("body_timeout")
-                raise web.HTTPRequestTimeout(text="the request body did not arrive in time") from None
-            # A chunked body has no length up front; aiohttp's own cap is the larger (batch) one.
-            if len(body) > limit:
-                raise PayloadTooLarge(f"the body may be at most {limit} bytes")
-        return await handler(request)
-    finally:
+        async with asyncio.timeout(config.body_timeout_s):
+            body = await request.read()
+    except TimeoutError:
         if guard is not None:
-            guard.request_finished(transport)
+            guard.closed("body_timeout")
+        raise web.HTTPRequestTimeout(text="the request body did not arrive in time") from None
+    # A chunked body has no length up front; aiohttp's own cap is the larger (batch) one.
+    if len(body) > limit:
+        raise PayloadTooLarge(f"the body may be at most {limit} bytes")
 
 
 class GuardedSockSite(web.SockSite):

@@ -11,9 +11,9 @@ from aiohttp import web
 
 from storage import DeviceReport
 
-from ..core import people
-from ..core.devices import device_workspace, report_events
-from .keys import CLOCK, CONFIG, POLLER, POOL, RATE_LIMITER, WORKSPACES
+from ..core import devices, people
+from ..core.devices import device_workspace
+from .keys import CLOCK, CONFIG, DEVICE_POLLS, POLLER, POOL, RATE_LIMITER, WORKSPACES
 from .schemas import DeviceIdentifyRequest, EventsRequest, PollRequest, parse_body
 from .views import device_message, json_response
 
@@ -22,24 +22,38 @@ __all__ = ["events", "identify", "poll"]
 
 async def poll(request: web.Request) -> web.Response:
     body = parse_body(await request.read(), PollRequest)
+    app = request.app
+    now = app[CLOCK].now()
     workspace = await device_workspace(
-        request.app[WORKSPACES], body.site_id, body.user, body.user_hash, body.user_token, request.app[RATE_LIMITER],
-        now=request.app[CLOCK].now(), anonymous_id=body.anonymous_id,
+        app[WORKSPACES], body.site_id, body.user, body.user_hash, body.user_token, app[RATE_LIMITER],
+        events=len(body.events), now=now, anonymous_id=body.anonymous_id,
     )
-    wait_s = min(body.wait, request.app[CONFIG].max_wait_s)
-    answer = await request.app[POLLER].poll(
-        workspace, body.user, body.device_id, wait_s=wait_s, anonymous_id=body.anonymous_id
+    wait_s = min(body.wait, app[CONFIG].max_wait_s)
+    answer, rejections = await devices.poll(
+        app[POLLER], app[POOL], app[DEVICE_POLLS], workspace, body.user, body.device_id,
+        reports=[DeviceReport(e.message_id, e.type, e.action) for e in body.events],
+        platform=_platform(request, body.platform), wait_s=wait_s, now=now, anonymous_id=body.anonymous_id,
     )
     seconds = answer.next_poll.seconds
-    return json_response(
-        {
-            "messages": [device_message(m) for m in answer.messages],
-            "lease_s": {str(message_id): left for message_id, left in answer.leases.items()},
-            "next_poll_s": seconds,
-            "tier": answer.next_poll.tier,
-        },
-        headers={"X-Mailslot-Next-Poll": str(seconds)},
-    )
+    document = {
+        "messages": [device_message(m) for m in answer.messages],
+        "lease_s": {str(message_id): left for message_id, left in answer.leases.items()},
+        "next_poll_s": seconds,
+        "tier": answer.next_poll.tier,
+    }
+    if body.events:
+        document["events"] = _accepted(len(body.events), rejections)
+    return json_response(document, headers={"X-Mailslot-Next-Poll": str(seconds)})
+
+
+def _platform(request: web.Request, given: str | None) -> str:
+    """Browsers send Origin with every POST; native apps say what they are."""
+    return given or ("web" if "Origin" in request.headers else "other")
+
+
+def _accepted(reported: int, rejections: list[devices.Rejection]) -> dict[str, object]:
+    rejected = [{"message_id": r.report.message_id, "type": r.report.type, "code": r.code} for r in rejections]
+    return {"accepted": reported - len(rejected), "rejected": rejected}
 
 
 async def events(request: web.Request) -> web.Response:
@@ -49,16 +63,11 @@ async def events(request: web.Request) -> web.Response:
         events=len(body.events), now=request.app[CLOCK].now(), anonymous_id=body.anonymous_id,
     )
     reports = [DeviceReport(e.message_id, e.type, e.action) for e in body.events]
-    # Browsers send Origin with every POST; native apps say what they are.
-    platform = body.platform or ("web" if "Origin" in request.headers else "other")
-    rejections = await report_events(
-        request.app[POOL], workspace.id, body.user, body.device_id, reports, platform=platform,
-        now=request.app[CLOCK].now(), anonymous_id=body.anonymous_id,
+    rejections = await devices.report_events(
+        request.app[POOL], workspace.id, body.user, body.device_id, reports,
+        platform=_platform(request, body.platform), now=request.app[CLOCK].now(), anonymous_id=body.anonymous_id,
     )
-    rejected = [
-        {"message_id": r.report.message_id, "type": r.report.type, "code": r.code} for r in rejections
-    ]
-    return json_response({"accepted": len(reports) - len(rejected), "rejected": rejected})
+    return json_response(_accepted(len(reports), rejections))
 
 
 async def identify(request: web.Request) -> web.Response:

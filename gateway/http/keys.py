@@ -15,6 +15,7 @@ from storage import ConsoleSession, Workspace
 from ..config import Config
 from ..core.barrier import Barrier
 from ..core.clock import Clock
+from ..core.device_polls import DevicePolls
 from ..core.memory import Memory
 from ..core.metrics import Metrics
 from ..core.poll import Poller
@@ -33,6 +34,7 @@ __all__ = [
     "CONSOLE_TEMPLATES",
     "CONSOLE_TOKEN",
     "DATABASE_URL",
+    "DEVICE_POLLS",
     "LISTENER",
     "MEMORY",
     "METRICS",
@@ -57,6 +59,8 @@ DATABASE_URL = web.AppKey("mailslot.database_url", str)
 POOL = web.AppKey("mailslot.pool", asyncpg.Pool)
 WORKSPACES = web.AppKey("mailslot.workspaces", WorkspaceCache)
 POLLER = web.AppKey("mailslot.poller", Poller)
+# Devices' last poll times, noted in memory and written in batches (the console reads them).
+DEVICE_POLLS = web.AppKey("mailslot.device_polls", DevicePolls)
 WAITERS = web.AppKey("mailslot.waiters", Waiters)
 MEMORY = web.AppKey("mailslot.memory", Memory)
 # The commit-order barrier short polls wait on, and this process's own channel for its markers.

@@ -77,6 +77,12 @@ MAX_UNIX_SECONDS = 253_402_300_799
 MAX_DEPTH = 32
 
 
+class EventReport(msgspec.Struct, frozen=True):
+    message_id: uuid.UUID
+    type: Literal["shown", "action", "dismissed"]
+    action: Name | None = None
+
+
 class PollRequest(msgspec.Struct, frozen=True):
     """Exactly one of `user` (a person, with proof as the workspace asks) and `anonymous_id` (a visitor)."""
 
@@ -87,12 +93,9 @@ class PollRequest(msgspec.Struct, frozen=True):
     user_hash: UserHash | None = None
     user_token: UserToken | None = None
     wait: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 0
-
-
-class EventReport(msgspec.Struct, frozen=True):
-    message_id: uuid.UUID
-    type: Literal["shown", "action", "dismissed"]
-    action: Name | None = None
+    # Reports applied before the claim (acknowledge on the next poll), as /v1/events takes them.
+    events: Annotated[list[EventReport], msgspec.Meta(max_length=100)] = []
+    platform: Literal["web", "ios", "android", "other"] | None = None
 
 
 class EventsRequest(msgspec.Struct, frozen=True):
@@ -448,7 +451,7 @@ def _check(request: object) -> None:
         for i, name in enumerate(request.device_attributes):
             if name in SERVER_ONLY_ATTRIBUTES:
                 raise Unprocessable(f"`{name}` is only ever set by your backend - at `$.device_attributes[{i}]`")
-    if isinstance(request, EventsRequest):
+    if isinstance(request, EventsRequest | PollRequest):
         for i, event in enumerate(request.events):
             if event.type == "action" and event.action is None:
                 raise Unprocessable(f"an action event needs `action`, the action's name - at `$.events[{i}]`")

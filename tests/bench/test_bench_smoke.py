@@ -35,6 +35,7 @@ SMOKE = dict(
     s5_subscribers=10, s5_rate=20.0,
     s6_people=15, s6_rounds=4, s6_connections=3, s6_retention_interval_s=1,
     s8_people=20, s8_concurrency=4, s8_seconds=0.5, s8_batch=5,
+    s7_polls=30, s7_rate=20.0, s7_seconds=1.0, s7_workers=2,
 )
 
 
@@ -68,8 +69,8 @@ def test_report_has_every_figure_the_machine_and_the_command(bench_run: tuple[di
     assert set(saved) >= {"started_at", "command", "commit", "machine", "settings", "scenarios", "targets"}
     assert set(saved["machine"]) >= {"cores", "memory_bytes", "python", "postgresql", "nginx"}
     assert saved["machine"]["postgresql"].startswith("PostgreSQL")
-    assert set(saved["scenarios"]) == {"s1", "s2", "s3", "s4", "s5", "s6", "s8"}
-    assert {v["scenario"] for v in saved["targets"]} == {"s1", "s2", "s3", "s4", "s6", "s8"}
+    assert set(saved["scenarios"]) == {"s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8"}
+    assert {v["scenario"] for v in saved["targets"]} == {"s1", "s2", "s3", "s4", "s6", "s7", "s8"}
     markdown = (folder / "report.md").read_text()
     assert "| Scenario | Figure | mailslot | Ceiling / peer | Ratio | Target |" in markdown
     assert "pytest tests/bench" in markdown
@@ -104,6 +105,23 @@ def test_held_polls_get_every_sent_message(bench_run: tuple[dict[str, Any], Path
     assert s3["send_to_receive"]["count"] == s3["sent"]
     assert s3["rss_per_held_poll_bytes"] is not None
     assert "kernel_tcp_buffers_per_held_poll_bytes" in s3
+
+
+def test_many_held_polls_are_all_held_with_no_error_and_report_memory_and_p99(
+    bench_run: tuple[dict[str, Any], Path],
+) -> None:
+    s7 = scenario(bench_run, "s7")
+    assert s7["held"] == s7["target_held"] == SMOKE["s7_polls"]
+    assert s7["workers"] == SMOKE["s7_workers"]
+    assert s7["errors"] == {}
+    assert s7["sent"] == s7["due"] > 0
+    assert (s7["duplicates"], s7["lost"], s7["late"], s7["delivered"]) == (0, 0, 0, s7["sent"])
+    assert s7["rss_per_held_poll_bytes"] is not None
+    assert s7["send_to_receive"]["count"] == s7["sent"] and s7["send_to_receive"]["p99_ms"] is not None
+    verdict = next(v for v in bench_run[0]["targets"] if v["scenario"] == "s7")
+    assert verdict["hit"] is True and verdict["value"] == 1.0
+    markdown = (bench_run[1] / "report.md").read_text()
+    assert "held long polls of those asked" in markdown
 
 
 def test_broadcast_reaches_the_whole_audience_and_each_parked_person_once(

@@ -9,8 +9,8 @@ import { SDK_SOURCE } from './harness.mjs';
 const KB = 1024;
 const bytes = Buffer.from(SDK_SOURCE, 'utf8');
 
-test('as served (the gateway does not compress it): at most 44 KB', () => {
-  assert.ok(bytes.length <= 44 * KB, `mailslot.js is ${bytes.length} bytes, over the 44 KB budget`);
+test('as served (the gateway does not compress it): at most 46 KB', () => {
+  assert.ok(bytes.length <= 46 * KB, `mailslot.js is ${bytes.length} bytes, over the 46 KB budget`);
 });
 
 test('gzipped, as a compressing proxy or CDN sends it: at most 14 KB', () => {

@@ -18,7 +18,7 @@ def test_no_variables_gives_the_defaults() -> None:
     assert config.database_url == ""  # the embedded server
     assert config.data_dir == Path(".mailslot")
     assert config.max_body_bytes == 64 * 1024
-    assert config.max_wait_s == 30
+    assert config.max_wait_s == 60
     assert config.log_level == "INFO"
     assert config.demo_workspace is True
 

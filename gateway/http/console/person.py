@@ -7,7 +7,7 @@ from aiohttp import web
 
 from ... import errors
 from ...core import console
-from ..keys import CONSOLE_SESSION, POOL
+from ..keys import CONSOLE_SESSION, DEVICE_POLLS, POOL
 from .render import display_now, render
 
 __all__ = ["person_page"]
@@ -19,7 +19,7 @@ async def person_page(request: web.Request) -> web.Response:
         return render(request, "person.html", {"q": "", "report": None, "error": ""})
     try:
         report = await console.person_report(
-            request.app[POOL], request[CONSOLE_SESSION].workspace, key, display_now(request)
+            request.app[POOL], request[CONSOLE_SESSION].workspace, key, display_now(request), request.app[DEVICE_POLLS]
         )
     except errors.NotFound as exc:
         return render(request, "person.html", {"q": key, "report": None, "error": exc.message}, status=404)

@@ -1,4 +1,4 @@
-"""Console sessions: sign-in (API key or one-time link), sign-out, and the middleware that guards pages.
+"""Console sessions: sign-in (API key or one-time link), sign-out, and the check that guards pages.
 
 Rules (decision 0020): the session token lives only in an HttpOnly, SameSite=Strict cookie scoped
 to /console; the API key is read from a POSTed form, never from a URL, and never reaches a page.
@@ -19,13 +19,11 @@ from aiohttp import web
 
 from ... import errors
 from ...core import console
-from ..access import Access
-from ..keys import CLOCK, CONFIG, CONSOLE_SESSION, CONSOLE_TOKEN, POOL, ROUTE_ACCESS, WORKSPACES
+from ..keys import CLOCK, CONFIG, CONSOLE_SESSION, CONSOLE_TOKEN, POOL, WORKSPACES
 from ..views import error_body, json_response
 from .render import render
 
-__all__ = ["console_error_page_middleware", "console_middleware", "link", "redirect", "sign_in", "sign_in_page",
-           "sign_out"]
+__all__ = ["console_error_page", "console_request", "link", "redirect", "sign_in", "sign_in_page", "sign_out"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -54,11 +52,9 @@ def _refuse(request: web.Request, status: int, code: errors.ErrorCode, message: 
     return render(request, "error.html", {"title": "Not allowed", "message": message}, status=status)
 
 
-@web.middleware
-async def console_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Console routes need a live session, and unsafe methods its CSRF token; core errors become pages."""
-    if request.app[ROUTE_ACCESS].get(request.match_info.route) is not Access.CONSOLE:
-        return await handler(request)
+async def console_request(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A console route's request: it needs a live session, and unsafe methods its CSRF token; core
+    errors become pages. The gateway's middleware calls it for CONSOLE routes only."""
     token = request.cookies.get(COOKIE, "")
     found = await console.session(request.app[POOL], token, request.app[CLOCK].now())
     if found is None:
@@ -84,14 +80,11 @@ async def console_middleware(request: web.Request, handler: Handler) -> web.Stre
                       status=exc.status)
 
 
-@web.middleware
-async def console_error_page_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A console page refused before the console's own middleware runs (a body too large, storage
-    unavailable) answers an error page with the same message and status, never the API's JSON.
-
-    Sits just outside the error middleware, which has already turned the error into JSON.
+def console_error_page(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """A console page refused before the console's own code runs (a body too large, an unknown
+    path, storage unavailable) answers an error page with the same message and status, never the
+    API's JSON. The gateway's middleware passes every console-path error answer through here.
     """
-    response = await handler(request)
     if (response.status < 400 or not request.path.startswith("/console") or _is_api(request)
             or response.content_type != "application/json" or not isinstance(response, web.Response)):
         return response

@@ -9,7 +9,7 @@
   if (stub && stub.__loaded) return; // the script was included twice
 
   const VERSION = '1.0.0';
-  const WAIT_S = 25;            // how long the server may hold a poll open (it allows up to 30)
+  const WAIT_S = 60;            // how long the server may hold a poll open (its maximum)
   const EVENT_DELAY_MS = 250;   // events are batched for this long before being sent
   const MAX_BATCH = 100;        // the server takes at most 100 events per request
   const DEVICE_KEY = 'mailslot.device_id';
@@ -37,7 +37,7 @@
   let pendingAttrs = null;                    // identify() attributes waiting for load()
   const listeners = { shown: [], action: [], dismissed: [], error: [] };
   const tracked = [];                         // track() calls waiting for load() and identify()
-  const poll = { timer: 0, ctl: null, failures: 0, gen: 0, sync: true, awaiting: new Set() };
+  const poll = { timer: 0, due: 0, ctl: null, failures: 0, gen: 0, sync: true, awaiting: new Set(), carry: [] };
   const offered = new Set();                  // offer ids this page has had in an answer
   const outbox = [];                          // [{a: identity, e: event}] waiting to be sent
   const ev = { timer: 0, inflight: 0, failures: 0, sent: Promise.resolve() };
@@ -183,8 +183,8 @@
   // is a quick one (wait 0: the server holds a poll while it has nothing new, persistent messages
   // included, and this page wants those now); a long poll follows it at once. A long poll held
   // for its full wait with nothing new is followed by another at once. An answer with new offers
-  // is followed by a long poll as soon as the gateway has their `shown` (at most SHOWN_WAIT_MS
-  // later): until then it would answer the held poll at once with the same offers. Any other
+  // is followed by a long poll carrying their `shown` as soon as it is ready (at most SHOWN_WAIT_MS
+  // later): without it the held poll would be answered at once with the same offers. Any other
   // answer (offers this page already had, a poll the server would not hold) is followed by one
   // after the server's next_poll_s: that interval is for clients whose polls are not held.
   function stopPolling() {
@@ -209,6 +209,7 @@
 
   function schedulePoll(ms) {
     clearTimeout(poll.timer);
+    poll.due = Date.now() + ms;
     poll.timer = setTimeout(doPoll, ms);
   }
 
@@ -229,10 +230,15 @@
     const wait = poll.sync ? 0 : WAIT_S;
     const guard = setTimeout(() => ctl.abort(), (wait + 15) * 1000); // a proxy ate the answer
     let delay;
+    // carried `shown`: others' and any not taken go to /v1/events
+    const me = JSON.stringify(identity());
+    let carried = poll.carry.splice(0).filter((x) => JSON.stringify(x.a) === me || later(outbox.push(x)));
     try {
-      const res = await post('/v1/poll', Object.assign(identity(), { wait }), { signal: ctl.signal });
+      const res = await post('/v1/poll', Object.assign(identity(), { wait },
+        carried.length ? { events: carried.map((x) => x.e) } : {}), { signal: ctl.signal });
       if (res.ok) {
         const data = await res.json();
+        if (carried.length && data.events) { took(carried, data.events); carried = []; }
         poll.failures = 0;
         const messages = Array.isArray(data.messages) ? data.messages : [];
         const leases = data.lease_s && typeof data.lease_s === 'object' ? data.lease_s : {};
@@ -243,9 +249,13 @@
         const fresh = messages.filter((m) => leaseLeft(m, leases) < Infinity && !offered.has(m.id));
         for (const m of fresh) offered.add(m.id);
         poll.awaiting = new Set(fresh.filter((m) => leaseLeft(m, leases) >= MIN_LEASE_S).map((m) => m.id));
+        for (let i = outbox.length; i--;) {
+          const e = outbox[i].e;
+          if (e.type === 'shown' && poll.awaiting.delete(e.message_id)) poll.carry.unshift(...outbox.splice(i, 1));
+        }
         const heldFull = wait > 0 && !fresh.length && Date.now() - started >= (wait - 1) * 1000;
         if (poll.awaiting.size) delay = SHOWN_WAIT_MS; // or at once when their `shown` is in (acked)
-        else if (poll.sync || heldFull) delay = 0;
+        else if (poll.sync || heldFull || poll.carry.length) delay = 0;
         else delay = nextPollMs(data, res);
         // An offer skipped for its short lease is claimable again once that lease runs out.
         for (const m of messages) {
@@ -276,6 +286,7 @@
     } finally {
       clearTimeout(guard);
       if (poll.ctl === ctl) poll.ctl = null;
+      if (carried.length) { outbox.unshift(...carried); later(); }
     }
     if (gen === poll.gen) schedulePoll(delay);
   }
@@ -590,12 +601,22 @@
   // ---- events ------------------------------------------------------------------------------
   function queueEvent(id, type, action) {
     const a = identity();
+    const e = { message_id: id, type };
+    // `shown` rides on a poll that waits for it or is due within 1 s
+    if (type === 'shown' && poll.timer && (poll.awaiting.delete(id) || poll.due - Date.now() < 1001)) {
+      poll.carry.push({ a, e });
+      if (!poll.awaiting.size) schedulePoll(0);
+      return;
+    }
     // Reports are idempotent, so resend `shown` ahead of an action until the server has it:
     // an action is only accepted on a shown message.
     if (type === 'action' && !ackedShown.has(id)) outbox.push({ a, e: { message_id: id, type: 'shown' } });
-    const e = { message_id: id, type };
     if (action) e.action = action;
     outbox.push({ a, e });
+    later();
+  }
+
+  function later() {
     if (!ev.timer) ev.timer = setTimeout(() => { ev.timer = 0; flushEvents(false); }, EVENT_DELAY_MS);
   }
 
@@ -612,10 +633,21 @@
     if (now) {
       clearTimeout(ev.timer);
       ev.timer = 0;
+      outbox.push(...poll.carry.splice(0));
       while (outbox.length) sendBatch(takeBatch());
     } else if (!ev.inflight && outbox.length) {
       sendBatch(takeBatch());
     }
+  }
+
+  function took(batch, data) {
+    const rejected = Array.isArray(data.rejected) ? data.rejected : [];
+    const no = new Set(rejected.map((r) => r.message_id + ' ' + r.type));
+    const ids = batch.filter((x) => x.e.type === 'shown' && !no.has(x.e.message_id + ' shown')).map((x) => x.e.message_id);
+    for (const id of ids) ackedShown.add(id);
+    acked(ids);
+    bus({ t: 'ack', ids });
+    if (rejected.length) fail('events_rejected', 'the gateway rejected ' + rejected.length + ' event(s)', { rejected });
   }
 
   // ev.sent: every batch sent so far has settled.
@@ -636,14 +668,7 @@
       res = await post('/v1/events', body, { keepalive: true });
       if (res.ok) {
         ev.failures = 0;
-        const data = await res.json().catch(() => ({}));
-        const rejected = Array.isArray(data.rejected) ? data.rejected : [];
-        const no = new Set(rejected.map((r) => r.message_id + ' ' + r.type));
-        const ids = batch.filter((x) => x.e.type === 'shown' && !no.has(x.e.message_id + ' shown')).map((x) => x.e.message_id);
-        for (const id of ids) ackedShown.add(id);
-        acked(ids);
-        bus({ t: 'ack', ids });
-        if (rejected.length) fail('events_rejected', 'the gateway rejected ' + rejected.length + ' event(s)', { rejected });
+        took(batch, await res.json().catch(() => ({})));
       } else if (retryable(res.status)) {
         retry = true;
       } else { // the server will never take this batch: drop it (unless a fresh token helps)
