@@ -44,7 +44,7 @@ async def claim_race_sql(spec: dict[str, Any], channel: Channel) -> dict[str, An
                 t0 = time.perf_counter()
                 try:
                     rows = await pool.fetch(statement, spec["workspace_id"], user, device_id, None,
-                                            spec["lease_s"], spec["claim_limit"])
+                                            spec["lease_s"], spec["claim_limit"], None)  # no visitor id
                 except Exception as exc:  # the ceiling reports what failed instead of dying
                     errors[type(exc).__name__] += 1
                     await asyncio.sleep(0.05)

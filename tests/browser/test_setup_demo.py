@@ -40,8 +40,10 @@ async def test_demo_page_shows_setup_complete_after_the_first_shown_message(
     await poll.value
 
     sent = await server_api.send(user, {"layout": "modal", "title": "Hello from setup", "body": "Shown."})
+    # The `shown` report rides on the next poll (acknowledge on the next poll) or goes to /v1/events.
     async with page.expect_request(
-        lambda r: r.url.endswith("/v1/events") and '"platform":"web"' in (r.post_data or ""), timeout=10_000
+        lambda r: r.url.endswith(("/v1/events", "/v1/poll")) and '"type":"shown"' in (r.post_data or ""),
+        timeout=10_000,
     ):
         await expect(page.locator(f'[data-mailslot-id="{sent["id"]}"]')).to_be_visible(timeout=APPEAR_MS)
 
