@@ -40,6 +40,7 @@ __all__ = [
     "session",
     "sign_in",
     "sign_out",
+    "span_text",
 ]
 
 # A printed sign-in link is for the person at the terminal now.
@@ -153,10 +154,11 @@ _UNSEEN_WINDOW = timedelta(days=7)
 
 
 def _ago(now: datetime, then: datetime) -> str:
-    return _span(int((now - then).total_seconds())) + " ago"
+    return span_text(int((now - then).total_seconds())) + " ago"
 
 
-def _span(seconds: int) -> str:
+def span_text(seconds: int) -> str:
+    """A length of time as the console's pages say it: "40 s", "5 min", "3 h", "1 day", "9 days"."""
     seconds = max(0, seconds)
     if seconds < 60:
         return f"{seconds} s"
@@ -164,7 +166,8 @@ def _span(seconds: int) -> str:
         return f"{seconds // 60} min"
     if seconds < 86400:
         return f"{seconds // 3600} h"
-    return f"{seconds // 86400} days"
+    days = seconds // 86400
+    return f"{days} day" + ("" if days == 1 else "s")
 
 
 def _tier(messages: list[Message], at: datetime, intervals: Intervals) -> tuple[Tier, int]:
@@ -202,10 +205,10 @@ def _waiting(m: Message, devices: list[DevicePoll], now: datetime, workspace: Wo
     overdue = (now - last.polled_at).total_seconds() > interval + _POLL_SLACK_S
     if overdue:
         why += (", so no device has the app open now; it waits until one does "
-                f"(it expires in {_span(int((m.expires_at - now).total_seconds()))})")
+                f"(it expires in {span_text(int((m.expires_at - now).total_seconds()))})")
     else:
         due = interval - int((now - last.polled_at).total_seconds())
-        why += f", so the next poll is due in about {_span(due)}" if due > 0 else ", so the next poll is due now"
+        why += f", so the next poll is due in about {span_text(due)}" if due > 0 else ", so the next poll is due now"
     return start + why
 
 
@@ -221,7 +224,7 @@ def explain(messages: list[Message], devices: list[DevicePoll], now: datetime, w
             lines.append(_waiting(m, devices, now, workspace, intervals, messages))
         elif m.state == "offered":
             lease = "" if m.lease_expires_at is None else (
-                f" (its lease ends in {_span(int((m.lease_expires_at - now).total_seconds()))})")
+                f" (its lease ends in {span_text(int((m.lease_expires_at - now).total_seconds()))})")
             lines.append(
                 f"{_title(m)} was offered to device {m.device_id} but not shown yet: the page may be hidden, "
                 f"or the inline element missing; if it is not shown before its lease ends{lease}, the next "

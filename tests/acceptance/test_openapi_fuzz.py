@@ -64,7 +64,10 @@ def live_app(server_url: str, template_url: str) -> Iterator[LiveApp]:
     async def run() -> None:
         nonlocal stopping
         stopping = asyncio.Event()
-        config = Config(database_url=database_url, pool_min=1, pool_max=4, demo_workspace=False, rate_limits=False)
+        # A fuzzed `wait` would hold each poll example for the whole maximum (60 s by default, past
+        # the client's timeout); held polls have their own tests, so here a poll holds at most 1 s.
+        config = Config(database_url=database_url, pool_min=1, pool_max=4, demo_workspace=False, rate_limits=False,
+                        max_wait_s=1)
         runner = web.AppRunner(create_app(config))
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -11,9 +11,10 @@ from aiohttp import web
 
 from ... import errors
 from ...core import broadcasts, history
+from ...core.console import span_text
 from ..keys import CLOCK, CONSOLE_SESSION, POOL
 from ..params import path_uuid
-from .chart import COLORS, bucket_text, funnel_svg
+from .chart import COLORS, funnel_svg
 from .forms import confirmed, cursor_of, cursor_text
 from .render import display_now, render
 from .session import redirect
@@ -50,7 +51,7 @@ async def _broadcast(request: web.Request, status: int = 200, **extra: Any) -> w
     )
     context: dict[str, Any] = {
         "b": broadcast, "title": title, "funnel": funnel, "chart": funnel_svg(funnel, "Delivery funnel over time"),
-        "colors": COLORS, "steps": history.FUNNEL_STEPS, "bucket": bucket_text(funnel.bucket_s),
+        "colors": COLORS, "steps": history.FUNNEL_STEPS, "bucket": span_text(funnel.bucket_s),
         "error": "", "notice": _notice(request),
     }
     return render(request, "broadcast.html", context | extra, status=status)
@@ -97,6 +98,6 @@ async def campaign_page(request: web.Request) -> web.Response:
     )
     return render(request, "campaign.html", {
         "name": name, "counts": counts, "funnel": funnel, "colors": COLORS, "steps": history.FUNNEL_STEPS,
-        "bucket": bucket_text(funnel.bucket_s),
+        "bucket": span_text(funnel.bucket_s),
         "chart": funnel_svg(funnel, f"Campaign {name}: delivery funnel over time"),
     })

@@ -10,7 +10,7 @@ from markupsafe import Markup, escape
 
 from ...core.history import FUNNEL_STEPS, Funnel
 
-__all__ = ["COLORS", "bucket_text", "funnel_svg"]
+__all__ = ["COLORS", "funnel_svg"]
 
 # One colour per step, as the legend and the totals' bars show them.
 COLORS = {
@@ -19,17 +19,6 @@ COLORS = {
 }
 _W, _H = 720, 260
 _LEFT, _RIGHT, _TOP, _BOTTOM = 48, 16, 14, 34
-
-
-def bucket_text(seconds: int) -> str:
-    """A bucket's width as the caption says it: "10 s", "5 min", "3 h", "1 day"."""
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    if seconds < 86400:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 86400} day" + ("" if seconds < 2 * 86400 else "s")
 
 
 def _label(at: datetime, first: datetime, bucket_s: int) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from ...core.console import span_text
 from ..keys import CLOCK, CONSOLE_SESSION, CONSOLE_TEMPLATES
 
 __all__ = ["SECURITY_HEADERS", "display_now", "environment", "render"]
@@ -38,18 +39,8 @@ def _ago(value: datetime | None, now: datetime) -> str:
         return "never"
     seconds = int((now - value).total_seconds())
     if seconds < 0:
-        return "in " + _span(-seconds)
-    return _span(seconds) + " ago"
-
-
-def _span(seconds: int) -> str:
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    if seconds < 86400:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 86400} days"
+        return "in " + span_text(-seconds)
+    return span_text(seconds) + " ago"
 
 
 def display_now(request: web.Request) -> datetime:
