@@ -482,12 +482,7 @@ def _check_visit_fields(request: BroadcastRequest) -> None:
                 f" - at `$.{name}`"
             )
     if isinstance(request.ends_at, datetime):
-        if request.ends_at.tzinfo is None:
-            raise Unprocessable("`ends_at` needs a time zone, e.g. 2026-12-31T00:00:00Z - at `$.ends_at`")
-        try:
-            request.ends_at.astimezone(UTC)
-        except OverflowError:
-            raise Unprocessable("`ends_at` must be within years 1 to 9999 in UTC - at `$.ends_at`") from None
+        _check_instant(request.ends_at, "ends_at")
 
 
 def _check_timed_fields(request: TimedMessageFields, content: Content | None) -> None:
@@ -496,10 +491,15 @@ def _check_timed_fields(request: TimedMessageFields, content: Content | None) ->
     if request.expires_at is not None and request.ttl_s is not None:
         raise Unprocessable("give `expires_at` or `ttl_s`, not both")
     if isinstance(request.expires_at, datetime):
-        if request.expires_at.tzinfo is None:
-            raise Unprocessable("`expires_at` needs a time zone, e.g. 2026-12-31T00:00:00Z - at `$.expires_at`")
-        try:
-            # An offset can carry a time in year 9999 past the end (or before the start) of datetime.
-            request.expires_at.astimezone(UTC)
-        except OverflowError:
-            raise Unprocessable("`expires_at` must be within years 1 to 9999 in UTC - at `$.expires_at`") from None
+        _check_instant(request.expires_at, "expires_at")
+
+
+def _check_instant(value: datetime, name: str) -> None:
+    """A time the database stores as timestamptz: it needs a zone, and must stay within datetime in UTC."""
+    if value.tzinfo is None:
+        raise Unprocessable(f"`{name}` needs a time zone, e.g. 2026-12-31T00:00:00Z - at `$.{name}`")
+    try:
+        # An offset can carry a time in year 9999 past the end (or before the start) of datetime.
+        value.astimezone(UTC)
+    except OverflowError:
+        raise Unprocessable(f"`{name}` must be within years 1 to 9999 in UTC - at `$.{name}`") from None
