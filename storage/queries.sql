@@ -394,7 +394,9 @@ inserted AS (
            r.campaign, coalesce(r.expires_at, clock.now + make_interval(secs => r.ttl_s)),
            r.idempotency_key, r.idempotency_hash, clock.now, r.template_id
     FROM recipient r, clock
-    ORDER BY r.n
+    -- In key order: two statements inserting the same keys wait for each other in the same order,
+    -- never in a cycle (coalesced single sends put keys of many callers in one statement).
+    ORDER BY r.idempotency_key, r.n
     -- A key used by a send that committed after this statement began: nothing inserted, no row back.
     ON CONFLICT (workspace_id, idempotency_key) DO NOTHING
     RETURNING id, person_id, content, properties, priority, persistent, campaign, created_at, expires_at
