@@ -14,7 +14,8 @@ import asyncpg
 from .errors import translate_errors
 from .models import Claim, DeliveredMessage, Event, Idempotency, Message, NewMessage, Person
 from .people import _person
-from .pool import Executor
+from .pool import Executor, _BoundedPool
+from .send_queue import SendQueue
 from .sql import queries
 
 __all__ = [
@@ -205,7 +206,8 @@ async def send_message(
 
     One round trip (`send_messages`); with `render`, one more before it to read the person, and
     the message holds `await render(person)` (attributes included) instead of its content; an
-    exception it raises propagates before anything is written.
+    exception it raises propagates before anything is written. Through a pool of `create_pool`,
+    concurrent sends to one workspace share that statement (storage/send_queue.py, decision 0030).
     """
     if render is not None:
         found = await list_recipients(
@@ -214,10 +216,22 @@ async def send_message(
         )
         content = await render(recipient_of(found, external_id, email))
         message = dataclasses.replace(message, content=content)
-    [outcome] = await send_messages(
-        pool, workspace_id, [Outgoing(message, external_id, email, idempotency)], now=now
-    )
+    item = Outgoing(message, external_id, email, idempotency)
+    if isinstance(pool, _BoundedPool):
+        return await _send_queue(pool).send(workspace_id, item, now)
+    [outcome] = await send_messages(pool, workspace_id, [item], now=now)
     return outcome
+
+
+def _send_queue(pool: _BoundedPool) -> SendQueue[Outgoing, SendOutcome]:
+    queue: SendQueue[Outgoing, SendOutcome] | None = pool.send_queue
+    if queue is None:
+
+        async def run(workspace_id: int, items: Sequence[Outgoing], now: datetime | None) -> list[SendOutcome]:
+            return await send_messages(pool, workspace_id, items, now=now)
+
+        queue = pool.send_queue = SendQueue(run)
+    return queue
 
 
 @translate_errors

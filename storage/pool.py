@@ -63,11 +63,14 @@ class _BoundedPool(asyncpg.Pool):  # type: ignore[misc]
     of `acquire` itself. The same bound then applies to the release (asyncpg records it).
     """
 
-    __slots__ = ("_acquire_timeout_s",)
+    __slots__ = ("_acquire_timeout_s", "send_queue")
 
     def __init__(self, *args: Any, acquire_timeout_s: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._acquire_timeout_s = acquire_timeout_s
+        # The single sends waiting for this pool's statement of their workspace (storage/send_queue.py);
+        # made by storage/messages.py on first use.
+        self.send_queue: Any = None
 
     def acquire(self, *, timeout: float | None = None) -> Any:
         return _AcquireContext(self, self._acquire_timeout_s if timeout is None else timeout)
