@@ -36,6 +36,19 @@ class Metrics:
             "mailslot_poll_memory", "Claims answered from memory of quiet people, or not, by result.", ["result"],
             registry=registry,
         )
+        # The commit-order barrier (decision 0021): markers by result, polls that waited on them,
+        # and each heard marker's round trip (a poll waits one to two of these).
+        self.barrier_rounds = Counter(
+            "mailslot_barrier_rounds", "Barrier markers sent, by result (heard, failed).", ["result"],
+            registry=registry,
+        )
+        self.barrier_polls = Counter(
+            "mailslot_barrier_polls", "Short polls that waited on a barrier marker.", registry=registry,
+        )
+        self.barrier_round_seconds = Histogram(
+            "mailslot_barrier_round_seconds", "From sending a barrier marker to hearing it back.",
+            registry=registry, buckets=(0.0001, 0.00025, 0.0005, *_LATENCY_BUCKETS[:11]),
+        )
         self.claimed = Counter(
             "mailslot_claimed_messages", "Messages newly offered to a device.", registry=registry,
         )

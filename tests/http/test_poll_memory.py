@@ -263,3 +263,13 @@ async def test_with_the_setting_off_every_poll_claims(api: Api, start_gateway: S
     assert not remembered(off, "ada")
     assert await off.metric("mailslot_poll_memory_total", result="hit") == 0
     assert await off.metric("mailslot_poll_memory_total", result="off") == 2
+
+
+async def test_a_short_poll_from_memory_waits_on_a_marker_sent_on_the_listening_connection(api: Api) -> None:
+    await quiet(api, "ada")
+    await empty_poll(api, "ada")
+
+    assert await api.metric("mailslot_poll_memory_total", result="hit") == 1
+    assert await api.metric("mailslot_barrier_rounds_total", result="heard") >= 1
+    assert await api.metric("mailslot_barrier_polls_total") >= 1
+    assert await api.metric("mailslot_barrier_rounds_total", result="failed") == 0
