@@ -9,6 +9,7 @@ reports the sum, so a scrape through the load balancer sees the whole host.
 from __future__ import annotations
 
 import resource
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -66,6 +67,10 @@ class Metrics:
             "mailslot_request_duration_seconds", "Request latency by route (held polls included).",
             ["route"], registry=registry, buckets=_LATENCY_BUCKETS,
         )
+        # Label children by value, bound once: `labels()` costs more than the increment itself, on
+        # every request. The values are bounded (route names, poll outcomes).
+        self._route_latency: dict[str, Any] = {}
+        self._poll_outcomes: dict[str, Any] = {}
         # Labels stay bounded: group is device, server or public; reason a `ratelimits.Reason`.
         self.rate_limited = Counter(
             "mailslot_rate_limited", "Requests refused with 429, by route group and the limit that refused them.",
@@ -84,6 +89,20 @@ class Metrics:
         )
         self.open_files_limit.set(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
+
+    def route_latency(self, route: str) -> Any:
+        """The request latency histogram of one route."""
+        child = self._route_latency.get(route)
+        if child is None:
+            child = self._route_latency[route] = self.request_latency.labels(route)
+        return child
+
+    def poll_outcome(self, outcome: str) -> Any:
+        """The answered-polls counter of one outcome."""
+        child = self._poll_outcomes.get(outcome)
+        if child is None:
+            child = self._poll_outcomes[outcome] = self.polls.labels(outcome)
+        return child
     def render(self) -> bytes:
         """The text exposition: this process, or every worker when running multi-process."""
         if self._multiprocess:

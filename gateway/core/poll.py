@@ -109,7 +109,7 @@ class Poller:
     ) -> PollAnswer:
         """A visitor polls with `anonymous_id` and `user` None (decision 0023)."""
         answer = await self._poll(workspace, Poll(user, device_id, anonymous_id), wait_s)
-        self._metrics.polls.labels(answer.outcome).inc()
+        self._metrics.poll_outcome(answer.outcome).inc()
         return answer
 
     async def _poll(self, workspace: Workspace, who: Poll, wait_s: float) -> PollAnswer:
