@@ -31,8 +31,9 @@ class Metrics:
         self.polls = Counter(
             "mailslot_polls", "Answered polls by outcome.", ["outcome"], registry=registry,
         )
-        # hit: answered from memory; miss: nothing remembered; stale: remembered, but a notice or a
-        # failed barrier sent it to the database; off: memory not trusted (listener down, or disabled).
+        # hit: answered from memory; census: answered from the census (no entry, person not listed);
+        # miss: nothing remembered; stale: remembered, but a notice or a failed barrier sent it to the
+        # database; off: memory not trusted (listener down, or disabled).
         self.poll_memory = Counter(
             "mailslot_poll_memory", "Claims answered from memory of quiet people, or not, by result.", ["result"],
             registry=registry,
