@@ -15,6 +15,7 @@ from .broadcasts import (
     resend_broadcast,
     send_broadcast,
 )
+from .census import Census, list_unsettled_people
 from .console import (
     Campaign,
     CampaignCounts,
@@ -122,6 +123,7 @@ __all__ = [
     "BroadcastOutcome",
     "Campaign",
     "CampaignCounts",
+    "Census",
     "Claim",
     "Conflict",
     "ConsoleSession",
@@ -202,6 +204,7 @@ __all__ = [
     "list_recipients",
     "list_templates",
     "list_triggers",
+    "list_unsettled_people",
     "list_workspace_messages",
     "migrated_database",
     "notify_barrier",

@@ -6,7 +6,10 @@ when idle; after every (re)connect `on_connect` runs, because anything sent whil
 was lost. Payloads are parsed by `storage/notices.py`; one that does not parse is logged and
 dropped there; a callback's error never stops the listener. The same connection also LISTENs on
 the process's own barrier channel, if given: one connection reads one queue in commit order, so
-a marker heard there follows every notice committed before it.
+a marker heard there follows every notice committed before it. The markers are sent on this
+connection too (`notify_barrier`): a dedicated session, so a marker never queues behind claims
+for a pool connection, and PostgreSQL hands a session its own notifications before it answers
+the statement. Markers and probes take turns (one statement at a time on a connection).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Callable
 
 import asyncpg
 
-from .notices import NOTIFY_CHANNEL, Notice, parse_notice
+from .notices import NOTIFY_CHANNEL, Notice, notify_barrier, parse_notice
 
 __all__ = ["Listener"]
 
@@ -55,6 +58,9 @@ class Listener:
         self._on_barrier = on_barrier
         self.connected = asyncio.Event()
         self.backend_pid: int | None = None
+        self._conn: asyncpg.Connection | None = None
+        # One statement at a time on the connection: barrier markers and idle probes.
+        self._turn = asyncio.Lock()
 
     def _dispatch(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         notice = parse_notice(payload)
@@ -86,6 +92,7 @@ class Listener:
                 if self._barrier_channel is not None:
                     await conn.add_listener(self._barrier_channel, self._dispatch_barrier)
                 self.backend_pid = conn.get_server_pid()
+                self._conn = conn
                 self.connected.set()
                 if not first and self._on_reconnect is not None:
                     self._on_reconnect()
@@ -101,6 +108,7 @@ class Listener:
                 if self.connected.is_set() and self._on_disconnect is not None:
                     self._on_disconnect()
                 self.connected.clear()
+                self._conn = None
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.shield(conn.close(timeout=1))
@@ -114,4 +122,13 @@ class Listener:
                 await asyncio.wait_for(lost.wait(), self._probe_interval_s)
             if lost.is_set() or conn.is_closed():
                 raise ConnectionError("listener connection lost")
-            await conn.fetchval("SELECT 1", timeout=5)
+            async with self._turn:
+                await conn.fetchval("SELECT 1", timeout=5)
+
+    async def notify_barrier(self, token: str, *, timeout_s: float = 5.0) -> None:
+        """Send a barrier marker on the listening connection; raises when it is not connected."""
+        conn = self._conn
+        if conn is None or self._barrier_channel is None or not self.connected.is_set():
+            raise ConnectionError("the listener is not connected")
+        async with self._turn:
+            await notify_barrier(conn, self._barrier_channel, token, timeout_s=timeout_s)

@@ -48,10 +48,10 @@ def barrier_channel() -> str:
 
 
 @translate_errors
-async def notify_barrier(db: Executor, channel: str, token: str) -> None:
+async def notify_barrier(db: Executor, channel: str, token: str, *, timeout_s: float | None = None) -> None:
     """Send a barrier marker; PostgreSQL delivers notifications in commit order, so hearing it back
     proves every notice committed before it was heard."""
-    await db.execute(queries["notify_barrier"], channel, token)
+    await db.execute(queries["notify_barrier"], channel, token, timeout=timeout_s)
 
 
 @dataclass(frozen=True, slots=True)

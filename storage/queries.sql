@@ -1444,3 +1444,23 @@ WHERE d.polled_at < excluded.polled_at;
 -- list_person_devices --
 -- The devices that polled as a person, most recent first, with when each last polled (gathered in memory and written every few seconds). $1 person id
 SELECT device_id, polled_at FROM device_polls WHERE person_id = $1 ORDER BY polled_at DESC;
+
+-- list_unsettled_people --
+-- The census (decision 0028): people a poll must ask the database about: a message queued or offered, a persistent message shown, or a message within the workspace's recent window (inclusive, as the tier's rule). $1 now (NULL: the database's), $2 at most this many
+WITH clock AS MATERIALIZED (
+    SELECT coalesce($1::timestamptz, now()) AS now
+)
+SELECT p.workspace_id, p.external_id, p.email, p.anonymous_id
+FROM people p JOIN workspaces w ON w.id = p.workspace_id, clock
+WHERE p.last_message_at >= clock.now - make_interval(days => w.recent_days)
+   OR EXISTS (SELECT 1 FROM messages m
+              WHERE m.person_id = p.id
+                AND (m.state IN ('queued', 'offered') OR (m.state = 'shown' AND m.persistent)
+                     OR m.created_at >= clock.now - make_interval(days => w.recent_days)))
+LIMIT $2;
+
+-- list_visit_workspaces --
+-- Workspaces with a visit broadcast still open, where time alone can make a message due (the census leaves them out). $1 now (NULL: the database's)
+SELECT DISTINCT b.workspace_id
+FROM broadcasts b
+WHERE b.visit_ends_at IS NOT NULL AND b.status = 'queued' AND b.visit_ends_at > coalesce($1::timestamptz, now());

@@ -10,6 +10,11 @@ Shape: group commit. Polls that arrive while a marker is in flight join the next
 marker (one small statement) serves every poll of a burst. A round fails (the caller asks the
 database instead) when the listener is down or reconnects, when the marker cannot be sent, or
 when it is not heard within `timeout_s`.
+
+The marker is sent on the listener's own connection (storage/listener.py), not through the pool:
+while claims hold every pool connection, a marker queued behind them would keep every waiting
+poll waiting too. It costs no WAL flush: a transaction that wrote nothing but its commit record
+(a NOTIFY writes no WAL) commits without one, whatever `synchronous_commit` says.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+
+from .metrics import Metrics
 
 __all__ = ["Barrier"]
 
@@ -26,9 +33,16 @@ log = logging.getLogger("mailslot.gateway.barrier")
 class Barrier:
     """`await barrier.wait()` is True once a marker sent after the call was heard back."""
 
-    def __init__(self, send: Callable[[str], Awaitable[None]], *, timeout_s: float = 1.0) -> None:
+    def __init__(
+        self, send: Callable[[str], Awaitable[None]], *, timeout_s: float = 1.0, metrics: Metrics | None = None,
+    ) -> None:
         self._send = send
         self._timeout_s = timeout_s
+        self._metrics = metrics
+        # When each round in flight was sent (loop time), for the round-trip histogram.
+        self._sent_at: dict[str, float] = {}
+        # Polls that joined the round not yet sent (for the metrics: polls per marker).
+        self._joining = 0
         # The round that callers join now; it is sent after every one of them arrived.
         self._next: asyncio.Future[bool] | None = None
         # Rounds sent and not yet heard, by token, oldest first.
@@ -44,6 +58,7 @@ class Barrier:
             self._next = asyncio.get_running_loop().create_future()
             if self._sender is None:
                 self._sender = asyncio.create_task(self._send_rounds(), name="mailslot.barrier")
+        self._joining += 1
         # Shielded: one cancelled poll must not cancel the round every other poll waits on.
         return await asyncio.shield(self._next)
 
@@ -53,12 +68,16 @@ class Barrier:
         try:
             while self._next is not None:
                 round_, self._next = self._next, None
+                joined, self._joining = self._joining, 0
                 if round_.done():
                     continue
+                if self._metrics is not None:
+                    self._metrics.barrier_polls.inc(joined)
                 self._seq += 1
                 token = str(self._seq)
                 # Registered before sending: the listener may hear it before the statement returns.
                 self._sent[token] = round_
+                self._sent_at[token] = loop.time()
                 loop.call_later(self._timeout_s, self._resolve, token, False)
                 try:
                     await self._send(token)
@@ -85,8 +104,15 @@ class Barrier:
         if self._next is not None and not self._next.done():
             self._next.set_result(False)
         self._next = None
+        self._joining = 0
 
     def _resolve(self, token: str, ok: bool) -> None:
         round_ = self._sent.pop(token, None)
-        if round_ is not None and not round_.done():
-            round_.set_result(ok)
+        sent_at = self._sent_at.pop(token, None)
+        if round_ is None or round_.done():
+            return
+        round_.set_result(ok)
+        if self._metrics is not None:
+            self._metrics.barrier_rounds.labels("heard" if ok else "failed").inc()
+            if ok and sent_at is not None:
+                self._metrics.barrier_round_seconds.observe(asyncio.get_running_loop().time() - sent_at)

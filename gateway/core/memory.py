@@ -18,16 +18,25 @@ case by case, is docs/decisions/0021-answer-from-memory.md; the rules it rests o
   database (its console "last poll") at least once per `ttl_s`.
 A short poll also waits for a commit-order barrier (gateway/core/barrier.py) before trusting an
 entry; a held poll need not, because it is parked before it looks and any later notice wakes it.
+
+The census (decision 0028) answers for people without an entry: loaded from the database after
+the listener connected, it lists everyone who has anything a claim could return or is not in the
+`low` tier; every notice after its mark adds the keys it names (a notice without keys, a
+broadcast or a settings change takes the workspace out), and it lapses after `ttl_s` like an
+entry. A person it does not list is quiet and `low`, with the same barrier for short polls.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
-__all__ = ["MAX_DEVICES", "Memory", "Quiet"]
+from storage import Census as CensusRows
+
+__all__ = ["MAX_DEVICES", "Census", "Memory", "Quiet"]
 
 # Devices remembered per entry; another device's poll goes to the database (and joins the entry).
 MAX_DEVICES = 8
@@ -43,6 +52,31 @@ class Quiet:
         self.until = until
         self.mark = mark
         self.devices = {device_id}
+
+
+class Census:
+    """Who a poll must ask the database about, per workspace, as of one load; see the module docstring."""
+
+    __slots__ = ("invalid", "mark", "unsettled", "until")
+
+    def __init__(self, mark: int, until: float) -> None:
+        self.mark = mark
+        self.until = until
+        # Per workspace: "i:" + external id, "e:" + lower-cased email, "a:" + visitor id.
+        self.unsettled: dict[int, set[str]] = {}
+        self.invalid: set[int] = set()
+
+    def add_notified(self, workspace_id: int, key: str) -> None:
+        """A notice's key may be any of a person's identifiers: count it as each."""
+        self.unsettled.setdefault(workspace_id, set()).update(("i:" + key, "e:" + key.lower(), "a:" + key))
+
+    def lists(self, workspace_id: int, key: str) -> bool:
+        unsettled = self.unsettled.get(workspace_id)
+        if not unsettled:
+            return False
+        if key.startswith("\x00"):  # a visitor (see poll.Poll.key)
+            return "a:" + key[1:] in unsettled
+        return "i:" + key in unsettled or "e:" + key.lower() in unsettled
 
 
 class Memory:
@@ -62,12 +96,20 @@ class Memory:
         # A broadcast's notice names no one: it stamps its workspace, and entries older than it lapse.
         self._workspace_stamps: dict[int, int] = {}
         self._rotated_at = monotonic()
+        self._rotations = 0
         self._counter = 0
         self._cleared_at = 0
+        self._census: Census | None = None
+        self._census_retry_at = -math.inf
         self.enabled = False
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def max_entries(self) -> int:
+        """Also the most unsettled people a census may list before it is not kept."""
+        return self._max_entries
 
     def mark(self) -> int:
         """A token taken before a claim; `remember` refuses results that a notice overtook."""
@@ -88,6 +130,55 @@ class Memory:
             return None
         self._entries.move_to_end(key)
         return entry
+
+    def census_mark(self) -> tuple[int, int]:
+        """Taken before a census is read from the database; `install_census` needs it."""
+        return self._counter, self._rotations
+
+    def census_due(self) -> bool:
+        """No trusted census (never loaded, lapsed or cleared) and no failed read within `ttl_s`: read one."""
+        if not self.enabled or self._ttl_s <= 0:
+            return False
+        now = self._monotonic()
+        return (self._census is None or self._census.until <= now) and self._census_retry_at <= now
+
+    def census_failed(self) -> None:
+        """A read failed or was not kept (too many people): the next waits `ttl_s`, so as not to loop."""
+        self._census_retry_at = self._monotonic() + self._ttl_s
+
+    def install_census(self, rows: CensusRows, mark: tuple[int, int]) -> bool:
+        """Trust a census read after `census_mark()`, with every notice heard since added to it.
+
+        Refused when incomplete, when a clear (reconnect) came since the mark, or when the stamps
+        of the notices since the mark may have rotated away."""
+        counter, rotations = mark
+        if not self.enabled or not rows.complete or self._cleared_at > counter or self._rotations - rotations > 1:
+            return False
+        census = Census(counter, self._monotonic() + self._ttl_s)
+        for workspace_id, external_id, email, anonymous_id in rows.people:
+            keys = census.unsettled.setdefault(workspace_id, set())
+            if external_id is not None:
+                keys.add("i:" + external_id)
+            if email is not None:
+                keys.add("e:" + email.lower())
+            if anonymous_id is not None:
+                keys.add("a:" + anonymous_id)
+        census.invalid.update(rows.visit_workspaces)
+        for stamps in (self._old_stamps, self._stamps):
+            for (workspace_id, key), stamp in stamps.items():
+                if stamp > counter:
+                    census.add_notified(workspace_id, key)
+        self._census = census
+        return True
+
+    def census_quiet(self, workspace_id: int, user: str) -> bool:
+        """True when the census proves that this person has nothing a claim could return and is `low`."""
+        census = self._census
+        if not self.enabled or census is None or census.until <= self._monotonic():
+            return False
+        if workspace_id in census.invalid or self._workspace_stamps.get(workspace_id, -1) > census.mark:
+            return False
+        return not census.lists(workspace_id, user)
 
     def remember(self, workspace_id: int, user: str, device_id: str, last_message_at: datetime | None,
                  mark: int) -> bool:
@@ -121,6 +212,12 @@ class Memory:
         """A message may be claimable for the person known by these keys (external id, email)."""
         self._counter += 1
         self._rotate()
+        census = self._census
+        if census is not None:
+            if not keys:  # an older gateway's notice names no one: the census cannot say who
+                census.invalid.add(workspace_id)
+            for key in keys:
+                census.add_notified(workspace_id, key)
         for key in keys:
             for variant in _keys(workspace_id, key):
                 self._stamps[variant] = self._counter
@@ -138,6 +235,7 @@ class Memory:
         """Forget everything (the listener reconnected or went down)."""
         self._counter += 1
         self._cleared_at = self._counter
+        self._census = None
         self._entries.clear()
         self._spellings.clear()
         self._workspace_stamps.clear()
@@ -161,6 +259,7 @@ class Memory:
         if now - self._rotated_at > max(self._ttl_s, 60.0):
             self._old_stamps, self._stamps = self._stamps, {}
             self._rotated_at = now
+            self._rotations += 1
 
 
 def _keys(workspace_id: int, user: str) -> tuple[tuple[int, str], ...]:

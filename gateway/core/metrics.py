@@ -9,6 +9,7 @@ reports the sum, so a scrape through the load balancer sees the whole host.
 from __future__ import annotations
 
 import resource
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -30,11 +31,25 @@ class Metrics:
         self.polls = Counter(
             "mailslot_polls", "Answered polls by outcome.", ["outcome"], registry=registry,
         )
-        # hit: answered from memory; miss: nothing remembered; stale: remembered, but a notice or a
-        # failed barrier sent it to the database; off: memory not trusted (listener down, or disabled).
+        # hit: answered from memory; census: answered from the census (no entry, person not listed);
+        # miss: nothing remembered; stale: remembered, but a notice or a failed barrier sent it to the
+        # database; off: memory not trusted (listener down, or disabled).
         self.poll_memory = Counter(
             "mailslot_poll_memory", "Claims answered from memory of quiet people, or not, by result.", ["result"],
             registry=registry,
+        )
+        # The commit-order barrier (decision 0021): markers by result, polls that waited on them,
+        # and each heard marker's round trip (a poll waits one to two of these).
+        self.barrier_rounds = Counter(
+            "mailslot_barrier_rounds", "Barrier markers sent, by result (heard, failed).", ["result"],
+            registry=registry,
+        )
+        self.barrier_polls = Counter(
+            "mailslot_barrier_polls", "Short polls that waited on a barrier marker.", registry=registry,
+        )
+        self.barrier_round_seconds = Histogram(
+            "mailslot_barrier_round_seconds", "From sending a barrier marker to hearing it back.",
+            registry=registry, buckets=(0.0001, 0.00025, 0.0005, *_LATENCY_BUCKETS[:11]),
         )
         self.claimed = Counter(
             "mailslot_claimed_messages", "Messages newly offered to a device.", registry=registry,
@@ -53,6 +68,10 @@ class Metrics:
             "mailslot_request_duration_seconds", "Request latency by route (held polls included).",
             ["route"], registry=registry, buckets=_LATENCY_BUCKETS,
         )
+        # Label children by value, bound once: `labels()` costs more than the increment itself, on
+        # every request. The values are bounded (route names, poll outcomes).
+        self._route_latency: dict[str, Any] = {}
+        self._poll_outcomes: dict[str, Any] = {}
         # Labels stay bounded: group is device, server or public; reason a `ratelimits.Reason`.
         self.rate_limited = Counter(
             "mailslot_rate_limited", "Requests refused with 429, by route group and the limit that refused them.",
@@ -71,6 +90,20 @@ class Metrics:
         )
         self.open_files_limit.set(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
+
+    def route_latency(self, route: str) -> Any:
+        """The request latency histogram of one route."""
+        child = self._route_latency.get(route)
+        if child is None:
+            child = self._route_latency[route] = self.request_latency.labels(route)
+        return child
+
+    def poll_outcome(self, outcome: str) -> Any:
+        """The answered-polls counter of one outcome."""
+        child = self._poll_outcomes.get(outcome)
+        if child is None:
+            child = self._poll_outcomes[outcome] = self.polls.labels(outcome)
+        return child
     def render(self) -> bytes:
         """The text exposition: this process, or every worker when running multi-process."""
         if self._multiprocess:

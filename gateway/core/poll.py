@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,6 +34,8 @@ from .metrics import Metrics
 from .waiters import Waiters, Wake
 
 __all__ = ["MIN_OFFER_LEASE_S", "SHUTDOWN_POLL_S", "Poll", "PollAnswer", "Poller"]
+
+log = logging.getLogger("mailslot.gateway.poll")
 
 # When a process stops, its held polls are told to come back soon, spread over this range.
 SHUTDOWN_POLL_S = (1, 5)
@@ -98,7 +101,8 @@ class Poller:
         self._memory = memory
         self._barrier = barrier
         # Bound once: a label lookup per poll is measurable on the path memory makes cheap.
-        self._memory_results = {r: metrics.poll_memory.labels(r) for r in ("hit", "miss", "stale", "off")}
+        self._memory_results = {r: metrics.poll_memory.labels(r) for r in ("hit", "census", "miss", "stale", "off")}
+        self._census_task: asyncio.Task[None] | None = None
         # A delay point between the claim and its answer, where a test holds a poll as a paused
         # database or a slow network would.
         self.before_answer = before_answer
@@ -109,7 +113,7 @@ class Poller:
     ) -> PollAnswer:
         """A visitor polls with `anonymous_id` and `user` None (decision 0023)."""
         answer = await self._poll(workspace, Poll(user, device_id, anonymous_id), wait_s)
-        self._metrics.polls.labels(answer.outcome).inc()
+        self._metrics.poll_outcome(answer.outcome).inc()
         return answer
 
     async def _poll(self, workspace: Workspace, who: Poll, wait_s: float) -> PollAnswer:
@@ -192,6 +196,8 @@ class Poller:
             self._memory_results["off"].inc()
             return None
         if memory.get(workspace.id, user, device_id) is None:
+            if memory.get(workspace.id, user) is None:  # no entry for any device: ask the census
+                return await self._from_census(workspace, user, device_id, parked)
             self._memory_results["miss"].inc()
             return None
         if not parked and (self._barrier is None or not await self._barrier.wait()):
@@ -202,9 +208,55 @@ class Poller:
             self._memory_results["stale"].inc()
             return None
         self._memory_results["hit"].inc()
+        return self._quiet_answer(workspace, entry.last_message_at, parked)
+
+    async def _from_census(self, workspace: Workspace, user: str, device_id: str, parked: bool) -> PollAnswer | None:
+        """The empty `low` answer the census proves for a person memory has no entry for, or None.
+
+        The same barrier as for an entry; the answer is then remembered as an entry (with its
+        device), as a claim that found nothing would be (decision 0028)."""
+        memory = self._memory
+        if memory.census_due():
+            self._start_census()
+        mark = memory.mark()
+        if not memory.census_quiet(workspace.id, user):
+            self._memory_results["miss"].inc()
+            return None
+        if not parked and (self._barrier is None or not await self._barrier.wait()):
+            self._memory_results["stale"].inc()
+            return None
+        if not memory.census_quiet(workspace.id, user):
+            self._memory_results["stale"].inc()
+            return None
+        self._memory_results["census"].inc()
+        memory.remember(workspace.id, user, device_id, None, mark)
+        return self._quiet_answer(workspace, None, parked)
+
+    def _start_census(self) -> None:
+        if self._census_task is None or self._census_task.done():
+            self._census_task = asyncio.get_running_loop().create_task(self._load_census(), name="mailslot.census")
+
+    async def _load_census(self) -> None:
+        """Read the census (one statement pair); a failure leaves polls claiming, as without one."""
+        mark = self._memory.census_mark()
+        try:
+            rows = await storage.list_unsettled_people(
+                self._pool, now=self._clock.now(), limit=self._memory.max_entries,
+            )
+        except Exception as exc:  # polls claim meanwhile; a poll tries again after `ttl_s`
+            log.warning("reading the census failed: %s", exc)
+            self._memory.census_failed()
+            return
+        if not self._memory.install_census(rows, mark):
+            # Not kept: a reconnect or rotation overtook it (polls read it again), or too many people.
+            if not rows.complete:
+                log.info("census not kept: more than %d unsettled people", self._memory.max_entries)
+                self._memory.census_failed()
+
+    def _quiet_answer(self, workspace: Workspace, last_message_at: datetime | None, parked: bool) -> PollAnswer:
         now = self._clock.now() or datetime.now(UTC)
         interval = next_poll(
-            has_message=False, last_message_at=entry.last_message_at, now=now,
+            has_message=False, last_message_at=last_message_at, now=now,
             intervals=intervals_of(workspace), rng=self._rng,
         )
         return PollAnswer((), interval, "quiet" if parked else "empty")

@@ -115,7 +115,7 @@ async def pool_and_caches(app: web.Application) -> AsyncIterator[None]:
     app[POOL] = pool
     app[WORKSPACES] = WorkspaceCache(pool, config.workspace_cache_s)
     app[BARRIER_CHANNEL] = storage.barrier_channel()
-    app[BARRIER] = Barrier(functools.partial(storage.notify_barrier, pool, app[BARRIER_CHANNEL]))
+    app[BARRIER] = Barrier(functools.partial(_send_marker, app), metrics=app[METRICS])
     app[POLLER] = Poller(
         pool, app[CLOCK], app[RNG], claim_limit=config.claim_limit, waiters=app[WAITERS], metrics=app[METRICS],
         memory=app[MEMORY], barrier=app[BARRIER],
@@ -140,6 +140,11 @@ async def device_polls(app: web.Application) -> AsyncIterator[None]:
 async def waiter_expiry(app: web.Application) -> AsyncIterator[None]:
     async with _background(app[WAITERS].run_expiry(), "mailslot.waiter_expiry"):
         yield
+
+
+async def _send_marker(app: web.Application, token: str) -> None:
+    """Barrier markers go on the listener's own connection (storage/listener.py, decision 0021)."""
+    await app[LISTENER].notify_barrier(token)
 
 
 async def listener(app: web.Application) -> AsyncIterator[None]:

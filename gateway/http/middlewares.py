@@ -134,7 +134,7 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
     finally:
         if guard is not None:
             guard.request_finished(transport)
-        app[METRICS].request_latency.labels(route.name or "unmatched").observe(time.perf_counter() - started)
+        app[METRICS].route_latency(route.name or "unmatched").observe(time.perf_counter() - started)
     response.headers["X-Request-Id"] = request_id
     if app[STOPPING].is_set():
         # This process is going away: the client's next request should open a new connection,

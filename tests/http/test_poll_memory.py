@@ -263,3 +263,37 @@ async def test_with_the_setting_off_every_poll_claims(api: Api, start_gateway: S
     assert not remembered(off, "ada")
     assert await off.metric("mailslot_poll_memory_total", result="hit") == 0
     assert await off.metric("mailslot_poll_memory_total", result="off") == 2
+
+
+async def test_a_short_poll_from_memory_waits_on_a_marker_sent_on_the_listening_connection(api: Api) -> None:
+    await quiet(api, "ada")
+    await empty_poll(api, "ada")
+
+    assert await api.metric("mailslot_poll_memory_total", result="hit") == 1
+    assert await api.metric("mailslot_barrier_rounds_total", result="heard") >= 1
+    assert await api.metric("mailslot_barrier_polls_total") >= 1
+    assert await api.metric("mailslot_barrier_rounds_total", result="failed") == 0
+
+
+async def test_a_person_no_entry_knows_is_answered_from_the_census_with_the_low_tier(api: Api) -> None:
+    message_id = await sent_id(api, "ada")
+    assert (await api.poll("ada", "phone")).message_ids == [message_id]  # the first poll reads the census
+    await wait_until(lambda: not api.client.app[MEMORY].census_due(), what="the census read")
+
+    bob = await empty_poll(api, "bob", "laptop")  # never polled, never sent anything
+
+    assert await api.metric("mailslot_poll_memory_total", result="census") == 1
+    assert bob.body["tier"] == "low"
+    assert remembered(api, "bob", "laptop")
+    # ada's message is offered: the census lists her, so another device of hers claims.
+    assert (await api.poll("ada", "tablet")).body["messages"] == []
+    assert await api.metric("mailslot_poll_memory_total", result="census") == 1
+
+
+async def test_a_person_the_census_did_not_list_gets_a_message_sent_after_it_was_read(api: Api) -> None:
+    await empty_poll(api, "nobody")
+    await wait_until(lambda: not api.client.app[MEMORY].census_due(), what="the census read")
+    message_id = await sent_id(api, "bob")
+
+    assert (await api.poll("bob", "laptop")).message_ids == [message_id]
+    assert await api.metric("mailslot_poll_memory_total", result="census") == 0

@@ -34,3 +34,10 @@ def test_the_listener_hands_on_good_notices_and_survives_bad_ones_and_handler_er
     assert len(messages) == 2, messages
     assert "malformed notification" in messages[0]
     assert "handler failed" in messages[1]
+
+
+async def test_a_barrier_marker_is_refused_while_the_listener_is_not_connected() -> None:
+    listener = Listener("postgresql://unused", lambda notice: None, lambda: None, barrier_channel="b")
+
+    with pytest.raises(ConnectionError):
+        await listener.notify_barrier("1")
