@@ -258,8 +258,8 @@ async def send_broadcast(
         # The plan is committed; the chunks are queued on connections of their own (a replay
         # finds none left, unless the send it repeats was interrupted).
         planned = (result["chunks"], result["people"]) if result is not None else None
-        finished = await _fan_out(pool, workspace_id, broadcast_id, audience, now, planned)
-        if not finished["enabled"] and not replayed:
+        enabled = await _fan_out(pool, workspace_id, broadcast_id, audience, now, planned)
+        if not enabled and not replayed:
             return BroadcastOutcome("disabled", None)
     elif result is not None and (result["queued"] or 0) >= ANALYZE_AFTER:
         # Until autovacuum gets to them, a million new rows make the planner's statistics
@@ -272,8 +272,9 @@ async def send_broadcast(
 async def _fan_out(
     pool: asyncpg.Pool, workspace_id: int, broadcast_id: uuid.UUID, audience: Audience, now: datetime | None,
     planned: tuple[int, int] | None,
-) -> asyncpg.Record:
-    """Queue a broadcast's chunks on up to `FAN_OUT_CONNECTIONS` connections, then total them.
+) -> bool:
+    """Queue a broadcast's chunks on up to `FAN_OUT_CONNECTIONS` connections, then total them;
+    False when the workspace is disabled by then.
 
     Each chunk is one statement that commits with its wake-up, so its people can claim their copy
     before the rest is queued. `planned`: how many chunks and people the plan made (None: a
@@ -291,6 +292,7 @@ async def _fan_out(
 
     # Chunks left to take (None: unknown, a replay): each statement takes one, or finds none.
     left = [chunks]
+    taken = [False]
 
     async def take(conn: asyncpg.Connection) -> asyncpg.Record:
         if people < ANALYZE_AFTER:
@@ -310,12 +312,24 @@ async def _fan_out(
                 # left for a replay to queue after the workspace is enabled again.
                 if (await take(conn))["chunk"] is None:
                     return
+                taken[0] = True
 
     # A pool smaller than the fan-out (tests count one connection's traffic) queues on one.
     workers = max(1, min(FAN_OUT_CONNECTIONS, pool.get_max_size(), chunks or FAN_OUT_CONNECTIONS))
-    await asyncio.gather(*(worker() for _ in range(workers)))
-    finished: asyncpg.Record = await pool.fetchrow(queries["finish_broadcast"], workspace_id, broadcast_id)
-    return finished
+    tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        # A chunk cut short rolls back and stays for a replay; none keeps running unawaited.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    if planned is None and not taken[0]:
+        # A replay of a finished send: its `queued` may since be a resend's, which stays.
+        return True
+    finished = await pool.fetchrow(queries["finish_broadcast"], workspace_id, broadcast_id)
+    return bool(finished["enabled"])
 
 
 @translate_errors
