@@ -59,6 +59,8 @@ FIRST_CHUNK = 10_000
 # `LARGEST_CHUNK` people: every chunk wakes the workspace's held polls once.
 FAN_OUT_CONNECTIONS = 2
 LARGEST_CHUNK = 500_000
+# How long a send waits for a second connection before queueing every chunk on its own.
+HELPER_ACQUIRE_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,27 +256,27 @@ async def send_broadcast(
                         raise RefusedWrite
         except RefusedWrite:
             return BroadcastOutcome("disabled", None)
-    if chunked:
-        # The plan is committed; the chunks are queued on connections of their own (a replay
-        # finds none left, unless the send it repeats was interrupted).
-        planned = (result["chunks"], result["people"]) if result is not None else None
-        enabled = await _fan_out(pool, workspace_id, broadcast_id, audience, now, planned)
-        if not enabled and not replayed:
-            return BroadcastOutcome("disabled", None)
-    elif result is not None and (result["queued"] or 0) >= ANALYZE_AFTER:
-        # Until autovacuum gets to them, a million new rows make the planner's statistics
-        # wrong and every claim slow (200 ms instead of 0.5 ms, bench scenario 4).
-        await pool.execute(queries["analyze_queue"], timeout=BULK_TIMEOUT_S)
-    row = await pool.fetchrow(queries["get_broadcast"], workspace_id, broadcast_id, now)
+        if chunked:
+            # The plan is committed; its chunks are queued on this connection and, if the pool
+            # has one free, another (a replay finds none left, unless its send was interrupted).
+            planned = (result["chunks"], result["people"]) if result is not None else None
+            enabled = await _fan_out(conn, pool, workspace_id, broadcast_id, audience, now, planned)
+            if not enabled and not replayed:
+                return BroadcastOutcome("disabled", None)
+        elif result is not None and (result["queued"] or 0) >= ANALYZE_AFTER:
+            # Until autovacuum gets to them, a million new rows make the planner's statistics
+            # wrong and every claim slow (200 ms instead of 0.5 ms, bench scenario 4).
+            await conn.execute(queries["analyze_queue"], timeout=BULK_TIMEOUT_S)
+        row = await conn.fetchrow(queries["get_broadcast"], workspace_id, broadcast_id, now, timeout=BULK_TIMEOUT_S)
     return BroadcastOutcome("replayed" if replayed else "queued", _broadcast(row))
 
 
 async def _fan_out(
-    pool: asyncpg.Pool, workspace_id: int, broadcast_id: uuid.UUID, audience: Audience, now: datetime | None,
-    planned: tuple[int, int] | None,
+    conn: asyncpg.Connection, pool: asyncpg.Pool, workspace_id: int, broadcast_id: uuid.UUID,
+    audience: Audience, now: datetime | None, planned: tuple[int, int] | None,
 ) -> bool:
-    """Queue a broadcast's chunks on up to `FAN_OUT_CONNECTIONS` connections, then total them;
-    False when the workspace is disabled by then.
+    """Queue a broadcast's chunks on `conn` and up to `FAN_OUT_CONNECTIONS` - 1 more from the
+    pool, then total them; False when the workspace is disabled by then.
 
     Each chunk is one statement that commits with its wake-up, so its people can claim their copy
     before the rest is queued. `planned`: how many chunks and people the plan made (None: a
@@ -303,20 +305,30 @@ async def _fan_out(
                 await conn.execute(queries["analyze_queue"], timeout=BULK_TIMEOUT_S)
         return done
 
-    async def worker() -> None:
-        async with pool.acquire() as conn:
-            while left[0] is None or left[0] > 0:
-                if left[0] is not None:
-                    left[0] -= 1
-                # A closed broadcast's chunks are done with nothing queued, so that none is
-                # left for a replay to queue after the workspace is enabled again.
-                if (await take(conn))["chunk"] is None:
-                    return
-                taken[0] = True
+    async def work(on: asyncpg.Connection) -> None:
+        while left[0] is None or left[0] > 0:
+            if left[0] is not None:
+                left[0] -= 1
+            # A closed broadcast's chunks are done with nothing queued, so that none is
+            # left for a replay to queue after the workspace is enabled again.
+            if (await take(on))["chunk"] is None:
+                return
+            taken[0] = True
 
-    # A pool smaller than the fan-out (tests count one connection's traffic) queues on one.
-    workers = max(1, min(FAN_OUT_CONNECTIONS, pool.get_max_size(), chunks or FAN_OUT_CONNECTIONS))
-    tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
+    async def helper() -> None:
+        # Only a free connection helps: under a burst of claims the pool may have none, and
+        # then this send's own connection queues every chunk.
+        try:
+            extra = await pool.acquire(timeout=HELPER_ACQUIRE_S)
+        except TimeoutError:
+            return
+        try:
+            await work(extra)
+        finally:
+            await pool.release(extra)
+
+    helpers = max(0, min(FAN_OUT_CONNECTIONS, pool.get_max_size(), chunks or FAN_OUT_CONNECTIONS) - 1)
+    tasks = [asyncio.ensure_future(work(conn))] + [asyncio.ensure_future(helper()) for _ in range(helpers)]
     try:
         await asyncio.gather(*tasks)
     except BaseException:
@@ -328,7 +340,7 @@ async def _fan_out(
     if planned is None and not taken[0]:
         # A replay of a finished send: its `queued` may since be a resend's, which stays.
         return True
-    finished = await pool.fetchrow(queries["finish_broadcast"], workspace_id, broadcast_id)
+    finished = await conn.fetchrow(queries["finish_broadcast"], workspace_id, broadcast_id, timeout=BULK_TIMEOUT_S)
     return bool(finished["enabled"])
 
 

@@ -68,10 +68,10 @@ async def chunks(pool: asyncpg.Pool, broadcast_id: Any) -> list[tuple[int, int |
 def interrupt_after(monkeypatch: pytest.MonkeyPatch, queued_chunks: int) -> None:
     """The send plans, queues this many chunks, then dies."""
 
-    async def fan_out(pool: asyncpg.Pool, workspace_id: int, broadcast_id: Any, audience: storage.Audience,
-                      now: datetime | None, planned: Any) -> Any:
+    async def fan_out(conn: asyncpg.Connection, pool: asyncpg.Pool, workspace_id: int, broadcast_id: Any,
+                      audience: storage.Audience, now: datetime | None, planned: Any) -> Any:
         for _ in range(queued_chunks):
-            await pool.fetchrow(queries["queue_broadcast"], workspace_id, broadcast_id, [], [], True, now,
+            await conn.fetchrow(queries["queue_broadcast"], workspace_id, broadcast_id, [], [], True, now,
                                 None, None)
         raise Interrupted
 
@@ -186,3 +186,19 @@ async def test_a_send_to_a_disabled_workspace_stores_nothing(pool: asyncpg.Pool)
     assert (await send(pool, workspace)).status == "disabled"
     assert await pool.fetchval("SELECT count(*) FROM broadcasts WHERE workspace_id = $1", workspace) == 0
     assert await pool.fetchval("SELECT count(*) FROM broadcast_chunks") == 0
+
+
+async def test_a_pool_with_no_free_connection_queues_every_chunk_on_the_sends_own(
+    pool: asyncpg.Pool, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a burst of claims the pool may be empty: the send neither fails nor waits for it."""
+    monkeypatch.setattr(broadcasts, "HELPER_ACQUIRE_S", 0.05)
+    workspace = await workspace_with_people(pool)
+    small = await storage.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        async with small.acquire():
+            outcome = await send(small, workspace)
+    finally:
+        await small.close()
+    assert outcome.broadcast is not None and (outcome.broadcast.queued, outcome.broadcast.total) == (11, 11)
+    assert await entries(pool, outcome.broadcast.id) == PEOPLE
