@@ -866,38 +866,98 @@ INSERT INTO people (workspace_id, email)
 SELECT $1, unnest($3::text[])
 ON CONFLICT DO NOTHING;
 
--- queue_broadcast --
--- Queue one message per person of the audience in one set-based statement (content stays on the broadcast; entries record no `queued` event: their created_at is it), and wake the workspace's devices with one notification. $1 workspace_id, $2 broadcast id, $3 external ids, $4 lower-cased emails, $5 everyone, $6 now, $7 attribute filter as jsonpath or NULL, $8 the filter's variables
-WITH clock AS (
-    SELECT coalesce($6::timestamptz, now()) AS now
-),
-workspace AS (
+-- plan_broadcast --
+-- Split a plain broadcast's audience into chunks of people by id (decision 0031), unless the workspace is disabled: a first chunk of the $6 lowest ids, then the rest of the id range in equal spans, as many as $7 connections queue at once and (for an even spread of ids) none over $8 people. The filter is applied when each chunk is queued. $1 workspace_id, $2 broadcast id, $3 external ids, $4 lower-cased emails, $5 everyone or a filter, $6 first chunk's size, $7 connections, $8 largest chunk
+WITH workspace AS (
     SELECT id FROM workspaces WHERE id = $1 AND in_app_enabled FOR SHARE
 ),
-broadcast AS (
-    SELECT b.id, b.content, b.properties, b.priority, b.persistent, b.campaign,
-           coalesce(b.expires_at, clock.now + make_interval(secs => b.ttl_s)) AS expires_at
-    FROM broadcasts b, workspace, clock
-    WHERE b.id = $2 AND b.workspace_id = workspace.id
-),
-audience AS (
+-- Read twice, never kept: counted, then (in id order, people_by_workspace) its first $6 ids.
+audience AS NOT MATERIALIZED (
     SELECT p.id FROM people p WHERE $5::boolean AND p.workspace_id = $1
     UNION ALL
     SELECT p.id FROM people p WHERE p.workspace_id = $1 AND p.external_id = ANY ($3::text[])
     UNION ALL
     SELECT p.id FROM people p WHERE p.workspace_id = $1 AND p.email = ANY ($4::text[])
+),
+total AS MATERIALIZED (
+    SELECT count(*) AS people, min(a.id) AS lo, max(a.id) AS hi
+    FROM audience a
+    WHERE EXISTS (SELECT 1 FROM workspace)
+),
+head AS MATERIALIZED (
+    SELECT max(f.id) AS last
+    FROM (SELECT h.id
+          FROM ((SELECT p.id FROM people p WHERE $5::boolean AND p.workspace_id = $1 ORDER BY p.id LIMIT $6::integer)
+                UNION ALL
+                SELECT p.id FROM people p
+                WHERE p.workspace_id = $1 AND (p.external_id = ANY ($3::text[]) OR p.email = ANY ($4::text[]))) h
+          ORDER BY h.id
+          LIMIT $6::integer) f
+),
+-- After the first chunk: k spans of ids, a multiple of the connections, each with at most $8
+-- people if the ids are spread evenly.
+sized AS MATERIALIZED (
+    SELECT total.people, total.lo, total.hi, head.last,
+           $7::integer * ceil(ceil(greatest(total.people - $6::integer, 1)::numeric / $8::integer)
+                              / $7::integer)::integer AS k
+    FROM total, head
+    WHERE total.people > 0
+),
+chunked AS (
+    INSERT INTO broadcast_chunks (broadcast_id, n, first_person_id, last_person_id)
+    SELECT $2::uuid, 0, sized.lo, sized.last FROM sized
     UNION ALL
-    SELECT p.id FROM people p
-    WHERE $7::jsonpath IS NOT NULL AND p.workspace_id = $1
-      AND jsonb_path_match(mailslot_readable_attributes_v1(p.attributes, p.device_attributes,
-                               (SELECT w.device_attributes FROM workspaces w WHERE w.id = $1)),
-                           $7::jsonpath, $8::jsonb, true)
+    SELECT $2::uuid, i, sized.last + 1 + (sized.hi - sized.last) * (i - 1) / sized.k,
+           sized.last + (sized.hi - sized.last) * i / sized.k
+    FROM sized, generate_series(1, sized.k) AS i
+    WHERE sized.people > $6::integer
+    RETURNING n
+)
+SELECT (SELECT count(*) FROM workspace) > 0 AS enabled,
+       (SELECT count(*) FROM chunked) AS chunks,
+       coalesce((SELECT people FROM total), 0) AS people;
+
+-- queue_broadcast --
+-- Queue the next chunk of a plain broadcast that no other connection holds, in one set-based statement (content stays on the broadcast; entries record no `queued` event: their created_at is it), and wake the workspace's devices with one notification, so each chunk is claimable as it commits. A chunk of a recalled broadcast or a disabled workspace is done with nothing queued. $1 workspace_id, $2 broadcast id, $3 external ids, $4 lower-cased emails, $5 everyone, $6 now, $7 attribute filter as jsonpath or NULL, $8 the filter's variables
+WITH clock AS (
+    SELECT coalesce($6::timestamptz, now()) AS now
+),
+chunk AS (
+    SELECT c.n, c.first_person_id, c.last_person_id
+    FROM broadcast_chunks c
+    WHERE c.broadcast_id = $2 AND c.done_at IS NULL
+    ORDER BY c.n
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+),
+workspace AS (
+    SELECT id FROM workspaces WHERE id = $1 AND in_app_enabled FOR SHARE
+),
+-- KEY SHARE: chunks on several connections share it, and a recall (FOR UPDATE) waits for them.
+broadcast AS (
+    SELECT b.id, b.properties, b.priority, b.persistent, b.campaign,
+           -- From the send's time, so that every chunk's entries expire together.
+           coalesce(b.expires_at, b.created_at + make_interval(secs => b.ttl_s)) AS expires_at
+    FROM broadcasts b, workspace
+    WHERE b.id = $2 AND b.workspace_id = workspace.id AND b.status = 'queued'
+    FOR KEY SHARE OF b
+),
+audience AS (
+    SELECT p.id FROM people p, chunk
+    WHERE p.workspace_id = $1 AND p.id BETWEEN chunk.first_person_id AND chunk.last_person_id
+      AND ($5::boolean
+           OR p.external_id = ANY ($3::text[])
+           OR p.email = ANY ($4::text[])
+           OR ($7::jsonpath IS NOT NULL
+               AND jsonb_path_match(mailslot_readable_attributes_v1(p.attributes, p.device_attributes,
+                                        (SELECT w.device_attributes FROM workspaces w WHERE w.id = $1)),
+                                    $7::jsonpath, $8::jsonb, true)))
 ),
 inserted AS (
-    INSERT INTO messages (workspace_id, person_id, broadcast_id, content, properties, priority, persistent,
+    INSERT INTO messages (id, workspace_id, person_id, broadcast_id, content, properties, priority, persistent,
                           campaign, expires_at, created_at)
     -- NULL content: every entry shows the broadcast's, stored once on the broadcast.
-    SELECT $1, audience.id, broadcast.id, NULL, broadcast.properties, broadcast.priority,
+    SELECT mailslot_entry_id_v1(), $1, audience.id, broadcast.id, NULL, broadcast.properties, broadcast.priority,
            broadcast.persistent, broadcast.campaign, broadcast.expires_at, clock.now
     FROM audience, broadcast, clock
     RETURNING id
@@ -907,16 +967,38 @@ inserted AS (
 counted AS (
     SELECT count(*) AS queued FROM inserted
 ),
-updated AS (
-    UPDATE broadcasts SET queued = counted.queued FROM counted WHERE broadcasts.id = $2
+done AS (
+    UPDATE broadcast_chunks c SET done_at = clock.now, queued = counted.queued
+    FROM chunk, counted, clock
+    WHERE c.broadcast_id = $2 AND c.n = chunk.n
+    RETURNING c.n
 ),
 notified AS (
     SELECT mailslot_notify_broadcast_v1($1) FROM counted
     WHERE counted.queued > 0
 )
-SELECT (SELECT count(*) FROM workspace) > 0 AS enabled,
+SELECT (SELECT n FROM done) AS chunk,
+       (SELECT count(*) FROM broadcast) > 0 AS open,
        (SELECT queued FROM counted) AS queued,
        (SELECT count(*) FROM notified) AS notified;
+
+-- finish_broadcast --
+-- Once no chunk of a broadcast's send is left (a broadcast without chunks is left alone), record how many entries the send queued (the sum of its chunks) and say whether the workspace is still enabled. $1 workspace_id, $2 broadcast id
+WITH totals AS (
+    SELECT count(*) AS chunks, count(*) FILTER (WHERE c.done_at IS NULL) AS left_over,
+           coalesce(sum(c.queued), 0)::integer AS queued
+    FROM broadcast_chunks c
+    WHERE c.broadcast_id = $2
+),
+updated AS (
+    UPDATE broadcasts b SET queued = totals.queued
+    FROM totals
+    WHERE b.workspace_id = $1 AND b.id = $2 AND totals.chunks > 0 AND totals.left_over = 0
+    RETURNING b.queued
+)
+SELECT (SELECT queued FROM updated) AS queued,
+       (SELECT left_over FROM totals) AS left_over,
+       EXISTS (SELECT 1 FROM workspaces w WHERE w.id = $1 AND w.in_app_enabled) AS enabled;
 
 -- get_broadcast --
 -- A broadcast of a workspace with live counts of its messages by state (plus those of entries retention deleted) (queued or offered past expires_at count as expired) and of those with an action. $1 workspace_id, $2 broadcast id, $3 now
@@ -1122,9 +1204,9 @@ broadcast AS (
     WHERE b.id = $2 AND b.workspace_id = workspace.id
 ),
 inserted AS (
-    INSERT INTO messages (workspace_id, person_id, broadcast_id, content, properties, priority, persistent,
+    INSERT INTO messages (id, workspace_id, person_id, broadcast_id, content, properties, priority, persistent,
                           campaign, expires_at, created_at)
-    SELECT $1, r.person_id, broadcast.id, r.content, broadcast.properties, broadcast.priority,
+    SELECT mailslot_entry_id_v1(), $1, r.person_id, broadcast.id, r.content, broadcast.properties, broadcast.priority,
            broadcast.persistent, broadcast.campaign, broadcast.expires_at, clock.now
     FROM unnest($3::bigint[], $4::jsonb[]) AS r(person_id, content), broadcast, clock
     RETURNING id
@@ -1172,9 +1254,9 @@ latest AS (
     ORDER BY m.person_id, m.created_at DESC
 ),
 inserted AS (
-    INSERT INTO messages (workspace_id, person_id, broadcast_id, content, properties, priority, persistent,
+    INSERT INTO messages (id, workspace_id, person_id, broadcast_id, content, properties, priority, persistent,
                           campaign, expires_at, created_at)
-    SELECT $1, latest.person_id, broadcast.id, latest.content, broadcast.properties, broadcast.priority,
+    SELECT mailslot_entry_id_v1(), $1, latest.person_id, broadcast.id, latest.content, broadcast.properties, broadcast.priority,
            broadcast.persistent, broadcast.campaign, broadcast.expires_at, clock.now
     FROM broadcast, latest, clock
     RETURNING id
