@@ -121,6 +121,11 @@ class _GuardedProtocol(asyncio.Protocol):
     def request_started(self) -> None:
         self._in_request += 1
         self._disarm()
+        # aiohttp arms its keep-alive timer when a connection opens and after each answer, and
+        # leaves it armed while a request runs: one timer (about 0.7 KiB) per held poll for
+        # nothing, since it only closes idle connections. `keep_alive(True)` cancels it without
+        # changing the flag (it is True while a request runs); aiohttp arms it again after the answer.
+        self._inner.keep_alive(True)
 
     def request_finished(self) -> None:
         self._in_request -= 1
