@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import sys
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, cast
@@ -68,6 +69,8 @@ class ConnectionGuard:
 class _GuardedProtocol(asyncio.Protocol):
     """Forwards every callback to aiohttp's RequestHandler; adds the deadline and the count."""
 
+    __slots__ = ("_address", "_deadline", "_guard", "_in_request", "_inner", "_transport")
+
     def __init__(self, guard: ConnectionGuard, factory: ProtocolFactory) -> None:
         self._guard = guard
         self._inner: Any = factory()
@@ -80,7 +83,8 @@ class _GuardedProtocol(asyncio.Protocol):
         guard = self._guard
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not an asyncio.Transport subclass
         peer = transport.get_extra_info("peername")
-        address = str(peer[0]) if isinstance(peer, tuple) and peer else None
+        # Interned: behind a proxy every connection comes from one address; one string serves them all.
+        address = sys.intern(str(peer[0])) if isinstance(peer, tuple) and peer else None
         if address is not None and guard.max_per_ip and guard.per_ip[address] >= guard.max_per_ip:
             guard.closed("per_ip_limit")
             self._transport.abort()
