@@ -46,6 +46,7 @@ class ConnectionGuard:
         self.metrics = metrics
         self.per_ip: Counter[str] = Counter()
         self._by_transport: dict[asyncio.BaseTransport, _GuardedProtocol] = {}
+        self._socknames: dict[object, object] = {}
 
     def wrap(self, factory: ProtocolFactory) -> ProtocolFactory:
         """A protocol factory for `loop.create_server` whose connections this guard watches."""
@@ -94,6 +95,7 @@ class _GuardedProtocol(asyncio.Protocol):
             self._address = address
         guard._by_transport[self._transport] = self
         self._arm()
+        _share_names(self._inner, transport, peer, address, guard._socknames)
         self._inner.connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -151,6 +153,32 @@ class _GuardedProtocol(asyncio.Protocol):
         # start, but after header_timeout_s of loop time that would be a stalled loop, not a client.
         self._guard.closed("header_timeout")
         self._transport.abort()
+
+
+# Local addresses a process accepts on: one per listening address, a few per host at most.
+MAX_SOCKNAMES = 16
+
+
+def _share_names(handler: Any, transport: asyncio.BaseTransport, peer: object, address: str | None,
+                 socknames: dict[object, object]) -> None:
+    """Hand aiohttp the connection's peer and socket names, so that it keeps no copies of its own.
+
+    aiohttp fetches both once per connection, keeps them in the handler's `_cache` (propcache's
+    `under_cached_property`) and copies them into every request: about 230 B of a held poll
+    (docs/decisions/0029-held-poll-memory.md). Every connection accepted on one listening address
+    has the same socket name, so one tuple serves them all; the peer's name reuses the interned
+    address. An aiohttp without `_cache` fetches them itself, as before.
+    """
+    cache = getattr(handler, "_cache", None)
+    if not isinstance(cache, dict):
+        return
+    if isinstance(peer, tuple) and address is not None:
+        cache["peername"] = (address, *peer[1:])
+    sockname = transport.get_extra_info("sockname")
+    shared = socknames.get(sockname)
+    if shared is None and len(socknames) < MAX_SOCKNAMES:
+        shared = socknames[sockname] = sockname
+    cache["sockname"] = sockname if shared is None else shared
 
 
 CONNECTIONS = web.AppKey("mailslot.connections", ConnectionGuard)
