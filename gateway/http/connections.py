@@ -11,6 +11,9 @@ refuses a declared body over the size limit before any of it arrives.
 
 Held polls are never cut: the header deadline only runs while no request is being handled, and
 the idle keep-alive timeout (aiohttp's) only while the connection waits for its next request.
+Being the one place that sees each connection open and each request start, the guard also keeps
+aiohttp from holding what a held poll no longer needs: the keep-alive timer, a read-out body's
+buffer, per-connection copies of the socket names (docs/decisions/0029-held-poll-memory.md).
 """
 
 from __future__ import annotations
