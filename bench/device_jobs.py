@@ -22,7 +22,7 @@ import orjson
 from .loadgen import Channel
 from .wire import Connection, HttpError, connect
 
-__all__ = ["Peer", "claim_race", "finish", "held_polls", "sender", "short_polls"]
+__all__ = ["Peer", "backoff_s", "claim_race", "finish", "held_polls", "sender", "short_polls"]
 
 NETWORK_ERRORS = (HttpError, OSError, asyncio.TimeoutError)
 
@@ -154,6 +154,19 @@ async def claim_race(spec: dict[str, Any], channel: Channel) -> dict[str, Any]:
             "started": started, "finished": finished}
 
 
+def backoff_s(failures: int, retry_after: str | None = None) -> float:
+    """The web SDK's wait after a failed poll: 1 s doubling to 60 s, jittered, never below Retry-After.
+
+    A flat short retry made every overloaded moment a storm: thousands of devices came back within
+    a second and were refused again (bench s7)."""
+    cap = min(60.0, 2.0 ** min(failures - 1, 6))
+    try:
+        floor = float(retry_after) if retry_after else 0.0
+    except ValueError:
+        floor = 0.0
+    return max(cap / 2 + random.random() * cap / 2, floor * (1 + random.random() * 0.1))
+
+
 async def held_polls(spec: dict[str, Any], channel: Channel) -> dict[str, Any]:
     """One long poll per device (`wait`), re-polled when answered; each new message is reported `shown`
     on the next poll (`events`), as the web SDK acknowledges (docs/api.md, "Acknowledge on the next poll").
@@ -176,6 +189,7 @@ async def held_polls(spec: dict[str, Any], channel: Channel) -> dict[str, Any]:
         body = orjson.dumps(poll)
         seen: set[str] = set()
         conn: Connection | None = None
+        failures = 0
         try:
             while not channel.stopped.is_set():
                 if conn is None or conn.closed:
@@ -183,18 +197,21 @@ async def held_polls(spec: dict[str, Any], channel: Channel) -> dict[str, Any]:
                     if conn is None:
                         return
                 try:
-                    status, _, raw = await conn.request("POST", "/v1/poll", body, timeout_s=wait_s + 30)
+                    status, headers, raw = await conn.request("POST", "/v1/poll", body, timeout_s=wait_s + 30)
                 except NETWORK_ERRORS as exc:
                     errors[type(exc).__name__] += 1
                     conn = None
-                    await asyncio.sleep(0.5 + random.random())
+                    failures += 1
+                    await asyncio.sleep(backoff_s(failures))
                     continue
                 now = time.time()
                 polls += 1
                 if status != 200:
                     errors[str(status)] += 1  # the reports it carried go again with the next poll
-                    await asyncio.sleep(0.5 + random.random())
+                    failures += 1
+                    await asyncio.sleep(backoff_s(failures, headers.get("retry-after")))
                     continue
+                failures = 0
                 answer = orjson.loads(raw)
                 if answer.get("events", {}).get("rejected"):
                     errors["events rejected"] += 1

@@ -480,6 +480,11 @@ async def _work(config: Config, sockets: list[socket.socket], link: Connection |
         await asyncio.wait({setup, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if not stop.is_set():
             setup.result()  # a failed start-up exits the worker with an error; the supervisor decides
+            # What start-up made (the app, its pool, templates, caches) lives as long as the worker:
+            # out of the collector's generations, full collections walk only requests. Before the
+            # sites start, so that no request's objects are frozen with it.
+            gc.collect()
+            gc.freeze()
             for sock in sockets:
                 await GuardedSockSite(runner, sock, guard, backlog=LISTEN_BACKLOG).start()
             log.info("serving on http://%s:%d", config.host, config.port)

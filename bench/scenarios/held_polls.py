@@ -60,6 +60,8 @@ def wait_until_held(
             held = int(count())
         except OSError as exc:  # an overloaded server answers its status page late: keep the last count
             scenario.say(f"status read failed ({exc}); still waiting")
+            # A count not read says nothing of a plateau: the time without growth starts again.
+            best_at = time.monotonic()
         now = time.monotonic()
         if held > best:
             best, best_at = held, now

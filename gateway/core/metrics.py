@@ -104,6 +104,7 @@ class Metrics:
         if child is None:
             child = self._poll_outcomes[outcome] = self.polls.labels(outcome)
         return child
+
     def render(self) -> bytes:
         """The text exposition: this process, or every worker when running multi-process."""
         if self._multiprocess:

@@ -111,14 +111,15 @@ class Poller:
         self, workspace: Workspace, user: str | None, device_id: str, *, wait_s: float = 0,
         anonymous_id: str | None = None,
     ) -> PollAnswer:
-        """A visitor polls with `anonymous_id` and `user` None (decision 0023)."""
-        answer = await self._poll(workspace, Poll(user, device_id, anonymous_id), wait_s)
-        self._metrics.poll_outcome(answer.outcome).inc()
-        return answer
+        """A visitor polls with `anonymous_id` and `user` None (decision 0023).
 
-    async def _poll(self, workspace: Workspace, who: Poll, wait_s: float) -> PollAnswer:
+        One coroutine frame from here to the wait: a parked poll keeps every frame above its
+        future alive (docs/decisions/0029-held-poll-memory.md)."""
+        who = Poll(user, device_id, anonymous_id)
         if wait_s <= 0:
-            return await self.claim(workspace, who)
+            answer = await self.claim(workspace, who)
+            self._metrics.poll_outcome(answer.outcome).inc()
+            return answer
         deadline = asyncio.get_running_loop().time() + wait_s
         woken = False
         while True:
@@ -128,12 +129,13 @@ class Poller:
             if waiter is None:
                 answer = await self.claim(workspace, who)
                 outcome = answer.outcome if answer.has_offer or woken else "not_held"
-                return dataclasses.replace(answer, outcome=outcome)
+                answer = dataclasses.replace(answer, outcome=outcome)
+                break
             self._metrics.parked_polls.inc()
             try:
                 answer = await self.claim(workspace, who, parked=True)
                 if answer.has_offer:
-                    return answer
+                    break
                 reason = await waiter.future
             finally:
                 self._waiters.unpark(waiter)
@@ -141,13 +143,17 @@ class Poller:
             self._metrics.wakeups.labels(reason.value).inc()
             # Parked only without an offer, so these answers carry no lease that could have aged.
             if reason is Wake.TIMEOUT:
-                return dataclasses.replace(answer, outcome="timeout")
+                answer = dataclasses.replace(answer, outcome="timeout")
+                break
             if reason is Wake.SHUTDOWN:
                 seconds = self._rng.randint(*SHUTDOWN_POLL_S)
-                return dataclasses.replace(
+                answer = dataclasses.replace(
                     answer, next_poll=NextPoll(answer.next_poll.tier, seconds), outcome="shutdown"
                 )
+                break
             woken = True
+        self._metrics.poll_outcome(answer.outcome).inc()
+        return answer
 
     async def claim(self, workspace: Workspace, who: Poll, *, parked: bool = False) -> PollAnswer:
         """Claim for this device and compute its next interval, in one database round trip, unless

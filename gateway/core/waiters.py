@@ -2,7 +2,10 @@
 
 Why this shape: a process may hold tens of thousands of parked polls, so each costs one small
 object and one future; add, remove and wake are O(1) dict and set operations; deadlines go into
-per-tick buckets that a single task sweeps, instead of a timer per poll.
+per-tick buckets that a single task sweeps, instead of a timer per poll. A person's key maps to
+the waiter itself, and only to a set once a second poll of that person parks: nearly every person
+holds one poll, and a set per person was a fifth of the gateway's own memory per held poll
+(docs/decisions/0029-held-poll-memory.md).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ class Waiters:
         self.max_total = max_total
         self.max_per_person = max_per_person
         self._tick_s = tick_s
-        self._by_key: dict[tuple[int, str], set[Waiter]] = {}
+        self._by_key: dict[tuple[int, str], Waiter | set[Waiter]] = {}
         self._buckets: dict[int, set[Waiter]] = {}
         self._count = 0
         self._closed = False
@@ -71,24 +74,41 @@ class Waiters:
         if user.lower() != user:
             keys += ((workspace_id, user.lower()),)
         # Counted on the lower-case key, which every spelling of one email shares.
-        existing = self._by_key.get(keys[-1])
-        if existing is not None and len(existing) >= self.max_per_person:
+        if len(self._parked(keys[-1])) >= self.max_per_person:
             return None
         loop = asyncio.get_running_loop()
         waiter = Waiter(keys, self._bucket(deadline), loop.create_future())
+        by_key = self._by_key
         for key in keys:
-            self._by_key.setdefault(key, set()).add(waiter)
+            group = by_key.get(key)
+            if group is None:
+                by_key[key] = waiter
+            elif isinstance(group, Waiter):
+                by_key[key] = {group, waiter}
+            else:
+                group.add(waiter)
         self._buckets.setdefault(waiter.bucket, set()).add(waiter)
         self._count += 1
         return waiter
 
+    def _parked(self, key: tuple[int, str]) -> tuple[Waiter, ...] | set[Waiter]:
+        group = self._by_key.get(key)
+        if group is None:
+            return ()
+        return (group,) if isinstance(group, Waiter) else group
+
     def unpark(self, waiter: Waiter) -> None:
+        by_key = self._by_key
         for key in waiter.keys:
-            group = self._by_key.get(key)
-            if group is not None:
+            group = by_key.get(key)
+            if group is waiter:
+                del by_key[key]
+            elif isinstance(group, set):
                 group.discard(waiter)
-                if not group:
-                    del self._by_key[key]
+                if len(group) == 1:
+                    by_key[key] = next(iter(group))
+                elif not group:
+                    del by_key[key]
         bucket = self._buckets.get(waiter.bucket)
         if bucket is not None and waiter in bucket:
             bucket.discard(waiter)
@@ -100,23 +120,23 @@ class Waiters:
         """Wake every poll parked under any of the person's keys; returns how many woke."""
         woken = 0
         for key in keys:
-            for waiter in tuple(self._by_key.get((workspace_id, key), ())):
+            for waiter in tuple(self._parked((workspace_id, key))):
                 woken += waiter.wake(Wake.MESSAGE)
         return woken
 
     def wake_workspace(self, workspace_id: int) -> int:
         """Wake every poll parked for a workspace (a broadcast: one notice for its whole audience)."""
         woken = 0
-        for key, group in tuple(self._by_key.items()):
+        for key in tuple(self._by_key):
             if key[0] == workspace_id:
-                for waiter in tuple(group):
+                for waiter in tuple(self._parked(key)):
                     woken += waiter.wake(Wake.MESSAGE)
         return woken
 
     def wake_all(self, reason: Wake) -> int:
         woken = 0
-        for group in tuple(self._by_key.values()):
-            for waiter in tuple(group):
+        for key in tuple(self._by_key):
+            for waiter in tuple(self._parked(key)):
                 woken += waiter.wake(reason)
         return woken
 

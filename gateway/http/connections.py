@@ -11,6 +11,9 @@ refuses a declared body over the size limit before any of it arrives.
 
 Held polls are never cut: the header deadline only runs while no request is being handled, and
 the idle keep-alive timeout (aiohttp's) only while the connection waits for its next request.
+Being the one place that sees each connection open and each request start, the guard also keeps
+aiohttp from holding what a held poll no longer needs: the keep-alive timer, a read-out body's
+buffer, per-connection copies of the socket names (docs/decisions/0029-held-poll-memory.md).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import sys
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, cast
@@ -45,6 +49,7 @@ class ConnectionGuard:
         self.metrics = metrics
         self.per_ip: Counter[str] = Counter()
         self._by_transport: dict[asyncio.BaseTransport, _GuardedProtocol] = {}
+        self._socknames: dict[object, object] = {}
 
     def wrap(self, factory: ProtocolFactory) -> ProtocolFactory:
         """A protocol factory for `loop.create_server` whose connections this guard watches."""
@@ -68,6 +73,8 @@ class ConnectionGuard:
 class _GuardedProtocol(asyncio.Protocol):
     """Forwards every callback to aiohttp's RequestHandler; adds the deadline and the count."""
 
+    __slots__ = ("_address", "_deadline", "_guard", "_in_request", "_inner", "_transport")
+
     def __init__(self, guard: ConnectionGuard, factory: ProtocolFactory) -> None:
         self._guard = guard
         self._inner: Any = factory()
@@ -80,7 +87,8 @@ class _GuardedProtocol(asyncio.Protocol):
         guard = self._guard
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not an asyncio.Transport subclass
         peer = transport.get_extra_info("peername")
-        address = str(peer[0]) if isinstance(peer, tuple) and peer else None
+        # Interned: behind a proxy every connection comes from one address; one string serves them all.
+        address = sys.intern(str(peer[0])) if isinstance(peer, tuple) and peer else None
         if address is not None and guard.max_per_ip and guard.per_ip[address] >= guard.max_per_ip:
             guard.closed("per_ip_limit")
             self._transport.abort()
@@ -90,6 +98,7 @@ class _GuardedProtocol(asyncio.Protocol):
             self._address = address
         guard._by_transport[self._transport] = self
         self._arm()
+        _share_names(self._inner, transport, peer, address, guard._socknames)
         self._inner.connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -121,6 +130,11 @@ class _GuardedProtocol(asyncio.Protocol):
     def request_started(self) -> None:
         self._in_request += 1
         self._disarm()
+        # aiohttp arms its keep-alive timer when a connection opens and after each answer, and
+        # leaves it armed while a request runs: one timer (about 0.7 KiB) per held poll for
+        # nothing, since it only closes idle connections. `keep_alive(True)` cancels it without
+        # changing the flag (it is True while a request runs); aiohttp arms it again after the answer.
+        self._inner.keep_alive(True)
 
     def request_finished(self) -> None:
         self._in_request -= 1
@@ -142,6 +156,32 @@ class _GuardedProtocol(asyncio.Protocol):
         # start, but after header_timeout_s of loop time that would be a stalled loop, not a client.
         self._guard.closed("header_timeout")
         self._transport.abort()
+
+
+# Local addresses a process accepts on: one per listening address, a few per host at most.
+MAX_SOCKNAMES = 16
+
+
+def _share_names(handler: Any, transport: asyncio.BaseTransport, peer: object, address: str | None,
+                 socknames: dict[object, object]) -> None:
+    """Hand aiohttp the connection's peer and socket names, so that it keeps no copies of its own.
+
+    aiohttp fetches both once per connection, keeps them in the handler's `_cache` (propcache's
+    `under_cached_property`) and copies them into every request: about 230 B of a held poll
+    (docs/decisions/0029-held-poll-memory.md). Every connection accepted on one listening address
+    has the same socket name, so one tuple serves them all; the peer's name reuses the interned
+    address. An aiohttp without `_cache` fetches them itself, as before.
+    """
+    cache = getattr(handler, "_cache", None)
+    if not isinstance(cache, dict):
+        return
+    if isinstance(peer, tuple) and address is not None:
+        cache["peername"] = (address, *peer[1:])
+    sockname = transport.get_extra_info("sockname")
+    shared = socknames.get(sockname)
+    if shared is None and len(socknames) < MAX_SOCKNAMES:
+        shared = socknames[sockname] = sockname
+    cache["sockname"] = sockname if shared is None else shared
 
 
 CONNECTIONS = web.AppKey("mailslot.connections", ConnectionGuard)
@@ -176,6 +216,25 @@ async def read_body_in_time(request: web.Request, guard: ConnectionGuard | None)
     # A chunked body has no length up front; aiohttp's own cap is the larger (batch) one.
     if len(body) > limit:
         raise PayloadTooLarge(f"the body may be at most {limit} bytes")
+    # Not `request.content`: that caches the stream in the request's dict, which then grows.
+    _release_stream(getattr(request, "_payload", None))
+
+
+# Stands in for a read-out body stream's buffer; a tuple, so that a write after the end would fail loudly.
+_DRAINED: tuple[bytes, ...] = ()
+
+
+def _release_stream(content: object) -> None:
+    """Free the empty buffer of a body stream read to its end (docs/decisions/0029-held-poll-memory.md).
+
+    aiohttp keeps the stream until the answer is written, and its empty deque alone is 0.7 KiB per
+    held poll. Once at its end nothing feeds or reads the stream (aiohttp only asks whether it is at
+    its end), so an empty tuple replaces the deque. A version of aiohttp without `_buffer` only
+    costs the memory again.
+    """
+    at_eof = getattr(content, "at_eof", None)
+    if at_eof is not None and at_eof() and hasattr(content, "_buffer"):
+        content._buffer = _DRAINED
 
 
 class GuardedSockSite(web.SockSite):

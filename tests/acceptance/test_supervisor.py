@@ -455,6 +455,31 @@ def test_connections_over_the_cap_per_address_are_closed(start: Callable[..., Se
     assert 'mailslot_closed_connections_total{reason="per_ip_limit"} 10.0' in _metrics(server.base)
 
 
+async def test_a_held_poll_outlives_the_keep_alive_timeout_and_the_idle_connection_then_closes(
+    start: Callable[..., Server], pool: asyncpg.Pool
+) -> None:
+    """The keep-alive timer is off while a request runs (a held poll keeps no timer) and armed again
+    after the answer: the idle connection is still closed."""
+    credentials = await storage.create_workspace(pool, "acme", identity_mode="off")
+    server = start("--keepalive-timeout-s", "1", "--max-wait-s", "3", workers=1)
+    await asyncio.to_thread(server.ready)
+    body = f'{{"site_id": "{credentials.workspace.site_id}", "user": "ada", "device_id": "phone", "wait": 3}}'.encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(b"POST /v1/poll HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 15)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        answer = await reader.readexactly(length)
+        assert b'"messages":[]' in answer, answer
+        # Idle now: the server closes the connection (EOF) once its keep-alive timeout passes.
+        assert await asyncio.wait_for(reader.read(1), 15) == b""
+    finally:
+        writer.close()
+
+
 def _healthz_ok(base: str) -> bool:
     try:
         return healthz(base) == 200

@@ -7,6 +7,7 @@ the one that runs the expiry ticker, which awaits the waiter's future with a tim
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -80,6 +81,22 @@ async def test_wake_wakes_only_that_persons_polls_in_that_workspace() -> None:
     # Woken but not yet unparked: a second notice does not count them again.
     assert waiters.wake(WS, ["user-1"]) == 0
     assert waiters.wake(WS, ["nobody"]) == 0
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+async def test_polls_of_one_person_leave_in_any_order_and_the_one_left_still_wakes(order: tuple[int, ...]) -> None:
+    waiters = registry()
+    # Two spellings of one email share the lower-case key: one person, three polls.
+    polls = [park(waiters, user) for user in ("ann@example.com", "Ann@Example.com", "ann@example.com")]
+    staying = polls[order[2]]
+
+    waiters.unpark(polls[order[0]])
+    waiters.unpark(polls[order[1]])
+
+    assert waiters.wake(WS, ["ann@example.com"]) == 1
+    assert woken(staying) == [Wake.MESSAGE]
+    waiters.unpark(staying)
+    assert_empty(waiters)
 
 
 async def test_a_poll_named_by_both_keys_of_a_notice_wakes_once() -> None:
