@@ -3,6 +3,7 @@ did with a message (on its own, or carried by the next poll)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -66,24 +67,19 @@ async def report_events(
     return [Rejection(report, code) for report, code in zip(reports, results, strict=True) if code is not None]
 
 
-async def poll(
-    poller: Poller, pool: asyncpg.Pool, last_polls: DevicePolls, workspace: Workspace, user: str | None,
-    device_id: str, *, reports: list[DeviceReport], platform: str, wait_s: float, now: datetime | None,
-    anonymous_id: str | None = None,
-) -> tuple[PollAnswer, list[Rejection]]:
-    """A poll that first applies the reports it carries (acknowledge on the next poll), then claims.
+def poll(
+    poller: Poller, last_polls: DevicePolls, workspace: Workspace, user: str | None, device_id: str, *,
+    wait_s: float, anonymous_id: str | None = None,
+) -> Awaitable[PollAnswer]:
+    """The claim (held for up to `wait_s`), after the reports the poll carried were applied with
+    `report_events` (acknowledge on the next poll).
 
     The reports go first, so a `shown` message is the device's for good before the claim looks at
     what the device holds; the answer still carries any new message. Two statements, not one: in
     one statement the claim would read the reported messages as they were before the report.
+    Not a coroutine itself: it hands back the poller's, because a held poll keeps every frame
+    above its wait alive (docs/decisions/0029-held-poll-memory.md).
     """
-    rejections = (
-        await report_events(
-            pool, workspace.id, user, device_id, reports, platform=platform, now=now, anonymous_id=anonymous_id,
-        )
-        if reports else []
-    )
     if user is not None:  # an anonymous visitor has no person page to show it on
         last_polls.record(workspace.id, user, device_id)
-    answer = await poller.poll(workspace, user, device_id, wait_s=wait_s, anonymous_id=anonymous_id)
-    return answer, rejections
+    return poller.poll(workspace, user, device_id, wait_s=wait_s, anonymous_id=anonymous_id)

@@ -2,7 +2,8 @@
 
 Each handler first resolves the workspace of the body's `site_id` under the identity proof the
 workspace asks for (the device's counterpart of the server API's auth middleware, which cannot
-run before the body is parsed), then makes one call into the core.
+run before the body is parsed), then makes one call into the core (a poll two: the reports it
+carries, then the claim).
 """
 
 from __future__ import annotations
@@ -28,12 +29,17 @@ async def poll(request: web.Request) -> web.Response:
         app[WORKSPACES], body.site_id, body.user, body.user_hash, body.user_token, app[RATE_LIMITER],
         events=len(body.events), now=now, anonymous_id=body.anonymous_id,
     )
-    wait_s = min(body.wait, app[CONFIG].max_wait_s)
-    answer, rejections = await devices.poll(
-        app[POLLER], app[POOL], app[DEVICE_POLLS], workspace, body.user, body.device_id,
-        reports=[DeviceReport(e.message_id, e.type, e.action) for e in body.events],
-        platform=_platform(request, body.platform), wait_s=wait_s, now=now, anonymous_id=body.anonymous_id,
+    reports = [DeviceReport(e.message_id, e.type, e.action) for e in body.events]
+    rejections = await devices.report_events(
+        app[POOL], workspace.id, body.user, body.device_id, reports,
+        platform=_platform(request, body.platform), now=now, anonymous_id=body.anonymous_id,
+    ) if reports else []
+    claim = devices.poll(
+        app[POLLER], app[DEVICE_POLLS], workspace, body.user, body.device_id,
+        wait_s=min(body.wait, app[CONFIG].max_wait_s), anonymous_id=body.anonymous_id,
     )
+    del body  # a held poll keeps this frame alive while it waits: not the parsed request too
+    answer = await claim
     seconds = answer.next_poll.seconds
     document = {
         "messages": [device_message(m) for m in answer.messages],
@@ -41,8 +47,8 @@ async def poll(request: web.Request) -> web.Response:
         "next_poll_s": seconds,
         "tier": answer.next_poll.tier,
     }
-    if body.events:
-        document["events"] = _accepted(len(body.events), rejections)
+    if reports:
+        document["events"] = _accepted(len(reports), rejections)
     return json_response(document, headers={"X-Mailslot-Next-Poll": str(seconds)})
 
 

@@ -42,7 +42,6 @@ __all__ = [
     "POLLER",
     "POOL",
     "RATE_LIMITER",
-    "REQUEST_ID",
     "RNG",
     "ROUTE_ACCESS",
     "STOPPING",
@@ -85,4 +84,3 @@ CONSOLE_SESSION = web.RequestKey("mailslot.console_session", ConsoleSession)
 CONSOLE_TOKEN = web.RequestKey("mailslot.console_token", str)
 # The workspace the request's credentials belong to, set by the auth middleware.
 WORKSPACE = web.RequestKey("mailslot.workspace", Workspace)
-REQUEST_ID = web.RequestKey("mailslot.request_id", str)

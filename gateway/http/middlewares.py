@@ -33,7 +33,6 @@ from .keys import (
     CLOCK,
     METRICS,
     RATE_LIMITER,
-    REQUEST_ID,
     ROUTE_ACCESS,
     STOPPING,
     TRUSTED_PROXIES,
@@ -88,7 +87,6 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
     """Every request's cross-cutting work, in the separate middlewares' order, in one frame."""
     app = request.app
     request_id = _request_id(request.headers.get("X-Request-Id"))
-    request[REQUEST_ID] = request_id
     started = time.perf_counter()
     route = request.match_info.route
     access = app[ROUTE_ACCESS].get(route)  # None for paths no route matches (404, 405)
