@@ -61,6 +61,10 @@ FAN_OUT_CONNECTIONS = 2
 LARGEST_CHUNK = 500_000
 # How long a send waits for a second connection before queueing every chunk on its own.
 HELPER_ACQUIRE_S = 0.5
+# How long a broadcast waits for its own connection. Longer than the pool's fail-fast default:
+# a broadcast is a backend's bulk request that runs for seconds anyway, and a burst of device
+# claims (the parked polls of a large workspace after a restart) must not turn it into a 503.
+BROADCAST_ACQUIRE_S = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +216,7 @@ async def send_broadcast(
     variables = audience.filter.vars if audience.filter else None
     chunked = audience.visit is None and render is None
     replayed = False
-    async with pool.acquire() as conn:
+    async with pool.acquire(timeout=BROADCAST_ACQUIRE_S) as conn:
         try:
             async with conn.transaction():
                 broadcast_id = await conn.fetchval(
