@@ -730,12 +730,16 @@ recorded AS (
     ON CONFLICT DO NOTHING
 ),
 -- Setup status: only a newly accepted `shown` while none was recorded; afterwards the WHERE
--- matches no row, so later reports take no workspace lock.
+-- matches no row, so later reports take no workspace lock. SKIP LOCKED: while a broadcast chunk
+-- or a settings change holds the workspace row, this report leaves the setup step to a later
+-- one instead of waiting (every device's report would queue behind it, each holding a connection).
 first_shown AS (
     UPDATE workspaces w
     SET first_shown_at = clock.now, first_shown_platform = $8::text
     FROM clock
-    WHERE w.id = $1 AND w.first_shown_at IS NULL AND EXISTS (SELECT 1 FROM final WHERE final.newly_shown)
+    WHERE w.id = (SELECT u.id FROM workspaces u
+                  WHERE u.id = $1 AND u.first_shown_at IS NULL AND EXISTS (SELECT 1 FROM final WHERE final.newly_shown)
+                  FOR NO KEY UPDATE SKIP LOCKED)
 )
 SELECT j.n, j.accepted, EXISTS (SELECT 1 FROM messages m WHERE m.id = j.message_id AND m.workspace_id = $1) AS known
 FROM judged j

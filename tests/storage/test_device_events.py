@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 
 import storage
@@ -83,3 +85,22 @@ async def test_only_a_shown_that_moves_an_offered_message_completes_the_setup(po
 async def test_an_empty_report_records_nothing(pool: asyncpg.Pool) -> None:
     workspace = (await storage.create_workspace(pool, "acme")).workspace
     assert await storage.record_device_events(pool, workspace.id, "ada", "phone", [], now=NOW) == []
+
+
+async def test_a_shown_report_does_not_wait_for_a_transaction_holding_the_workspace(pool: asyncpg.Pool) -> None:
+    """A broadcast chunk holds its workspace's row (FOR SHARE) for seconds; a first `shown` that
+    waited for it held a connection, and every device's report queued behind it (bench s4)."""
+    workspace = (await storage.create_workspace(pool, "acme")).workspace
+    first, second = await offered(pool, workspace.id, "ada", 2)
+    async with pool.acquire() as holder, holder.transaction():
+        await holder.execute("SELECT 1 FROM workspaces WHERE id = $1 FOR SHARE", workspace.id)
+        report = [DeviceReport(first.id, "shown")]
+        results = await asyncio.wait_for(
+            storage.record_device_events(pool, workspace.id, "ada", "phone", report, now=NOW), timeout=10
+        )
+    assert results == [None]
+    assert (await storage.get_message(pool, workspace.id, first.id, NOW)).state == "shown"
+    # The setup step was left to a later report, which records it once the row is free.
+    assert await pool.fetchval("SELECT first_shown_at FROM workspaces WHERE id = $1", workspace.id) is None
+    await storage.record_device_events(pool, workspace.id, "ada", "phone", [DeviceReport(second.id, "shown")], now=NOW)
+    assert await pool.fetchval("SELECT first_shown_at FROM workspaces WHERE id = $1", workspace.id) == NOW
