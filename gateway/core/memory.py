@@ -36,10 +36,12 @@ from datetime import datetime
 
 from storage import Census as CensusRows
 
-__all__ = ["MAX_DEVICES", "Census", "Memory", "Quiet"]
+__all__ = ["MAX_CENSUS_BACKOFF", "MAX_DEVICES", "Census", "Memory", "Quiet"]
 
 # Devices remembered per entry; another device's poll goes to the database (and joins the entry).
 MAX_DEVICES = 8
+# The longest wait after failed census reads, in ttls (16 min at the default 30 s).
+MAX_CENSUS_BACKOFF = 32
 
 
 class Quiet:
@@ -101,6 +103,7 @@ class Memory:
         self._cleared_at = 0
         self._census: Census | None = None
         self._census_retry_at = -math.inf
+        self._census_failures = 0  # failed or unkept reads in a row
         self.enabled = False
 
     def __len__(self) -> int:
@@ -143,8 +146,12 @@ class Memory:
         return (self._census is None or self._census.until <= now) and self._census_retry_at <= now
 
     def census_failed(self) -> None:
-        """A read failed or was not kept (too many people): the next waits `ttl_s`, so as not to loop."""
-        self._census_retry_at = self._monotonic() + self._ttl_s
+        """A read failed or was not kept (too many people): the next waits `ttl_s`, doubling with
+        each failure in a row up to `MAX_CENSUS_BACKOFF` ttls: a database whose census is too big or
+        too slow to read is not scanned again every ttl by every process."""
+        self._census_failures += 1
+        backoff = min(2 ** (self._census_failures - 1), MAX_CENSUS_BACKOFF)
+        self._census_retry_at = self._monotonic() + self._ttl_s * backoff
 
     def install_census(self, rows: CensusRows, mark: tuple[int, int]) -> bool:
         """Trust a census read after `census_mark()`, with every notice heard since added to it.
@@ -169,6 +176,7 @@ class Memory:
                 if stamp > counter:
                     census.add_notified(workspace_id, key)
         self._census = census
+        self._census_failures = 0
         return True
 
     def census_quiet(self, workspace_id: int, user: str) -> bool:

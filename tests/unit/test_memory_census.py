@@ -64,3 +64,22 @@ def test_a_census_is_not_kept_across_a_clear_incomplete_or_disabled_and_lapses_w
     people.enabled = False
     assert not people.census_due()
     assert not people.install_census(ROWS, people.census_mark())
+
+
+def test_census_reads_that_keep_failing_wait_longer_each_time_until_one_is_kept() -> None:
+    """A census too big or too slow to read (a million unsettled people) is not read again every ttl."""
+    people, clock = quiet(ttl_s=30)
+    waits = []
+    for _ in range(8):
+        people.census_failed()
+        started = clock.now
+        while not people.census_due():
+            clock.now += 30
+        waits.append(clock.now - started)
+    assert waits == [30, 60, 120, 240, 480, 960, 960, 960]
+
+    assert people.install_census(ROWS, people.census_mark())  # kept: the next failure waits one ttl again
+    clock.now += 30
+    people.census_failed()
+    clock.now += 30
+    assert people.census_due()
