@@ -78,6 +78,17 @@ def interrupt_after(monkeypatch: pytest.MonkeyPatch, queued_chunks: int) -> None
     monkeypatch.setattr(broadcasts, "_fan_out", fan_out)
 
 
+async def interrupted_send(pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, queued_chunks: int,
+                           key: str) -> tuple[int, Any]:
+    """A workspace of PEOPLE and the broadcast whose send died after `queued_chunks` chunks."""
+    workspace = await workspace_with_people(pool)
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, queued_chunks)
+        with pytest.raises(Interrupted):
+            await send(pool, workspace, key=key)
+    return workspace, await pool.fetchval("SELECT id FROM broadcasts WHERE workspace_id = $1", workspace)
+
+
 async def test_every_person_gets_one_entry_across_the_chunks(pool: asyncpg.Pool) -> None:
     workspace = await workspace_with_people(pool)
     outcome = await send(pool, workspace)
@@ -116,12 +127,7 @@ async def test_a_broadcast_to_no_one_plans_no_chunk(pool: asyncpg.Pool) -> None:
 async def test_a_committed_chunk_is_claimable_before_the_rest_and_a_replay_finishes_the_send(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    workspace = await workspace_with_people(pool)
-    with monkeypatch.context() as patch:
-        interrupt_after(patch, 1)
-        with pytest.raises(Interrupted):
-            await send(pool, workspace, key="k1")
-    broadcast_id = await pool.fetchval("SELECT id FROM broadcasts WHERE workspace_id = $1", workspace)
+    workspace, broadcast_id = await interrupted_send(pool, monkeypatch, 1, "k1")
     assert await entries(pool, broadcast_id) == PEOPLE[:2]
     later = NOW + timedelta(seconds=1)
     first = await storage.claim_messages(pool, workspace, PEOPLE[0], "phone", lease_s=300, now=later)
@@ -141,12 +147,7 @@ async def test_a_committed_chunk_is_claimable_before_the_rest_and_a_replay_finis
 async def test_chunks_left_by_an_interrupted_send_queue_nothing_once_recalled(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    workspace = await workspace_with_people(pool)
-    with monkeypatch.context() as patch:
-        interrupt_after(patch, 2)
-        with pytest.raises(Interrupted):
-            await send(pool, workspace, key="k2")
-    broadcast_id = await pool.fetchval("SELECT id FROM broadcasts WHERE workspace_id = $1", workspace)
+    workspace, broadcast_id = await interrupted_send(pool, monkeypatch, 2, "k2")
     queued_before = len(await entries(pool, broadcast_id))
     assert 2 < queued_before < 11
     recalled = await storage.recall_broadcast(pool, workspace, broadcast_id, now=NOW)
@@ -162,12 +163,7 @@ async def test_chunks_left_by_an_interrupted_send_queue_nothing_once_recalled(
 async def test_a_workspace_disabled_during_the_fan_out_stops_it_for_good(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    workspace = await workspace_with_people(pool)
-    with monkeypatch.context() as patch:
-        interrupt_after(patch, 1)
-        with pytest.raises(Interrupted):
-            await send(pool, workspace, key="k3")
-    broadcast_id = await pool.fetchval("SELECT id FROM broadcasts WHERE workspace_id = $1", workspace)
+    workspace, broadcast_id = await interrupted_send(pool, monkeypatch, 1, "k3")
     await storage.update_workspace(pool, workspace, in_app_enabled=False)
     # The replay finds the workspace disabled: the chunks left are done with nothing queued...
     replay = await send(pool, workspace, key="k3")
