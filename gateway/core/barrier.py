@@ -72,7 +72,7 @@ class Barrier:
                 if round_.done():
                     continue
                 if self._metrics is not None:
-                    self._metrics.barrier_polls.inc(joined)
+                    self._metrics.barrier_polls_tally.inc(joined)
                 self._seq += 1
                 token = str(self._seq)
                 # Registered before sending: the listener may hear it before the statement returns.
@@ -113,6 +113,6 @@ class Barrier:
             return
         round_.set_result(ok)
         if self._metrics is not None:
-            self._metrics.barrier_rounds.labels("heard" if ok else "failed").inc()
+            self._metrics.barrier_result("heard" if ok else "failed").inc()
             if ok and sent_at is not None:
-                self._metrics.barrier_round_seconds.observe(asyncio.get_running_loop().time() - sent_at)
+                self._metrics.barrier_round_tally.observe(asyncio.get_running_loop().time() - sent_at)
