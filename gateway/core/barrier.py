@@ -7,7 +7,9 @@ to a listening connection in commit order, so a marker this process sends on its
 heard, the notice has been handled and has already dropped the person's entry.
 
 Shape: group commit. Polls that arrive while a marker is in flight join the next round, so one
-marker (one small statement) serves every poll of a burst. A round fails (the caller asks the
+marker (one small statement) serves every poll of a burst; the sender lets the loop turn once
+before it sends, so that requests already read join this round rather than the next (fewer
+markers per poll; each costs both listening backends a wake-up, decision 0034). A round fails (the caller asks the
 database instead) when the listener is down or reconnects, when the marker cannot be sent, or
 when it is not heard within `timeout_s`.
 
@@ -30,6 +32,24 @@ __all__ = ["Barrier"]
 log = logging.getLogger("mailslot.gateway.barrier")
 
 
+class _Round:
+    """One marker's polls: a future per poll, so a cancelled poll cancels only its own wait."""
+
+    __slots__ = ("sent_at", "timer", "waiters")
+
+    def __init__(self) -> None:
+        self.waiters: list[asyncio.Future[bool]] = []
+        self.sent_at = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def end(self, ok: bool) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(ok)
+
+
 class Barrier:
     """`await barrier.wait()` is True once a marker sent after the call was heard back."""
 
@@ -39,14 +59,10 @@ class Barrier:
         self._send = send
         self._timeout_s = timeout_s
         self._metrics = metrics
-        # When each round in flight was sent (loop time), for the round-trip histogram.
-        self._sent_at: dict[str, float] = {}
-        # Polls that joined the round not yet sent (for the metrics: polls per marker).
-        self._joining = 0
         # The round that callers join now; it is sent after every one of them arrived.
-        self._next: asyncio.Future[bool] | None = None
+        self._next: _Round | None = None
         # Rounds sent and not yet heard, by token, oldest first.
-        self._sent: dict[str, asyncio.Future[bool]] = {}
+        self._sent: dict[str, _Round] = {}
         self._sender: asyncio.Task[None] | None = None
         self._seq = 0
         self.active = False
@@ -55,30 +71,32 @@ class Barrier:
         if not self.active:
             return False
         if self._next is None:
-            self._next = asyncio.get_running_loop().create_future()
+            self._next = _Round()
             if self._sender is None:
                 self._sender = asyncio.create_task(self._send_rounds(), name="mailslot.barrier")
-        self._joining += 1
-        # Shielded: one cancelled poll must not cancel the round every other poll waits on.
-        return await asyncio.shield(self._next)
+        # A future of its own, not the round's: a cancelled poll must not cancel every other poll's wait.
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._next.waiters.append(waiter)
+        return await waiter
 
     async def _send_rounds(self) -> None:
         """Send one marker at a time; callers who arrived meanwhile form the next round."""
         loop = asyncio.get_running_loop()
         try:
             while self._next is not None:
+                # One turn of the loop first: requests already read in join this round, not the next.
+                await asyncio.sleep(0)
                 round_, self._next = self._next, None
-                joined, self._joining = self._joining, 0
-                if round_.done():
+                if round_ is None:  # reset meanwhile
                     continue
                 if self._metrics is not None:
-                    self._metrics.barrier_polls.inc(joined)
+                    self._metrics.barrier_polls_tally.inc(len(round_.waiters))
                 self._seq += 1
                 token = str(self._seq)
                 # Registered before sending: the listener may hear it before the statement returns.
                 self._sent[token] = round_
-                self._sent_at[token] = loop.time()
-                loop.call_later(self._timeout_s, self._resolve, token, False)
+                round_.sent_at = loop.time()
+                round_.timer = loop.call_later(self._timeout_s, self._resolve, token, False)
                 try:
                     await self._send(token)
                 except Exception as exc:  # any failure means: ask the database
@@ -101,18 +119,16 @@ class Barrier:
         self.active = active
         for token in list(self._sent):
             self._resolve(token, False)
-        if self._next is not None and not self._next.done():
-            self._next.set_result(False)
+        if self._next is not None:
+            self._next.end(False)
         self._next = None
-        self._joining = 0
 
     def _resolve(self, token: str, ok: bool) -> None:
         round_ = self._sent.pop(token, None)
-        sent_at = self._sent_at.pop(token, None)
-        if round_ is None or round_.done():
+        if round_ is None:
             return
-        round_.set_result(ok)
+        round_.end(ok)
         if self._metrics is not None:
-            self._metrics.barrier_rounds.labels("heard" if ok else "failed").inc()
-            if ok and sent_at is not None:
-                self._metrics.barrier_round_seconds.observe(asyncio.get_running_loop().time() - sent_at)
+            self._metrics.barrier_result("heard" if ok else "failed").inc()
+            if ok:
+                self._metrics.barrier_round_tally.observe(asyncio.get_running_loop().time() - round_.sent_at)

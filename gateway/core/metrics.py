@@ -4,19 +4,90 @@ Why prometheus-client: it is the reference implementation of the text format and
 multi-process mode. `mailslot serve --workers N` points PROMETHEUS_MULTIPROC_DIR at a folder
 before starting workers; each worker then writes its values there and `/metrics` on any worker
 reports the sum, so a scrape through the load balancer sees the whole host.
+
+Counts on the request path (answered polls, memory results, barrier rounds, request latency) are
+tallied in plain numbers and folded into those values by `fold()`: once a second (`run_folds`),
+before this process renders `/metrics`, and at shutdown. A multi-process write costs a lock, an
+`os.getpid()` and an mmap write per value, five of them per empty poll; a fold writes each value
+once. Another worker's counts reach a scrape up to `FOLD_INTERVAL_S` late.
 """
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import resource
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-__all__ = ["Metrics"]
+__all__ = ["FOLD_INTERVAL_S", "HistogramTally", "Metrics", "Tally"]
+
+# How often a process folds its tallies into the values a scrape reads (see the module docstring).
+FOLD_INTERVAL_S = 1.0
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Tally:
+    """A counter child's increments, kept in a plain number until `fold` writes them."""
+
+    __slots__ = ("_child", "_pending")
+
+    def __init__(self, child: Any) -> None:
+        self._child = child
+        self._pending: float = 0
+
+    def inc(self, amount: float = 1) -> None:
+        self._pending += amount
+
+    def fold(self) -> None:
+        if self._pending:
+            pending, self._pending = self._pending, 0
+            self._child.inc(pending)
+
+
+class HistogramTally:
+    """A histogram child's observations, kept as per-bucket counts and a sum until `fold` writes them.
+
+    prometheus_client has no public way to add many observations at once; a fold adds to the
+    child's own bucket and sum values (`_buckets`, `_sum`, `_upper_bounds`, private to
+    prometheus_client; tests/unit/test_metrics.py compares a fold with direct observations). A
+    version without them gets every observation passed straight through instead.
+    """
+
+    __slots__ = ("_bounds", "_child", "_counts", "_sum")
+
+    def __init__(self, child: Any) -> None:
+        self._child = child
+        bounds: list[float] | None = getattr(child, "_upper_bounds", None)
+        batched = bounds is not None and hasattr(child, "_buckets") and hasattr(child, "_sum")
+        self._bounds = list(bounds) if bounds is not None and batched else None
+        self._counts = [0] * len(self._bounds or ())
+        self._sum = 0.0
+
+    def observe(self, amount: float) -> None:
+        if self._bounds is None:
+            self._child.observe(amount)
+            return
+        self._sum += amount
+        # The first bucket whose bound is at least `amount`, as Histogram.observe picks it.
+        self._counts[bisect.bisect_left(self._bounds, amount)] += 1
+
+    def fold(self) -> None:
+        counts = self._counts
+        if self._bounds is None or not any(counts):
+            return
+        total, self._sum = self._sum, 0.0
+        self._counts = [0] * len(counts)
+        self._child._sum.inc(total)
+        for i, n in enumerate(counts):
+            if n:
+                self._child._buckets[i].inc(n)
+
+
+_T = TypeVar("_T", Tally, HistogramTally)
 
 
 class Metrics:
@@ -68,10 +139,15 @@ class Metrics:
             "mailslot_request_duration_seconds", "Request latency by route (held polls included).",
             ["route"], registry=registry, buckets=_LATENCY_BUCKETS,
         )
-        # Label children by value, bound once: `labels()` costs more than the increment itself, on
-        # every request. The values are bounded (route names, poll outcomes).
-        self._route_latency: dict[str, Any] = {}
-        self._poll_outcomes: dict[str, Any] = {}
+        # Tallies of label children by value, bound once: `labels()` costs more than the increment
+        # itself, on every request. The values are bounded (route names, poll outcomes, results).
+        self._route_latency: dict[str, HistogramTally] = {}
+        self._poll_outcomes: dict[str, Tally] = {}
+        self._memory_results: dict[str, Tally] = {}
+        self._barrier_results: dict[str, Tally] = {}
+        self._tallies: list[Tally | HistogramTally] = []
+        self.barrier_polls_tally = self._tally(Tally(self.barrier_polls))
+        self.barrier_round_tally = self._tally(HistogramTally(self.barrier_round_seconds))
         # Labels stay bounded: group is device, server or public; reason a `ratelimits.Reason`.
         self.rate_limited = Counter(
             "mailslot_rate_limited", "Requests refused with 429, by route group and the limit that refused them.",
@@ -91,24 +167,55 @@ class Metrics:
         self.open_files_limit.set(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
 
-    def route_latency(self, route: str) -> Any:
-        """The request latency histogram of one route."""
-        child = self._route_latency.get(route)
-        if child is None:
-            child = self._route_latency[route] = self.request_latency.labels(route)
-        return child
+    def _tally(self, tally: _T) -> _T:
+        self._tallies.append(tally)
+        return tally
 
-    def poll_outcome(self, outcome: str) -> Any:
+    def route_latency(self, route: str) -> HistogramTally:
+        """The request latency histogram of one route."""
+        tally = self._route_latency.get(route)
+        if tally is None:
+            tally = self._route_latency[route] = self._tally(HistogramTally(self.request_latency.labels(route)))
+        return tally
+
+    def poll_outcome(self, outcome: str) -> Tally:
         """The answered-polls counter of one outcome."""
-        child = self._poll_outcomes.get(outcome)
-        if child is None:
-            child = self._poll_outcomes[outcome] = self.polls.labels(outcome)
-        return child
+        tally = self._poll_outcomes.get(outcome)
+        if tally is None:
+            tally = self._poll_outcomes[outcome] = self._tally(Tally(self.polls.labels(outcome)))
+        return tally
+
+    def memory_result(self, result: str) -> Tally:
+        """The poll-memory counter of one result (hit, census, miss, stale, off)."""
+        tally = self._memory_results.get(result)
+        if tally is None:
+            tally = self._memory_results[result] = self._tally(Tally(self.poll_memory.labels(result)))
+        return tally
+
+    def barrier_result(self, result: str) -> Tally:
+        """The barrier-rounds counter of one result (heard, failed)."""
+        tally = self._barrier_results.get(result)
+        if tally is None:
+            tally = self._barrier_results[result] = self._tally(Tally(self.barrier_rounds.labels(result)))
+        return tally
+
+    def fold(self) -> None:
+        """Write every tally into its prometheus value (no await: no count is lost or doubled)."""
+        for tally in self._tallies:
+            tally.fold()
+
+    async def run_folds(self, interval_s: float = FOLD_INTERVAL_S) -> None:
+        """Fold every `interval_s`, for as long as the app runs (the app folds once more at cleanup)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            self.fold()
 
     def render(self) -> bytes:
         """The text exposition: this process, or every worker when running multi-process."""
+        self.fold()
         if self._multiprocess:
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
+

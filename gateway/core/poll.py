@@ -101,7 +101,7 @@ class Poller:
         self._memory = memory
         self._barrier = barrier
         # Bound once: a label lookup per poll is measurable on the path memory makes cheap.
-        self._memory_results = {r: metrics.poll_memory.labels(r) for r in ("hit", "census", "miss", "stale", "off")}
+        self._memory_results = {r: metrics.memory_result(r) for r in ("hit", "census", "miss", "stale", "off")}
         self._census_task: asyncio.Task[None] | None = None
         # A delay point between the claim and its answer, where a test holds a poll as a paused
         # database or a slow network would.

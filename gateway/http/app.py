@@ -77,7 +77,8 @@ def create_app(config: Config, *, clock: Clock | None = None, rng: random.Random
     app[CONSOLE_TEMPLATES] = console_templates()
     add_routes(app)
     app.cleanup_ctx.extend([
-        database, pool_and_caches, device_polls, waiter_expiry, listener, expiry_sweeper, retention_sweeper,
+        metric_folds, database, pool_and_caches, device_polls, waiter_expiry, listener, expiry_sweeper,
+        retention_sweeper,
     ])
     app.on_shutdown.append(answer_parked_polls)
     return app
@@ -90,6 +91,13 @@ def rate_limiter(config: Config, clock: Clock, metrics: Metrics) -> RateLimiter:
         events=config.rate_limit_events, api_key=config.rate_limit_api_key,
     )
     return RateLimiter(limits, enabled=config.rate_limits, refused=metrics.rate_limited, monotonic=clock.monotonic)
+
+
+async def metric_folds(app: web.Application) -> AsyncIterator[None]:
+    """Fold the request path's metric tallies every second, and last of all at cleanup."""
+    async with _background(app[METRICS].run_folds(), "mailslot.metric_folds"):
+        yield
+    app[METRICS].fold()
 
 
 async def database(app: web.Application) -> AsyncIterator[None]:

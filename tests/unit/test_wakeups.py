@@ -150,6 +150,26 @@ async def test_a_barrier_round_serves_every_poll_that_arrived_before_its_marker_
     assert await late is True
 
 
+async def test_a_cancelled_poll_leaves_its_round_to_the_others() -> None:
+    parts = Parts()
+    waits = [asyncio.ensure_future(parts.barrier.wait()) for _ in range(3)]
+    await wait_for_sent(parts, 1)
+    waits[0].cancel()
+    parts.wakeups.on_barrier(parts.sent[0])
+    assert await asyncio.gather(*waits[1:]) == [True, True]
+    assert waits[0].cancelled()
+
+
+async def test_a_heard_round_cancels_its_timeout() -> None:
+    parts = Parts()
+    first = asyncio.ensure_future(parts.barrier.wait())
+    await wait_for_sent(parts, 1)
+    (round_,) = parts.barrier._sent.values()
+    parts.wakeups.on_barrier(parts.sent[0])
+    assert await first is True
+    assert round_.timer is not None and round_.timer.cancelled()
+
+
 async def test_a_lost_marker_fails_its_round_when_a_later_one_is_heard() -> None:
     parts = Parts()
     first = asyncio.ensure_future(parts.barrier.wait())
