@@ -80,7 +80,7 @@ class Settings:
     s2_concurrency: int = 32
     s3_polls: int = 50_000
     s3_rate: float = 1_000.0
-    s3_seconds: float = 20.0
+    s3_seconds: float = 60.0
     s3_wait_s: int = 30
     s3_ramp: float = 1_500.0
     s3_workers: int = 0

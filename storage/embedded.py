@@ -170,6 +170,10 @@ class EmbeddedPostgres:
                 "-c unix_socket_directories=''",
                 f"-c max_connections={self.max_connections}",
                 "-c shared_buffers=256MB",
+                # A table that grows from empty (a new install, the bench) keeps the claim's cached
+                # plan from its first executions (sequential scans, the expiry index) until
+                # autovacuum first analyses it: up to a minute at the default naptime.
+                "-c autovacuum_naptime=5s",
             ]
             if not self.durable:
                 options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]

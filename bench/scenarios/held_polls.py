@@ -25,6 +25,10 @@ from .base import Context, Scenario, correctness
 __all__ = ["HeldPolls", "drain", "late_or_lost", "source_address", "wait_until_held"]
 
 SENDS_PER_PROCESS = 1_500.0  # one sender process keeps this rate on this machine with room to spare
+# Requests a sender keeps open, in seconds of its rate: a backend that offers a rate keeps open
+# what the gateway's latency requires (rate x latency). With a fixed 256, a 0.5 s answer capped
+# the offered rate at ~500/s and the bench measured its own sender instead of the gateway.
+IN_FLIGHT_S = 2.0
 CHECKED = 300  # undelivered messages whose state is read back through the server API
 
 
@@ -131,6 +135,7 @@ class HeldPolls(Scenario):
         processes = max(1, math.ceil(self.rate / SENDS_PER_PROCESS))
         return [{"kind": "sender", "base_url": self.gateway.base_url, "api_key": self.credentials.api_key,
                  "users": self.users, "rate": self.rate / processes, "seconds": self.send_seconds, "seed": k,
+                 "in_flight": max(256, math.ceil(self.rate / processes * IN_FLIGHT_S)),
                  "finish_s": 10.0, "deadline": min(self.deadline, time.time() + self.send_seconds + 60)}
                 for k in range(processes)]
 
