@@ -398,7 +398,8 @@ inserted AS (
     -- never in a cycle (coalesced single sends put keys of many callers in one statement).
     ORDER BY r.idempotency_key, r.n
     -- A key used by a send that committed after this statement began: nothing inserted, no row back.
-    ON CONFLICT (workspace_id, idempotency_key) DO NOTHING
+    -- The predicate names the partial unique index (migration 0024); without it, no index matches.
+    ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, person_id, content, properties, priority, persistent, campaign, created_at, expires_at
 ),
 recorded AS (
@@ -746,17 +747,23 @@ FROM judged j
 ORDER BY j.n;
 
 -- expire_messages --
--- Record as expired a batch of queued or offered messages past expires_at, in any workspace. $1 now, $2 batch size
-WITH clock AS (
+-- Record as expired a batch of queued or offered messages past expires_at, in any workspace (walked workspace by workspace on messages_pending_by_workspace_expiry, oldest first within each). $1 now, $2 batch size
+WITH clock AS MATERIALIZED (
     SELECT coalesce($1::timestamptz, now()) AS now
 ),
 due AS (
     SELECT m.id
-    FROM messages m, clock
-    WHERE m.state IN ('queued', 'offered') AND m.expires_at <= clock.now
-    ORDER BY m.expires_at
+    FROM workspaces w
+    CROSS JOIN clock
+    CROSS JOIN LATERAL (
+        SELECT m.id
+        FROM messages m
+        WHERE m.workspace_id = w.id AND m.state IN ('queued', 'offered') AND m.expires_at <= clock.now
+        ORDER BY m.expires_at
+        LIMIT $2
+        FOR UPDATE OF m SKIP LOCKED
+    ) m
     LIMIT $2
-    FOR UPDATE OF m SKIP LOCKED
 ),
 expired AS (
     UPDATE messages m
