@@ -1539,17 +1539,41 @@ WHERE d.polled_at < excluded.polled_at;
 SELECT device_id, polled_at FROM device_polls WHERE person_id = $1 ORDER BY polled_at DESC;
 
 -- list_unsettled_people --
--- The census (decision 0028): people a poll must ask the database about: a message queued or offered, a persistent message shown, or a message within the workspace's recent window (inclusive, as the tier's rule). $1 now (NULL: the database's), $2 at most this many
+-- The census (decision 0028): people a poll must ask the database about: a message queued or offered, a persistent message shown, or a message within the workspace's recent window (inclusive, as the tier's rule). Each reason is read from its own index, so the read costs what it names, not the number of people (decision 0035). $1 now (NULL: the database's), $2 at most this many
 WITH clock AS MATERIALIZED (
     SELECT coalesce($1::timestamptz, now()) AS now
+),
+windows AS MATERIALIZED (
+    SELECT w.id, clock.now - make_interval(days => w.recent_days) AS since
+    FROM workspaces w, clock
+),
+unsettled AS (
+    -- A message queued or offered (past expires_at too, until it is recorded as expired).
+    SELECT m.person_id FROM messages m WHERE m.state IN ('queued', 'offered')
+    UNION
+    SELECT m.person_id FROM messages m WHERE m.state = 'shown' AND m.persistent
+    UNION
+    -- A final message sent within the window. It became final no earlier than it was sent (a
+    -- send's expires_at is after its created_at, closed_at is when it closed), so the window
+    -- bounds least(closed_at, expires_at) too, and messages_final_by_workspace finds it.
+    SELECT m.person_id
+    FROM windows w
+    CROSS JOIN LATERAL (
+        SELECT m.person_id FROM messages m
+        WHERE m.workspace_id = w.id AND m.state IN ('shown', 'dismissed', 'expired', 'recalled')
+          AND least(m.closed_at, m.expires_at) >= w.since AND m.created_at >= w.since
+    ) m
+    UNION
+    -- A message retention deleted, folded into last_message_at.
+    SELECT p.id
+    FROM windows w
+    CROSS JOIN LATERAL (
+        SELECT p.id FROM people p
+        WHERE p.workspace_id = w.id AND p.last_message_at IS NOT NULL AND p.last_message_at >= w.since
+    ) p
 )
 SELECT p.workspace_id, p.external_id, p.email, p.anonymous_id
-FROM people p JOIN workspaces w ON w.id = p.workspace_id, clock
-WHERE p.last_message_at >= clock.now - make_interval(days => w.recent_days)
-   OR EXISTS (SELECT 1 FROM messages m
-              WHERE m.person_id = p.id
-                AND (m.state IN ('queued', 'offered') OR (m.state = 'shown' AND m.persistent)
-                     OR m.created_at >= clock.now - make_interval(days => w.recent_days)))
+FROM unsettled u JOIN people p ON p.id = u.person_id
 LIMIT $2;
 
 -- list_visit_workspaces --
