@@ -36,6 +36,12 @@ _DATABASE = "mailslot"
 APP_ROLE = "mailslot"
 # Serialises the role and ownership set-up of processes starting on one folder at once.
 _SETUP_LOCK_KEY = int.from_bytes(b"mslotrol", "big") & 0x7FFF_FFFF_FFFF_FFFF
+# Checkpoints far enough apart that a large broadcast (about 650 MB of WAL per million entries)
+# does not set one off midway: each checkpoint makes the next change to every page write a
+# full-page image. With the default 1 GB, one ran every ~25 s during a million-person fan-out.
+# The cost is crash recovery (replaying up to this much WAL) and that much disk under bursts
+# (decision 0035; docs/operations.md says what to set on your own PostgreSQL).
+_WAL_OPTIONS = ("-c max_wal_size=4GB", "-c checkpoint_timeout=15min")
 
 
 class EmbeddedPostgresError(StorageError):
@@ -174,6 +180,7 @@ class EmbeddedPostgres:
                 # plan from its first executions (sequential scans, the expiry index) until
                 # autovacuum first analyses it: up to a minute at the default naptime.
                 "-c autovacuum_naptime=5s",
+                *_WAL_OPTIONS,
             ]
             if not self.durable:
                 options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]

@@ -398,7 +398,8 @@ inserted AS (
     -- never in a cycle (coalesced single sends put keys of many callers in one statement).
     ORDER BY r.idempotency_key, r.n
     -- A key used by a send that committed after this statement began: nothing inserted, no row back.
-    ON CONFLICT (workspace_id, idempotency_key) DO NOTHING
+    -- The predicate names the partial unique index (migration 0024); without it, no index matches.
+    ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, person_id, content, properties, priority, persistent, campaign, created_at, expires_at
 ),
 recorded AS (
@@ -746,17 +747,23 @@ FROM judged j
 ORDER BY j.n;
 
 -- expire_messages --
--- Record as expired a batch of queued or offered messages past expires_at, in any workspace. $1 now, $2 batch size
-WITH clock AS (
+-- Record as expired a batch of queued or offered messages past expires_at, in any workspace (walked workspace by workspace on messages_pending_by_workspace_expiry, oldest first within each). $1 now, $2 batch size
+WITH clock AS MATERIALIZED (
     SELECT coalesce($1::timestamptz, now()) AS now
 ),
 due AS (
     SELECT m.id
-    FROM messages m, clock
-    WHERE m.state IN ('queued', 'offered') AND m.expires_at <= clock.now
-    ORDER BY m.expires_at
+    FROM workspaces w
+    CROSS JOIN clock
+    CROSS JOIN LATERAL (
+        SELECT m.id
+        FROM messages m
+        WHERE m.workspace_id = w.id AND m.state IN ('queued', 'offered') AND m.expires_at <= clock.now
+        ORDER BY m.expires_at
+        LIMIT $2
+        FOR UPDATE OF m SKIP LOCKED
+    ) m
     LIMIT $2
-    FOR UPDATE OF m SKIP LOCKED
 ),
 expired AS (
     UPDATE messages m
@@ -1532,17 +1539,41 @@ WHERE d.polled_at < excluded.polled_at;
 SELECT device_id, polled_at FROM device_polls WHERE person_id = $1 ORDER BY polled_at DESC;
 
 -- list_unsettled_people --
--- The census (decision 0028): people a poll must ask the database about: a message queued or offered, a persistent message shown, or a message within the workspace's recent window (inclusive, as the tier's rule). $1 now (NULL: the database's), $2 at most this many
+-- The census (decision 0028): people a poll must ask the database about: a message queued or offered, a persistent message shown, or a message within the workspace's recent window (inclusive, as the tier's rule). Each reason is read from its own index, so the read costs what it names, not the number of people (decision 0035). $1 now (NULL: the database's), $2 at most this many
 WITH clock AS MATERIALIZED (
     SELECT coalesce($1::timestamptz, now()) AS now
+),
+windows AS MATERIALIZED (
+    SELECT w.id, clock.now - make_interval(days => w.recent_days) AS since
+    FROM workspaces w, clock
+),
+unsettled AS (
+    -- A message queued or offered (past expires_at too, until it is recorded as expired).
+    SELECT m.person_id FROM messages m WHERE m.state IN ('queued', 'offered')
+    UNION
+    SELECT m.person_id FROM messages m WHERE m.state = 'shown' AND m.persistent
+    UNION
+    -- A final message sent within the window. It became final no earlier than it was sent (a
+    -- send's expires_at is after its created_at, closed_at is when it closed), so the window
+    -- bounds least(closed_at, expires_at) too, and messages_final_by_workspace finds it.
+    SELECT m.person_id
+    FROM windows w
+    CROSS JOIN LATERAL (
+        SELECT m.person_id FROM messages m
+        WHERE m.workspace_id = w.id AND m.state IN ('shown', 'dismissed', 'expired', 'recalled')
+          AND least(m.closed_at, m.expires_at) >= w.since AND m.created_at >= w.since
+    ) m
+    UNION
+    -- A message retention deleted, folded into last_message_at.
+    SELECT p.id
+    FROM windows w
+    CROSS JOIN LATERAL (
+        SELECT p.id FROM people p
+        WHERE p.workspace_id = w.id AND p.last_message_at IS NOT NULL AND p.last_message_at >= w.since
+    ) p
 )
 SELECT p.workspace_id, p.external_id, p.email, p.anonymous_id
-FROM people p JOIN workspaces w ON w.id = p.workspace_id, clock
-WHERE p.last_message_at >= clock.now - make_interval(days => w.recent_days)
-   OR EXISTS (SELECT 1 FROM messages m
-              WHERE m.person_id = p.id
-                AND (m.state IN ('queued', 'offered') OR (m.state = 'shown' AND m.persistent)
-                     OR m.created_at >= clock.now - make_interval(days => w.recent_days)))
+FROM unsettled u JOIN people p ON p.id = u.person_id
 LIMIT $2;
 
 -- list_visit_workspaces --

@@ -202,3 +202,16 @@ def test_under_root_a_folder_the_server_user_cannot_enter_is_a_clear_error(base:
     assert "MAILSLOT_DATA_DIR" in message and "MAILSLOT_DATABASE_URL" in message
     assert stat.S_IMODE(locked.stat().st_mode) == 0o700, "the operator's folder is left as it was"
     assert not server.is_running()
+
+
+async def test_checkpoints_are_far_enough_apart_for_a_large_broadcast(server_url: str) -> None:
+    """A million-person broadcast writes ~650 MB of WAL; the default 1 GB checkpointed every ~25 s."""
+    if os.environ.get("MAILSLOT_TEST_DATABASE_URL"):
+        pytest.skip("a server mailslot did not start keeps its own settings")
+    rows = await fetch(server_url, """
+        SELECT name, setting, unit FROM pg_settings WHERE name IN ('max_wal_size', 'checkpoint_timeout')
+    """)
+    assert {r["name"]: (r["setting"], r["unit"]) for r in rows} == {
+        "max_wal_size": ("4096", "MB"),
+        "checkpoint_timeout": ("900", "s"),
+    }
