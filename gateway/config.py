@@ -41,7 +41,8 @@ class Config:
     database_url: str = ""
     data_dir: Path = Path(".mailslot")
     workers: int = 0
-    pool_min: int = 2
+    # 0: as many as pool_max, all opened at start (docs/decisions/0036-connections-per-worker.md).
+    pool_min: int = 0
     pool_max: int = 10
     db_acquire_timeout_s: float = 2.0
     db_statement_timeout_s: float = 5.0
@@ -155,7 +156,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("database_url", str, "PostgreSQL URL; empty starts the embedded server under the data folder"),
     Setting("data_dir", Path, "data folder of the embedded PostgreSQL"),
     Setting("workers", _positive_int, "gateway processes sharing the port (0: one per core)"),
-    Setting("pool_min", _positive_int, "database connections each process keeps open"),
+    Setting("pool_min", _positive_int, "database connections each process keeps open (0: all of pool_max)"),
     Setting("pool_max", _positive_int, "most database connections per process"),
     Setting("db_acquire_timeout_s", _interval,
             "seconds a request waits for a free database connection before answering 503"),

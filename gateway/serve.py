@@ -48,7 +48,7 @@ from .core.console import create_link
 from .core.demo import DEMO_WORKSPACE, create_demo_workspace
 from .credentials import credentials_dict, save_credentials
 from .http.app import create_app
-from .http.connections import CONNECTIONS, ConnectionGuard, GuardedSockSite
+from .http.connections import CONNECTIONS, ConnectionGuard, GuardedSockSite, connection_limit
 from .http.keys import METRICS, STOPPING
 from .logs import configure_logging
 
@@ -467,7 +467,8 @@ async def _work(config: Config, sockets: list[socket.socket], link: Connection |
         loop.add_reader(link.fileno(), _orphaned, link.fileno(), stop)
     app = create_app(config)
     guard = ConnectionGuard(
-        header_timeout_s=config.header_timeout_s, max_per_ip=config.max_connections_per_ip, metrics=app[METRICS]
+        header_timeout_s=config.header_timeout_s, max_per_ip=config.max_connections_per_ip, metrics=app[METRICS],
+        max_connections=_max_connections(config),
     )
     app[CONNECTIONS] = guard
     runner = web.AppRunner(
@@ -506,6 +507,14 @@ async def _work(config: Config, sockets: list[socket.socket], link: Connection |
         await asyncio.sleep(ACCEPTED_GRACE_S)
         await runner.cleanup()
         stopped.cancel()
+
+
+def _max_connections(config: Config) -> int:
+    """Client connections this worker may hold and still open its database connections (0: no cap)."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return 0
+    return connection_limit(soft, config.pool_max)
 
 
 def _orphaned(fd: int, stop: asyncio.Event) -> None:

@@ -7,6 +7,13 @@ for a free connection is bounded by `acquire_timeout_s`, every statement by
 is stopped and cannot cancel anything itself). Bulk statements pass their own longer `timeout=`.
 Held polls park outside any connection, so neither bound limits how long a poll may be held.
 
+A connection prepares the statements of a woken held poll (its claim, and the report of what it
+showed) when it opens, not on first use: there a statement costs a Parse and, for a statement
+with array parameters, asyncpg's type introspection (three more round trips), each stretched by
+a busy event loop, and the polls woken when sends begin meet every connection's first use at
+once (bench s7: connections held 0.5-1.2 s, acquires waiting up to 0.9 s of the 2 s bound;
+docs/decisions/0036-connections-per-worker.md).
+
 Failover (docs/decisions/0024-failover.md): a multi-host DSN with `target_session_attrs=read-write`
 makes every new connection find the current primary. A connection that answers "read-only"
 (SQLSTATE 25006) still reaches a node that was demoted, and so do its siblings: the whole pool is
@@ -23,11 +30,15 @@ import orjson
 from .errors import is_read_only, translate_errors
 from .sql import queries
 
-__all__ = ["ACQUIRE_TIMEOUT_S", "STATEMENT_TIMEOUT_S", "Executor", "create_pool"]
+__all__ = ["ACQUIRE_TIMEOUT_S", "STATEMENT_TIMEOUT_S", "WARM_STATEMENTS", "Executor", "create_pool"]
 
 # Defaults: a few seconds, well under what a device or a backend waits for an answer.
 ACQUIRE_TIMEOUT_S = 2.0
 STATEMENT_TIMEOUT_S = 5.0
+
+# Prepared on every new connection: what a woken held poll runs. Not the send statement: coalesced
+# sends keep one or two connections of a worker busy, which are warm after their first send.
+WARM_STATEMENTS = (queries["claim_messages"], queries["record_device_events"])
 
 # Anything with fetch/fetchrow/fetchval/execute: a pool for single statements, a connection
 # inside a transaction.
@@ -44,6 +55,22 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(
             typename, encoder=_dumps, decoder=orjson.loads, schema="pg_catalog", format="text"
         )
+    await _prepare(conn, WARM_STATEMENTS)
+
+
+async def _prepare(conn: asyncpg.Connection, statements: tuple[str, ...]) -> None:
+    """Put statements into the connection's statement cache, where `fetch` finds them prepared.
+
+    asyncpg has no public call for this: `_get_statement` is what `fetch` itself calls. Without
+    it (a later asyncpg), `prepare` still introspects the types, the larger part; only the Parse
+    then waits for first use.
+    """
+    get_statement = getattr(conn, "_get_statement", None)
+    for statement in statements:
+        if get_statement is not None:
+            await get_statement(statement, None)
+        else:
+            await conn.prepare(statement)
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

@@ -117,7 +117,8 @@ async def database(app: web.Application) -> AsyncIterator[None]:
 async def pool_and_caches(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     pool = await storage.create_pool(
-        app[DATABASE_URL], min_size=config.pool_min, max_size=config.pool_max,
+        # Opened at start, not during a burst (docs/decisions/0036-connections-per-worker.md).
+        app[DATABASE_URL], min_size=config.pool_min or config.pool_max, max_size=config.pool_max,
         acquire_timeout_s=config.db_acquire_timeout_s, statement_timeout_s=config.db_statement_timeout_s,
     )
     app[POOL] = pool

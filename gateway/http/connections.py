@@ -1,4 +1,5 @@
-"""Slow and greedy clients: a header deadline, a body deadline and a cap per client address.
+"""Slow and greedy clients: a header deadline, a body deadline, a cap per client address, and a
+cap per process that keeps file descriptors for the process's own database connections.
 
 aiohttp 3.14 has an idle keep-alive timeout but no deadline for a request's headers or body,
 so a client that trickles headers, or declares a body and never sends it, holds a socket (and
@@ -8,6 +9,14 @@ one whose request headers are not complete within `header_timeout_s`. The header
 when the request reaches the gateway's middleware (gateway/http/middlewares.py), which then
 reads the body within `body_timeout_s` (every handler reads it anyway; the read is cached) and
 refuses a declared body over the size limit before any of it arrives.
+
+Every worker of `serve` accepts on the same listening socket, and the kernel does not spread
+connections evenly over them: with 100,000 held polls over 10 workers, one worker held 19,964
+(bench s7) against an open-files limit of 20,000, and then could not open a database connection
+(`OSError: Too many open files`, answered 503) nor take a connection (reset). So a process keeps
+`max_connections` below its open-files limit (`connection_limit`): at the cap it stops accepting,
+and the other workers take the new connections; it accepts again once a few have closed
+(docs/decisions/0036-connections-per-worker.md).
 
 Held polls are never cut: the header deadline only runs while no request is being handled, and
 the idle keep-alive timeout (aiohttp's) only while the connection waits for its next request.
@@ -33,23 +42,65 @@ from ..errors import PayloadTooLarge
 from .keys import CONFIG
 from .messages import BATCH_PATH
 
-__all__ = ["CONNECTIONS", "ConnectionGuard", "GuardedSockSite", "read_body_in_time"]
+__all__ = [
+    "CONNECTIONS", "RESERVED_FILES", "ConnectionGuard", "GuardedSockSite", "connection_limit", "read_body_in_time",
+]
 
 log = logging.getLogger("mailslot.gateway")
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 
+# File descriptors a process keeps for itself beside its pool's connections and its clients': the
+# listener's connection, prometheus's files, logs, pipes, the event loop's own, a connection being
+# opened. A worker at rest uses about 30.
+RESERVED_FILES = 64
+
+
+def connection_limit(open_files: int, pool_max: int) -> int:
+    """Most client connections one process takes: its open-files limit less its database pool and `RESERVED_FILES`."""
+    return max(1, open_files - pool_max - RESERVED_FILES)
+
 
 class ConnectionGuard:
-    """One per process: wraps the server's protocol factory and keeps the per-address counts."""
+    """One per process: wraps the server's protocol factory, keeps the per-address counts and the
+    process's connection count, and tells the sites when to stop and start accepting."""
 
-    def __init__(self, *, header_timeout_s: float, max_per_ip: int, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, *, header_timeout_s: float, max_per_ip: int, metrics: Metrics | None = None, max_connections: int = 0,
+    ) -> None:
         self.header_timeout_s = header_timeout_s
         self.max_per_ip = max_per_ip
         self.metrics = metrics
+        # 0: no cap. At the cap the sites stop accepting; below `resume_at` they accept again.
+        self.max_connections = max_connections
+        self.resume_at = max(0, max_connections - max(1, max_connections // 100))
+        self.full = False
         self.per_ip: Counter[str] = Counter()
         self._by_transport: dict[asyncio.BaseTransport, _GuardedProtocol] = {}
         self._socknames: dict[object, object] = {}
+        self._switches: list[Callable[[bool], None]] = []
+
+    def __len__(self) -> int:
+        """Connections open now (those refused at once not counted)."""
+        return len(self._by_transport)
+
+    def on_accepting(self, switch: Callable[[bool], None]) -> None:
+        """Call `switch(False)` when the process is full and `switch(True)` when it has room again."""
+        self._switches.append(switch)
+
+    def _opened(self) -> None:
+        if self.max_connections and not self.full and len(self._by_transport) >= self.max_connections:
+            self.full = True
+            log.warning("%d connections open, the most this process takes (its open-files limit less its "
+                        "database connections): it stops accepting until some close", len(self._by_transport))
+            for switch in self._switches:
+                switch(False)
+
+    def _left(self) -> None:
+        if self.full and len(self._by_transport) <= self.resume_at:
+            self.full = False
+            for switch in self._switches:
+                switch(True)
 
     def wrap(self, factory: ProtocolFactory) -> ProtocolFactory:
         """A protocol factory for `loop.create_server` whose connections this guard watches."""
@@ -93,10 +144,17 @@ class _GuardedProtocol(asyncio.Protocol):
             guard.closed("per_ip_limit")
             self._transport.abort()
             return
+        if guard.max_connections and len(guard._by_transport) >= guard.max_connections:
+            # Accepted in the same batch as the one that filled the process: its file is needed more
+            # for a database connection; the client's retry reaches a process with room.
+            guard.closed("process_limit")
+            self._transport.abort()
+            return
         if address is not None:
             guard.per_ip[address] += 1
             self._address = address
         guard._by_transport[self._transport] = self
+        guard._opened()
         self._arm()
         _share_names(self._inner, transport, peer, address, guard._socknames)
         self._inner.connection_made(transport)
@@ -110,6 +168,7 @@ class _GuardedProtocol(asyncio.Protocol):
             per_ip[self._address] -= 1
             if per_ip[self._address] <= 0:
                 del per_ip[self._address]
+        self._guard._left()
         self._inner.connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -244,15 +303,55 @@ def _release_stream(content: object) -> None:
 
 
 class GuardedSockSite(web.SockSite):
-    """A site on an already-listening socket (the supervisor's) whose connections `guard` watches."""
+    """A site on an already-listening socket (the supervisor's) whose connections `guard` watches.
+
+    It stops accepting while the guard says the process is full: the server on a duplicate of
+    the socket is closed, which leaves the socket listening for the other workers (and for this
+    one, which serves on a new duplicate once it has room)."""
 
     def __init__(self, runner: web.BaseRunner, sock: socket.socket, guard: ConnectionGuard, *, backlog: int) -> None:
         super().__init__(runner, sock, backlog=backlog)
         self._guard = guard
+        self._accepting = False
+        self._stopped = False
+        self._resuming: asyncio.Task[None] | None = None
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
 
     async def start(self) -> None:
         await web.BaseSite.start(self)
+        self._guard.on_accepting(self._switch)
+        self._server = await self._listen()
+        self._accepting = True
+
+    async def _listen(self) -> asyncio.AbstractServer:
         server = self._runner.server
         assert server is not None
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._guard.wrap(server), sock=self._sock, backlog=self._backlog)
+        return await loop.create_server(self._guard.wrap(server), sock=self._sock.dup(), backlog=self._backlog)
+
+    def _switch(self, accepting: bool) -> None:
+        if self._stopped:
+            return
+        if not accepting:
+            if self._accepting and self._server is not None:
+                self._server.close()  # existing connections stay open
+            self._accepting = False
+        elif not self._accepting and (self._resuming is None or self._resuming.done()):
+            self._resuming = asyncio.get_running_loop().create_task(self._resume())
+
+    async def _resume(self) -> None:
+        server = await self._listen()
+        if self._stopped or self._guard.full:  # stopped, or full again, while it was being made
+            server.close()
+            return
+        self._server, self._accepting = server, True
+
+    async def stop(self) -> None:
+        self._stopped, self._accepting = True, False
+        if self._resuming is not None:
+            self._resuming.cancel()
+        await super().stop()
+        self._sock.close()
