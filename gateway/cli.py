@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_settings(reload, {"data_dir"})
 
     migrate = commands.add_parser("migrate", help="apply the database migrations that are missing")
+    migrate.add_argument("--after-deploy", action="store_true",
+                         help="also apply the files that remove what the previous release needs; run it once "
+                         "every gateway runs this release (docs/operations.md, Migrations)")
     _add_settings(migrate, _DATABASE_SETTINGS)
 
     workspace = commands.add_parser("workspace", help="manage workspaces")
@@ -120,7 +123,8 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         return serve(config)
     if args.command == "reload":
         return _reload(config)
-    with storage.migrated_database(config.database_url, config.data_dir) as database:
+    after_deploy = args.command == "migrate" and args.after_deploy
+    with storage.migrated_database(config.database_url, config.data_dir, after_deploy=after_deploy) as database:
         if args.command == "migrate":
             applied = database.applied
             print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))

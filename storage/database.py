@@ -36,8 +36,9 @@ class Database:
 
 
 @contextlib.contextmanager
-def migrated_database(url: str, data_dir: Path) -> Iterator[Database]:
-    """The database at `url` (or, when empty, an embedded server under `data_dir`), migrated.
+def migrated_database(url: str, data_dir: Path, *, after_deploy: bool = False) -> Iterator[Database]:
+    """The database at `url` (or, when empty, an embedded server under `data_dir`), migrated
+    (after-deploy files too with `after_deploy`: storage/migrate.py).
 
     Blocking: call it from synchronous code, or from a worker thread of an event loop.
     """
@@ -49,7 +50,7 @@ def migrated_database(url: str, data_dir: Path) -> Iterator[Database]:
         url = embedded.start()
         log.info("embedded PostgreSQL under %s", data_dir.resolve() / "postgres")
     try:
-        applied = asyncio.run(apply_migrations(url))
+        applied = asyncio.run(apply_migrations(url, after_deploy=after_deploy))
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
         yield Database(url, tuple(applied), asyncio.run(is_superuser(url)))

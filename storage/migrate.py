@@ -3,11 +3,18 @@
 Rules: file names are `NNNN_description.sql` and sort in run order; each file runs in its own
 transaction and is recorded with its SHA-256 in `schema_migrations`; a recorded file whose text
 changed is an error (fix forward with a new file, never edit a merged one).
+
+A file named `NNNN_description_after_deploy.sql` removes something the previous release still
+needs (the contract half of a change old and new gateways must both survive during a rolling
+deploy). A gateway starting on a database that is already in use leaves it pending, so the
+older gateways still running keep working; `mailslot migrate --after-deploy` applies it once every
+gateway runs this release. A new, empty database has no older gateway, and gets it at once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -20,6 +27,7 @@ __all__ = ["Migration", "apply_migrations", "list_migrations"]
 
 # "mailslot" as a bigint: every gateway process and CLI run serialises on this one key.
 ADVISORY_LOCK_KEY = int.from_bytes(b"mailslot", "big") & 0x7FFF_FFFF_FFFF_FFFF
+log = logging.getLogger("mailslot.storage.migrate")
 _NAME = re.compile(r"^\d{4}_[a-z0-9_]+\.sql$")
 
 
@@ -27,6 +35,11 @@ _NAME = re.compile(r"^\d{4}_[a-z0-9_]+\.sql$")
 class Migration:
     name: str
     sql: str
+
+    @property
+    def after_deploy(self) -> bool:
+        """Applied only when asked, or on a new database (see the module docstring)."""
+        return self.name.endswith("_after_deploy.sql")
 
     @property
     def checksum(self) -> str:
@@ -46,20 +59,22 @@ def list_migrations() -> list[Migration]:
 
 
 @translate_errors
-async def apply_migrations(dsn: str) -> list[str]:
-    """Bring the database up to date; returns the names applied by this call."""
+async def apply_migrations(dsn: str, *, after_deploy: bool = False) -> list[str]:
+    """Bring the database up to date; returns the names applied by this call.
+
+    After-deploy files are applied with `after_deploy`, or when the database has none recorded yet."""
     conn: asyncpg.Connection = await asyncpg.connect(dsn)
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY)
         try:
-            return await _apply_missing(conn, list_migrations())
+            return await _apply_missing(conn, list_migrations(), after_deploy=after_deploy)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
     finally:
         await conn.close()
 
 
-async def _apply_missing(conn: asyncpg.Connection, migrations: list[Migration]) -> list[str]:
+async def _apply_missing(conn: asyncpg.Connection, migrations: list[Migration], *, after_deploy: bool) -> list[str]:
     await conn.execute(
         """
         CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -72,6 +87,9 @@ async def _apply_missing(conn: asyncpg.Connection, migrations: list[Migration]) 
     recorded = {r["name"]: r["checksum"] for r in await conn.fetch("SELECT name, checksum FROM schema_migrations")}
     # Migrations recorded but unknown here come from a newer release during a rolling deploy:
     # this process leaves them alone (before-deploy files keep old code working).
+    # Nothing recorded: no gateway has used this database, so no older one needs what an
+    # after-deploy file removes.
+    after_deploy = after_deploy or not recorded
     applied = []
     for migration in migrations:
         if migration.name in recorded:
@@ -79,6 +97,12 @@ async def _apply_missing(conn: asyncpg.Connection, migrations: list[Migration]) 
                 raise MigrationError(
                     f"migration {migration.name} changed after it was applied; add a new migration instead"
                 )
+            continue
+        if migration.after_deploy and not after_deploy:
+            log.warning(
+                "migration %s is pending: run `mailslot migrate --after-deploy` once every gateway runs this release",
+                migration.name,
+            )
             continue
         async with conn.transaction():
             await conn.execute(migration.sql)

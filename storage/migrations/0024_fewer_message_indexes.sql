@@ -25,11 +25,11 @@ $$;
 
 -- Idempotency keys stay unique per workspace; rows without a key (every broadcast entry, most
 -- sends) are no longer indexed at all. `ON CONFLICT (workspace_id, idempotency_key)` must now
--- name the predicate (`WHERE idempotency_key IS NOT NULL`) to infer this index; a gateway older
--- than this migration does not, and its sends fail until it is replaced (docs/operations.md).
+-- name the predicate (`WHERE idempotency_key IS NOT NULL`) to infer this index. A gateway older
+-- than this release does not, and needs the full constraint for every send: that constraint is
+-- dropped by 0026_drop_full_idempotency_key_after_deploy.sql, once no such gateway runs.
 CREATE UNIQUE INDEX IF NOT EXISTS messages_idempotency_key_given ON messages (workspace_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
-ALTER TABLE messages DROP CONSTRAINT messages_idempotency_key;
 
 -- One index for a workspace's pending messages by expiry serves what two did: the recall when
 -- a workspace is disabled and its count (workspace_id, expires_at > now), and the expiry sweep,

@@ -339,6 +339,36 @@ def test_migrate_applies_every_migration_once(empty_database_url: str, tmp_path:
     assert not (tmp_path / ".mailslot").exists(), "with a database URL no embedded server starts"
 
 
+def test_an_after_deploy_migration_waits_for_its_flag(empty_database_url: str, tmp_path: Path) -> None:
+    """On a database in use, `migrate` leaves an after-deploy file pending and says how to apply it."""
+    env = cli_env(MAILSLOT_DATABASE_URL=empty_database_url)
+    after = [m.name for m in list_migrations() if m.after_deploy]
+    assert after, "no after-deploy migration shipped"
+    assert run_cli("migrate", cwd=tmp_path, env=env).returncode == 0
+
+    async def as_before_the_after_deploy_files() -> None:
+        conn = await asyncpg.connect(empty_database_url)
+        try:
+            await conn.execute("DELETE FROM schema_migrations WHERE name = ANY($1::text[])", after)
+            await conn.execute(
+                "ALTER TABLE messages ADD CONSTRAINT messages_idempotency_key UNIQUE (workspace_id, idempotency_key)"
+            )
+        finally:
+            await conn.close()
+
+    run_async(as_before_the_after_deploy_files())
+    held = run_cli("migrate", cwd=tmp_path, env=env)
+    assert held.returncode == 0, held.stderr
+    assert "applied 0 migration" in held.stdout, held.stdout
+    assert all(name in held.stderr for name in after) and "--after-deploy" in held.stderr, held.stderr
+
+    applied = run_cli("migrate", "--after-deploy", cwd=tmp_path, env=env)
+    assert applied.returncode == 0, applied.stderr
+    assert f"applied {len(after)} migration" in applied.stdout and all(n in applied.stdout for n in after)
+    again = run_cli("migrate", "--after-deploy", cwd=tmp_path, env=env)
+    assert "applied 0 migration" in again.stdout, again.stdout
+
+
 # workspace create
 
 

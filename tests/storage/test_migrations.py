@@ -19,6 +19,7 @@ from tests.conftest import database_url_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = sorted(p.name for p in (ROOT / "storage" / "migrations").glob("*.sql"))
+AFTER_DEPLOY = [name for name in FILES if name.endswith("_after_deploy.sql")]
 PROCESSES = 4
 
 
@@ -158,7 +159,9 @@ async def test_a_partly_migrated_database_gets_the_rest(scratch_url: str) -> Non
                            FILES[0], sha256_of(FILES[0]))
     finally:
         await conn.close()
-    assert await storage.apply_migrations(scratch_url) == FILES[1:]
+    # A database in use: after-deploy files wait for `mailslot migrate --after-deploy`.
+    assert await storage.apply_migrations(scratch_url) == [n for n in FILES[1:] if n not in AFTER_DEPLOY]
+    assert await storage.apply_migrations(scratch_url, after_deploy=True) == AFTER_DEPLOY
     assert await recorded(scratch_url) == [(name, sha256_of(name)) for name in FILES]
 
 
@@ -213,11 +216,16 @@ async def test_indexes_built_concurrently_beforehand_are_taken_as_they_are(scrat
             await conn.execute(statement)
     finally:
         await conn.close()
-    assert await storage.apply_migrations(scratch_url) == [n for n in FILES if n > "0023_broadcast_fan_out.sql"]
+    assert await storage.apply_migrations(scratch_url) == [
+        n for n in FILES if n > "0023_broadcast_fan_out.sql" and n not in AFTER_DEPLOY
+    ]
     indexes = await _valid_indexes(scratch_url)
     assert indexes["messages_idempotency_key_given"] and indexes["messages_pending_by_workspace_expiry"]
     assert indexes["people_recent_by_workspace"]
-    assert "messages_idempotency_key" not in indexes and "messages_pending_by_expiry" not in indexes
+    assert "messages_pending_by_expiry" not in indexes
+    assert indexes["messages_idempotency_key"]  # until the after-deploy file
+    assert await storage.apply_migrations(scratch_url, after_deploy=True) == AFTER_DEPLOY
+    assert "messages_idempotency_key" not in await _valid_indexes(scratch_url)
 
 
 async def test_an_index_left_invalid_by_a_failed_concurrent_build_stops_the_migration(scratch_url: str) -> None:
@@ -246,3 +254,44 @@ async def test_an_index_left_invalid_by_a_failed_concurrent_build_stops_the_migr
     with pytest.raises(asyncpg.RaiseError, match="messages_pending_by_workspace_expiry is invalid"):
         await storage.apply_migrations(scratch_url)
     assert [name for name, _ in await recorded(scratch_url)][-1] == "0023_broadcast_fan_out.sql"
+
+
+# What a gateway from before 0024 sends with: ON CONFLICT without the partial index's predicate.
+OLD_RELEASE_SEND = (
+    "INSERT INTO messages (workspace_id, person_id, content, expires_at, idempotency_key)"
+    " VALUES ($1, $2, '{}', now() + interval '1 day', $3)"
+    " ON CONFLICT (workspace_id, idempotency_key) DO NOTHING RETURNING id"
+)
+
+
+async def test_a_rolling_deploy_keeps_both_releases_sending(scratch_url: str) -> None:
+    """0024 lands while gateways from before it still run; only `--after-deploy` drops what they need."""
+    await _migrate_up_to(scratch_url, "0023_broadcast_fan_out.sql")
+    assert AFTER_DEPLOY == ["0026_drop_full_idempotency_key_after_deploy.sql"]
+    await storage.apply_migrations(scratch_url)  # the first gateway of the new release starts
+    pool = await storage.create_pool(scratch_url, min_size=1, max_size=2)
+    try:
+        workspace = (await storage.create_workspace(pool, "w")).workspace.id
+        person = await pool.fetchval(
+            "INSERT INTO people (workspace_id, external_id) VALUES ($1, 'old') RETURNING id", workspace
+        )
+        # The older gateway: a key sent twice is one message.
+        assert await pool.fetchval(OLD_RELEASE_SEND, workspace, person, "old-key") is not None
+        assert await pool.fetchval(OLD_RELEASE_SEND, workspace, person, "old-key") is None
+        # The new one, on the same database: the same.
+        key = storage.Idempotency("k", b"digest")
+        new = storage.NewMessage(content={"title": "Hello"}, ttl_s=3600)
+        first = await storage.send_message(pool, workspace, new, external_id="ada", idempotency=key)
+        again = await storage.send_message(pool, workspace, new, external_id="ada", idempotency=key)
+        assert first.message is not None and again.message is not None
+        assert (first.status, again.status, again.message.id) == ("queued", "replayed", first.message.id)
+
+        # Every gateway runs the new release: the full constraint goes, and keys stay unique.
+        assert await storage.apply_migrations(scratch_url, after_deploy=True) == AFTER_DEPLOY
+        assert await storage.apply_migrations(scratch_url, after_deploy=True) == []
+        last = await storage.send_message(pool, workspace, new, external_id="ada", idempotency=key)
+        assert last.message is not None and (last.status, last.message.id) == ("replayed", first.message.id)
+        with pytest.raises(asyncpg.InvalidColumnReferenceError):  # why it had to wait
+            await pool.fetchval(OLD_RELEASE_SEND, workspace, person, "another")
+    finally:
+        await pool.close()
