@@ -166,7 +166,6 @@ class Metrics:
         )
         self.open_files_limit.set(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
-
     def _tally(self, tally: _T) -> _T:
         self._tallies.append(tally)
         return tally
@@ -180,23 +179,21 @@ class Metrics:
 
     def poll_outcome(self, outcome: str) -> Tally:
         """The answered-polls counter of one outcome."""
-        tally = self._poll_outcomes.get(outcome)
-        if tally is None:
-            tally = self._poll_outcomes[outcome] = self._tally(Tally(self.polls.labels(outcome)))
-        return tally
+        return self._counter_tally(self._poll_outcomes, self.polls, outcome)
 
     def memory_result(self, result: str) -> Tally:
         """The poll-memory counter of one result (hit, census, miss, stale, off)."""
-        tally = self._memory_results.get(result)
-        if tally is None:
-            tally = self._memory_results[result] = self._tally(Tally(self.poll_memory.labels(result)))
-        return tally
+        return self._counter_tally(self._memory_results, self.poll_memory, result)
 
     def barrier_result(self, result: str) -> Tally:
         """The barrier-rounds counter of one result (heard, failed)."""
-        tally = self._barrier_results.get(result)
+        return self._counter_tally(self._barrier_results, self.barrier_rounds, result)
+
+    def _counter_tally(self, bound: dict[str, Tally], counter: Counter, label: str) -> Tally:
+        """The tally of `counter`'s child for `label`, bound once into `bound`."""
+        tally = bound.get(label)
         if tally is None:
-            tally = self._barrier_results[result] = self._tally(Tally(self.barrier_rounds.labels(result)))
+            tally = bound[label] = self._tally(Tally(counter.labels(label)))
         return tally
 
     def fold(self) -> None:
