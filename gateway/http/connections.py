@@ -43,7 +43,8 @@ from .keys import CONFIG
 from .messages import BATCH_PATH
 
 __all__ = [
-    "CONNECTIONS", "RESERVED_FILES", "ConnectionGuard", "GuardedSockSite", "connection_limit", "read_body_in_time",
+    "CONNECTIONS", "RESERVED_FILES", "ConnectionGuard", "GuardedSockSite", "connection_limit", "hold_connection",
+    "read_body_in_time",
 ]
 
 log = logging.getLogger("mailslot.gateway")
@@ -116,6 +117,12 @@ class ConnectionGuard:
         if guarded is not None:
             guarded.request_finished()
 
+    def request_held(self, transport: asyncio.BaseTransport | None) -> None:
+        """The request on `transport` will wait for a while (a held poll): it keeps no timer meanwhile."""
+        guarded = self._by_transport.get(transport) if transport is not None else None
+        if guarded is not None:
+            guarded.request_held()
+
     def closed(self, reason: str) -> None:
         if self.metrics is not None:
             self.metrics.closed_connections.labels(reason).inc()
@@ -124,14 +131,19 @@ class ConnectionGuard:
 class _GuardedProtocol(asyncio.Protocol):
     """Forwards every callback to aiohttp's RequestHandler; adds the deadline and the count."""
 
-    __slots__ = ("_address", "_deadline", "_guard", "_in_request", "_inner", "_transport")
+    __slots__ = ("_address", "_deadline", "_guard", "_in_request", "_inner", "_timer", "_transport")
 
     def __init__(self, guard: ConnectionGuard, factory: ProtocolFactory) -> None:
         self._guard = guard
         self._inner: Any = factory()
         self._transport: asyncio.Transport | None = None
         self._address: str | None = None
-        self._deadline: asyncio.TimerHandle | None = None
+        # The header deadline (loop time; 0: none) and the timer that checks it. The timer is not
+        # cancelled when a request starts, nor made anew for the next one: it fires, finds the
+        # deadline moved or gone, and is moved on or dropped (as aiohttp's own keep-alive timer
+        # does). A timer made and cancelled per request was a measurable share of a short poll.
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
         self._in_request = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -172,7 +184,7 @@ class _GuardedProtocol(asyncio.Protocol):
         self._inner.connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._deadline is None and self._in_request == 0:
+        if not self._deadline and not self._in_request:
             self._arm()  # the first bytes of the next request on a kept-alive connection
         self._inner.data_received(data)
 
@@ -188,28 +200,44 @@ class _GuardedProtocol(asyncio.Protocol):
 
     def request_started(self) -> None:
         self._in_request += 1
-        self._disarm()
-        # aiohttp arms its keep-alive timer when a connection opens and after each answer, and
-        # leaves it armed while a request runs: one timer (about 0.7 KiB) per held poll for
-        # nothing, since it only closes idle connections. `keep_alive(True)` cancels it without
-        # changing the flag (it is True while a request runs); aiohttp arms it again after the answer.
-        self._inner.keep_alive(True)
+        self._deadline = 0.0  # the headers are complete; the timer, if pending, will find nothing to do
 
     def request_finished(self) -> None:
         self._in_request -= 1
 
+    def request_held(self) -> None:
+        """A request that will wait (a held poll): drop the timers it would otherwise keep alive.
+
+        The header timer has nothing to check until the next request. aiohttp arms its keep-alive
+        timer when a connection opens and after each answer, and leaves it armed while a request
+        runs: one timer (about 0.7 KiB) per held poll for nothing, since it only closes idle
+        connections. `keep_alive(True)` cancels it without changing the flag (it is True while a
+        request runs); aiohttp arms it again after the answer. Short requests skip both: a timer
+        cancelled and made again per request costs more than the memory it frees for a moment.
+        """
+        self._disarm()
+        self._inner.keep_alive(True)
+
     def _arm(self) -> None:
         loop = asyncio.get_running_loop()
-        self._deadline = loop.call_later(self._guard.header_timeout_s, self._expired)
+        self._deadline = loop.time() + self._guard.header_timeout_s
+        if self._timer is None:
+            self._timer = loop.call_at(self._deadline, self._expired)
 
     def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self._deadline = 0.0
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _expired(self) -> None:
-        self._deadline = None
-        if self._in_request or self._transport is None or self._transport.is_closing():
+        self._timer = None
+        deadline = self._deadline
+        if not deadline or self._in_request or self._transport is None or self._transport.is_closing():
+            return  # no request is arriving now: the next one's first bytes arm a new timer
+        loop = asyncio.get_running_loop()
+        if loop.time() < deadline:  # armed again for a later request since this timer was made
+            self._timer = loop.call_at(deadline, self._expired)
             return
         # Headers still incomplete: possibly aiohttp has parsed them and the handler is about to
         # start, but after header_timeout_s of loop time that would be a stalled loop, not a client.
@@ -244,6 +272,13 @@ def _share_names(handler: Any, transport: asyncio.BaseTransport, peer: object, a
 
 
 CONNECTIONS = web.AppKey("mailslot.connections", ConnectionGuard)
+
+
+def hold_connection(request: web.Request) -> None:
+    """The request will wait (a held poll): its connection keeps no timer meanwhile."""
+    guard = request.app.get(CONNECTIONS)
+    if guard is not None:
+        guard.request_held(request.transport)
 
 
 def _is_batch(request: web.Request) -> bool:

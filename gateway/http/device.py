@@ -14,6 +14,7 @@ from storage import DeviceReport
 
 from ..core import devices, people
 from ..core.devices import device_workspace
+from .connections import hold_connection
 from .keys import CLOCK, CONFIG, DEVICE_POLLS, POLLER, POOL, RATE_LIMITER, WORKSPACES
 from .schemas import DeviceIdentifyRequest, EventsRequest, PollRequest, parse_body
 from .views import device_message, json_response
@@ -34,9 +35,12 @@ async def poll(request: web.Request) -> web.Response:
         app[POOL], workspace.id, body.user, body.device_id, reports,
         platform=_platform(request, body.platform), now=now, anonymous_id=body.anonymous_id,
     ) if reports else []
+    wait_s = min(body.wait, app[CONFIG].max_wait_s)
+    if wait_s > 0:
+        hold_connection(request)
     claim = devices.poll(
         app[POLLER], app[DEVICE_POLLS], workspace, body.user, body.device_id,
-        wait_s=min(body.wait, app[CONFIG].max_wait_s), anonymous_id=body.anonymous_id,
+        wait_s=wait_s, anonymous_id=body.anonymous_id,
     )
     del body  # a held poll keeps this frame alive while it waits: not the parsed request too
     answer = await claim
