@@ -16,14 +16,14 @@ from ..core import devices, people
 from ..core.devices import device_workspace
 from .connections import hold_connection
 from .keys import CLOCK, CONFIG, DEVICE_POLLS, POLLER, POOL, RATE_LIMITER, WORKSPACES
-from .schemas import DeviceIdentifyRequest, EventsRequest, PollRequest, parse_body
+from .schemas import DeviceIdentifyRequest, EventsRequest, parse_body, parse_poll
 from .views import device_message, json_response
 
 __all__ = ["events", "identify", "poll"]
 
 
 async def poll(request: web.Request) -> web.Response:
-    body = parse_body(await request.read(), PollRequest)
+    body = parse_poll(await request.read())
     app = request.app
     now = app[CLOCK].now()
     workspace = await device_workspace(

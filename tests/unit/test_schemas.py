@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import BadRequest, Unprocessable
-from gateway.http.schemas import MAX_DEPTH, PollRequest, SendRequest, parse_body, parse_object
+from gateway.errors import ApiError, BadRequest, Unprocessable
+from gateway.http.schemas import MAX_DEPTH, PollRequest, SendRequest, parse_body, parse_object, parse_poll
 
 
 def nested(depth: int) -> Any:
@@ -110,3 +110,52 @@ def test_server_bodies_refuse_unknown_fields() -> None:
 def test_device_bodies_ignore_unknown_fields() -> None:
     parsed = parse_body(body({"site_id": "s", "user": "u", "device_id": "d", "sdk": "9.9"}), PollRequest)
     assert (parsed.site_id, parsed.user, parsed.device_id, parsed.wait) == ("s", "u", "d", 0)
+
+
+_POLL = b'"site_id": "site_1", "device_id": "web-1", "user": "ada"'
+_EVENT = b'{"message_id": "6f1c3f5e-8f4b-4b7e-9a57-3b2f2d3c9a10", "type": "shown"}'
+
+
+@pytest.mark.parametrize("raw", [
+    b"{" + _POLL + b"}",
+    b" {" + _POLL + b', "wait": 30, "platform": "web"} ',
+    b"{" + _POLL + b', "wait": 1.5E2, "user_hash": "ab"}',
+    b"{" + _POLL + b', "events": [' + _EVENT + b"]}",
+    b'{"site_id": "site_1", "device_id": "web-1", "anonymous_id": "anon_0123456789abcdef"}',
+    b'{"site_id": "site_1", "device_id": "web-1", "user": "ada", "user": "bob"}',  # the last one wins in both
+    b"",
+    b"{",
+    b"[]",
+    b'"poll"',
+    b"\xef\xbb\xbf{" + _POLL + b"}",
+    b"{" + _POLL + b"} x",
+    b"{" + _POLL + b",}",
+    b'{"site_id": "site_1", "device_id": "web-1", "user": "\\ud800"}',
+    b'{"site_id": "site_1", "device_id": "web-1", "user": "\xff"}',
+    b'{"site_id": "site_1", "device_id": "web-1", "user": "a\\u0000"}',
+    b'{"site_id": "site_1", "device_id": "web 1", "user": "ada"}',
+    b'{"site_id": "", "device_id": "web-1", "user": "ada"}',
+    b'{"device_id": "web-1", "user": "ada"}',
+    b"{" + _POLL + b', "user": null}',
+    b'{"site_id": "site_1", "device_id": "web-1"}',
+    b'{"site_id": "site_1", "device_id": "web-1", "user": "ada", "anonymous_id": "anon_0123456789abcdef"}',
+    b"{" + _POLL + b', "wait": 1e400}',
+    b"{" + _POLL + b', "wait": 99999999999999999999999}',
+    b"{" + _POLL + b', "wait": -1}',
+    b"{" + _POLL + b', "wait": "30"}',
+    b"{" + _POLL + b', "wait": true}',
+    b"{" + _POLL + b', "events": null}',
+    b"{" + _POLL + b', "events": [{"message_id": "x", "type": "shown"}]}',
+    b"{" + _POLL + b', "events": [{"message_id": "6f1c3f5e-8f4b-4b7e-9a57-3b2f2d3c9a10", "type": "action"}]}',
+    b"{" + _POLL + b', "platform": "tv"}',
+    b"{" + _POLL + b', "x": ' + b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1) + b"}",
+])
+def test_a_poll_decoded_directly_reads_exactly_as_through_parse_body(raw: bytes) -> None:
+    def outcome(parse: Any) -> object:
+        try:
+            return parse()
+        except ApiError as exc:
+            return (type(exc), exc.code, exc.message)
+
+    expected = outcome(lambda: parse_body(raw, PollRequest))
+    assert outcome(lambda: parse_poll(raw)) == expected
