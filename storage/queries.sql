@@ -517,6 +517,37 @@ SELECT c.now, c.person_id, c.last_message_at, c.pending, c.showing, c.visiting, 
        c.properties, c.priority, c.persistent, c.expires_at, c.campaign, c.offered, c.lease_expires_at
 FROM mailslot_claim_messages_v1($1, $2, $3, $4::timestamptz, $5, $6, $7) AS c;
 
+-- claim_message_batch --
+-- Many polls' claims in one statement and one commit (decision 0037): mailslot_claim_messages_v1 once per poll, one after another, each seeing what the earlier ones wrote; rows tagged with the poll's place (`item`, from 1) and in each poll's order (`n`). $1 workspace ids, $2 users (NULL for a visitor), $3 device ids, $4 nows (NULL: the database's), $5 lease_s, $6 claim limits, $7 anonymous visitor ids (NULL for a user)
+WITH polls AS MATERIALIZED (
+    SELECT u.item, u.workspace_id, u.user_key, u.device_id, u.at, u.lease_s, u.claim_limit, u.anonymous_id
+    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::integer[], $6::integer[], $7::text[])
+         WITH ORDINALITY AS u (workspace_id, user_key, device_id, at, lease_s, claim_limit, anonymous_id, item)
+    -- The person as the claim will find them, for the lock order only (a visitor not yet created: none).
+    LEFT JOIN LATERAL (
+        SELECT p.id FROM people p
+        WHERE p.workspace_id = u.workspace_id
+          AND (p.external_id = u.user_key OR p.email = lower(u.user_key) OR p.anonymous_id = u.anonymous_id)
+        ORDER BY (p.external_id = u.user_key) IS TRUE DESC
+        LIMIT 1
+    ) AS person ON true
+    -- Calls run in this order and keep their row locks (visit entries, a new visitor's row) until the
+    -- commit: every process takes them person by person (visitors not yet created by anonymous id)
+    -- in one order, so two batches cannot deadlock on them (a person the two saw differently can
+    -- still; the caller retries a deadlock). One person's polls keep their order of arrival.
+    ORDER BY person.id NULLS LAST, CASE WHEN person.id IS NULL THEN u.workspace_id END,
+             CASE WHEN person.id IS NULL THEN u.anonymous_id END, u.item
+)
+SELECT polls.item, c.n, c.now, c.person_id, c.last_message_at, c.pending, c.showing, c.visiting, c.id,
+       c.content, c.properties, c.priority, c.persistent, c.expires_at, c.campaign, c.offered,
+       c.lease_expires_at
+FROM polls
+CROSS JOIN LATERAL mailslot_claim_messages_v1(
+    polls.workspace_id, polls.user_key, polls.device_id, polls.at, polls.lease_s, polls.claim_limit,
+    polls.anonymous_id
+) WITH ORDINALITY AS c (now, person_id, last_message_at, pending, showing, visiting, id, content, properties,
+                        priority, persistent, expires_at, campaign, offered, lease_expires_at, n);
+
 -- record_device_events --
 -- Apply a device's reports (shown, action, dismissed), in order, in one statement: each to a message offered or shown to this device; a repeated report is recorded once; the workspace's first `shown` completes its setup. One row per report, in order. $1 workspace_id, $2 message ids, $3 device_id, $4 user (id or email; NULL for a visitor), $5 types, $6 action names (NULL: none), $7 now, $8 the device's platform, $9 anonymous visitor id (NULL for a user)
 WITH clock AS (
