@@ -98,7 +98,7 @@ class ClaimQueue(Generic[ItemT, OutcomeT]):
         finally:
             # Here, not in a done callback: a claim arriving before that callback ran would count
             # this task as in flight and wait for a statement that never comes.
-            self._flushers.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._flushers.discard(asyncio.current_task())
             # Only when this task itself was cancelled (the loop is closing): no caller hangs.
             for entry in batch:
                 if not entry.future.done():

@@ -11,11 +11,11 @@ from typing import Any, Literal
 
 import asyncpg
 
+from .claim_queue import ClaimQueue
 from .errors import translate_errors
 from .models import Claim, DeliveredMessage, Event, Idempotency, Message, NewMessage, Person
 from .people import _person
 from .pool import Executor, _BoundedPool
-from .claim_queue import ClaimQueue
 from .send_queue import SendQueue
 from .sql import queries
 

@@ -145,7 +145,10 @@ async def test_two_tabs_of_a_new_visitor_polling_at_once_get_one_copy(pool: asyn
     broadcast = await visit_broadcast(pool, workspace)
     claims = await lined_up(
         pool, "INSERT INTO people (workspace_id, anonymous_id) VALUES ($1, $2)", (workspace, VISITOR),
-        [functools.partial(claim_as_visitor, workspace=workspace, visitor=VISITOR, device=tab) for tab in ("tab-a", "tab-b")],
+        [
+            functools.partial(claim_as_visitor, workspace=workspace, visitor=VISITOR, device=tab)
+            for tab in ("tab-a", "tab-b")
+        ],
     )
     assert sorted(len(c.messages) for c in claims) == [0, 1]
     # Later polls of both tabs change nothing: the one copy stays leased to the tab that won.
