@@ -43,10 +43,12 @@ from .embedded import EmbeddedPostgres
 from .errors import Conflict, LimitExceeded, MigrationError, StorageError, StorageUnavailable, is_unavailable
 from .listener import Listener
 from .messages import (
+    ClaimRequest,
     ContentSource,
     DeviceReport,
     Outgoing,
     SendOutcome,
+    claim_message_batch,
     claim_messages,
     expire_messages,
     get_message,
@@ -125,6 +127,7 @@ __all__ = [
     "CampaignCounts",
     "Census",
     "Claim",
+    "ClaimRequest",
     "Conflict",
     "ConsoleSession",
     "ContentSource",
@@ -165,6 +168,7 @@ __all__ = [
     "apply_migrations",
     "barrier_channel",
     "check_ready",
+    "claim_message_batch",
     "claim_messages",
     "count_broadcast_audience",
     "count_campaign_messages",

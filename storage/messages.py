@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import asyncpg
 
+from .claim_queue import ClaimQueue
 from .errors import translate_errors
 from .models import Claim, DeliveredMessage, Event, Idempotency, Message, NewMessage, Person
 from .people import _person
@@ -19,10 +20,12 @@ from .send_queue import SendQueue
 from .sql import queries
 
 __all__ = [
+    "ClaimRequest",
     "ContentSource",
     "DeviceReport",
     "Outgoing",
     "SendOutcome",
+    "claim_message_batch",
     "claim_messages",
     "expire_messages",
     "get_message",
@@ -265,6 +268,20 @@ async def recall_message(
     return state
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """One poll's claim: who polls (`user`, or `anonymous_id` for a visitor) on which device, with
+    its workspace's lease, the claim limit and the instant (None: the database's clock)."""
+
+    workspace_id: int
+    user: str | None
+    device_id: str
+    lease_s: int
+    limit: int = 10
+    now: datetime | None = None
+    anonymous_id: str | None = None
+
+
 @translate_errors
 async def claim_messages(
     db: Executor,
@@ -278,10 +295,63 @@ async def claim_messages(
     anonymous_id: str | None = None,
 ) -> Claim:
     """The poll's single round trip: claim, lease, enter due visit broadcasts, record, and read the
-    tier's facts. A visitor polls with `anonymous_id` and no `user`."""
+    tier's facts. A visitor polls with `anonymous_id` and no `user`.
+
+    Through a pool of `create_pool`, claims made while another is in flight share one statement
+    and one commit (storage/claim_queue.py, decision 0037); a connection or another pool claims alone.
+    """
+    request = ClaimRequest(workspace_id, user, device_id, lease_s, limit, now, anonymous_id)
+    if isinstance(db, _BoundedPool):
+        return await _claim_queue(db).claim(request)
     rows = await db.fetch(
         queries["claim_messages"], workspace_id, user, device_id, now, lease_s, limit, anonymous_id
     )
+    return _claim(rows)
+
+
+# A batch that deadlocked runs again this many times before its callers get the 503: its lock
+# order (person by person) leaves a deadlock only where two processes resolved a person differently.
+DEADLOCK_RETRIES = 2
+
+
+@translate_errors
+async def claim_message_batch(db: Executor, requests: Sequence[ClaimRequest]) -> list[Claim]:
+    """Many polls' claims in one statement and one commit, one `Claim` per request in order: each
+    exactly what `claim_messages` alone would have returned at that point (decision 0037)."""
+    if not requests:
+        return []
+    for attempt in range(DEADLOCK_RETRIES + 1):
+        try:
+            rows = await db.fetch(
+                queries["claim_message_batch"],
+                [r.workspace_id for r in requests], [r.user for r in requests],
+                [r.device_id for r in requests], [r.now for r in requests],
+                [r.lease_s for r in requests], [r.limit for r in requests],
+                [r.anonymous_id for r in requests],
+            )
+            break
+        except asyncpg.exceptions.DeadlockDetectedError:
+            if attempt == DEADLOCK_RETRIES:
+                raise
+    by_item: list[list[asyncpg.Record]] = [[] for _ in requests]
+    for row in sorted(rows, key=lambda r: (r["item"], r["n"])):
+        by_item[row["item"] - 1].append(row)
+    return [_claim(item_rows) for item_rows in by_item]
+
+
+def _claim_queue(pool: _BoundedPool) -> ClaimQueue[ClaimRequest, Claim]:
+    queue: ClaimQueue[ClaimRequest, Claim] | None = pool.claim_queue
+    if queue is None:
+
+        async def run(requests: Sequence[ClaimRequest]) -> list[Claim]:
+            return await claim_message_batch(pool, requests)
+
+        queue = pool.claim_queue = ClaimQueue(run)
+    return queue
+
+
+def _claim(rows: Sequence[asyncpg.Record]) -> Claim:
+    """One poll's rows (the facts on each, a message on each but an empty claim's one row) as a `Claim`."""
     first = rows[0]
     messages = tuple(
         DeliveredMessage(

@@ -38,7 +38,7 @@ STATEMENT_TIMEOUT_S = 5.0
 
 # Prepared on every new connection: what a woken held poll runs. Not the send statement: coalesced
 # sends keep one or two connections of a worker busy, which are warm after their first send.
-WARM_STATEMENTS = (queries["claim_messages"], queries["record_device_events"])
+WARM_STATEMENTS = (queries["claim_messages"], queries["claim_message_batch"], queries["record_device_events"])
 
 # Anything with fetch/fetchrow/fetchval/execute: a pool for single statements, a connection
 # inside a transaction.
@@ -90,7 +90,7 @@ class _BoundedPool(asyncpg.Pool):  # type: ignore[misc]
     of `acquire` itself. The same bound then applies to the release (asyncpg records it).
     """
 
-    __slots__ = ("_acquire_timeout_s", "send_queue")
+    __slots__ = ("_acquire_timeout_s", "claim_queue", "send_queue")
 
     def __init__(self, *args: Any, acquire_timeout_s: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -98,6 +98,8 @@ class _BoundedPool(asyncpg.Pool):  # type: ignore[misc]
         # The single sends waiting for this pool's statement of their workspace (storage/send_queue.py);
         # made by storage/messages.py on first use.
         self.send_queue: Any = None
+        # The same for claims (storage/claim_queue.py), made on first use.
+        self.claim_queue: Any = None
 
     def acquire(self, *, timeout: float | None = None) -> Any:
         return _AcquireContext(self, self._acquire_timeout_s if timeout is None else timeout)

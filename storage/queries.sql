@@ -512,148 +512,41 @@ recorded AS (
 SELECT state AS previous_state FROM target;
 
 -- claim_messages --
--- The poll: claim a person's deliverable messages for one device under a lease, enter the person into the workspace's due visit broadcasts (creating an anonymous visitor on their first due visit) with a copy offered to this device, record the offers and expiries, and return what the device holds (with each offer's lease end) with the tier's facts (and whether anything was pending or on display, or a visit broadcast could still come, as of the statement's snapshot). $1 workspace_id, $2 user (id or email; NULL for a visitor), $3 device_id, $4 now, $5 lease_s, $6 at most this many new claims, $7 anonymous visitor id (NULL for a user)
-WITH clock AS MATERIALIZED (
-    SELECT coalesce($4::timestamptz, now()) AS now
-),
-found AS MATERIALIZED (
-    SELECT p.id, p.last_message_at
-    FROM people p
-    WHERE p.workspace_id = $1 AND (p.external_id = $2 OR p.email = lower($2) OR p.anonymous_id = $7::text)
-    ORDER BY (p.external_id = $2) IS TRUE DESC
-    LIMIT 1
-),
--- The workspace's visit broadcasts still open (none while in-app messaging is disabled).
-visits AS MATERIALIZED (
-    SELECT b.id, b.visit_every_s
-    FROM broadcasts b, clock
-    WHERE b.workspace_id = $1 AND b.visit_ends_at IS NOT NULL AND b.status = 'queued'
-      AND b.visit_ends_at > clock.now
-      AND EXISTS (SELECT 1 FROM workspaces w WHERE w.id = $1 AND w.in_app_enabled)
-),
--- A visitor's row is created only when a visit broadcast is there for them; two tabs creating it
--- at once: one wins, the other finds no one this time and enters on its next poll.
-new_visitor AS (
-    INSERT INTO people (workspace_id, anonymous_id)
-    SELECT $1, $7::text
-    WHERE $7::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM found) AND EXISTS (SELECT 1 FROM visits)
-    ON CONFLICT DO NOTHING
-    RETURNING id, last_message_at
-),
-person AS MATERIALIZED (
-    SELECT id, last_message_at FROM found
-    UNION ALL
-    SELECT id, last_message_at FROM new_visitor
-),
--- The row lock on (broadcast, person) serializes devices of one person: a second poll waits for
--- the first's entry, then finds it too recent (or, for `once`, finds it at all) and enters nothing.
-entered AS (
-    INSERT INTO visit_entries AS v (broadcast_id, person_id, entered_at)
-    SELECT visits.id, person.id, clock.now FROM visits, person, clock
-    -- Due as this snapshot sees it, so that a person already in never takes the row lock.
-    WHERE NOT EXISTS (SELECT 1 FROM visit_entries e
-                      WHERE e.broadcast_id = visits.id AND e.person_id = person.id
-                        AND (visits.visit_every_s IS NULL
-                             OR e.entered_at > clock.now - make_interval(secs => visits.visit_every_s)))
-    ON CONFLICT (broadcast_id, person_id) DO UPDATE SET entered_at = excluded.entered_at
-    WHERE v.entered_at <= excluded.entered_at - make_interval(
-        secs => (SELECT b.visit_every_s FROM broadcasts b WHERE b.id = v.broadcast_id))
-    RETURNING v.broadcast_id, v.person_id
-),
-copied AS (
-    INSERT INTO messages (workspace_id, person_id, broadcast_id, content, properties, priority, persistent,
-                          campaign, expires_at, created_at, state, device_id, lease_expires_at)
-    -- NULL content: the copy shows its broadcast's.
-    SELECT $1, entered.person_id, b.id, NULL, b.properties, b.priority, b.persistent, b.campaign,
-           b.visit_ends_at, clock.now, 'offered', $3, clock.now + make_interval(secs => $5::integer)
-    FROM entered JOIN broadcasts b ON b.id = entered.broadcast_id, clock
-    RETURNING id, workspace_id, content, broadcast_id, properties, priority, persistent,
-              expires_at, campaign, created_at, lease_expires_at, true AS offered
-),
-due AS (
-    SELECT m.id
-    FROM messages m, person, clock
-    WHERE m.person_id = person.id
-      AND m.state IN ('queued', 'offered')
-      AND m.expires_at <= clock.now
-    FOR UPDATE OF m SKIP LOCKED
-),
-expired AS (
-    UPDATE messages m
-    SET state = 'expired', closed_at = clock.now, lease_expires_at = NULL
-    FROM due, clock
-    WHERE m.id = due.id
-    RETURNING m.id, m.workspace_id
-),
-free AS (
-    SELECT m.id
-    FROM messages m, person, clock
-    WHERE m.person_id = person.id
-      AND m.state IN ('queued', 'offered')
-      AND m.expires_at > clock.now
-      AND (m.state = 'queued' OR m.lease_expires_at <= clock.now)
-    ORDER BY m.priority, m.created_at
-    LIMIT $6
-    FOR UPDATE OF m SKIP LOCKED
-),
-claimed AS (
-    UPDATE messages m
-    SET state = 'offered', device_id = $3,
-        lease_expires_at = clock.now + make_interval(secs => $5::integer)
-    FROM free, clock
-    WHERE m.id = free.id
-    RETURNING m.id, m.workspace_id, m.content, m.broadcast_id, m.properties, m.priority, m.persistent,
-              m.expires_at, m.campaign, m.created_at, m.lease_expires_at, true AS offered
-),
-recorded AS (
-    INSERT INTO events (workspace_id, message_id, type, device_id, at)
-    SELECT claimed.workspace_id, claimed.id, 'offered', $3, clock.now FROM claimed, clock
-    UNION ALL
-    SELECT expired.workspace_id, expired.id, 'expired', NULL, clock.now FROM expired, clock
-    UNION ALL
-    SELECT copied.workspace_id, copied.id, e.type, e.device_id, clock.now
-    FROM copied, clock, (VALUES ('queued', NULL), ('offered', $3)) AS e (type, device_id)
-),
-held AS (
-    SELECT m.id, m.workspace_id, m.content, m.broadcast_id, m.properties, m.priority, m.persistent,
-           m.expires_at, m.campaign, m.created_at, m.lease_expires_at, m.state = 'offered' AS offered
-    FROM messages m, person, clock
-    WHERE m.person_id = person.id
-      AND m.device_id = $3
-      AND m.expires_at > clock.now
-      AND ((m.state = 'offered' AND m.lease_expires_at > clock.now)
-           OR (m.state = 'shown' AND m.persistent))
-),
-delivered AS (
-    SELECT * FROM claimed
-    UNION ALL
-    SELECT * FROM copied
-    UNION ALL
-    SELECT * FROM held
-),
-facts AS (
-    SELECT clock.now, person.id AS person_id,
-           -- The retention sweep folds the latest deleted message into people.last_message_at.
-           greatest((SELECT max(m.created_at) FROM messages m WHERE m.person_id = person.id),
-                    person.last_message_at) AS last_message_at,
-           EXISTS (SELECT 1 FROM messages m
-                   WHERE m.person_id = person.id AND m.state IN ('queued', 'offered')) AS pending,
-           EXISTS (SELECT 1 FROM messages m
-                   WHERE m.person_id = person.id AND m.state = 'shown' AND m.persistent) AS showing,
-           -- A visit broadcast this person may still enter: time alone can make it due, with no NOTIFY.
-           EXISTS (SELECT 1 FROM visits
-                   WHERE visits.visit_every_s IS NOT NULL
-                      OR NOT EXISTS (SELECT 1 FROM visit_entries v
-                                     WHERE v.broadcast_id = visits.id AND v.person_id = person.id)) AS visiting
-    FROM clock LEFT JOIN person ON true
+-- The poll: one claim for one device (mailslot_claim_messages_v1, migration 0027: claim under a lease, enter due visit broadcasts, record offers and expiries, return what the device holds with the tier's facts). $1 workspace_id, $2 user (id or email; NULL for a visitor), $3 device_id, $4 now, $5 lease_s, $6 at most this many new claims, $7 anonymous visitor id (NULL for a user)
+SELECT c.now, c.person_id, c.last_message_at, c.pending, c.showing, c.visiting, c.id, c.content,
+       c.properties, c.priority, c.persistent, c.expires_at, c.campaign, c.offered, c.lease_expires_at
+FROM mailslot_claim_messages_v1($1, $2, $3, $4::timestamptz, $5, $6, $7) AS c;
+
+-- claim_message_batch --
+-- Many polls' claims in one statement and one commit (decision 0037): mailslot_claim_messages_v1 once per poll, one after another, each seeing what the earlier ones wrote; rows tagged with the poll's place (`item`, from 1) and in each poll's order (`n`). $1 workspace ids, $2 users (NULL for a visitor), $3 device ids, $4 nows (NULL: the database's), $5 lease_s, $6 claim limits, $7 anonymous visitor ids (NULL for a user)
+WITH polls AS MATERIALIZED (
+    SELECT u.item, u.workspace_id, u.user_key, u.device_id, u.at, u.lease_s, u.claim_limit, u.anonymous_id
+    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::integer[], $6::integer[], $7::text[])
+         WITH ORDINALITY AS u (workspace_id, user_key, device_id, at, lease_s, claim_limit, anonymous_id, item)
+    -- The person as the claim will find them, for the lock order only (a visitor not yet created: none).
+    LEFT JOIN LATERAL (
+        SELECT p.id FROM people p
+        WHERE p.workspace_id = u.workspace_id
+          AND (p.external_id = u.user_key OR p.email = lower(u.user_key) OR p.anonymous_id = u.anonymous_id)
+        ORDER BY (p.external_id = u.user_key) IS TRUE DESC
+        LIMIT 1
+    ) AS person ON true
+    -- Calls run in this order and keep their row locks (visit entries, a new visitor's row) until the
+    -- commit: every process takes them person by person (visitors not yet created by anonymous id)
+    -- in one order, so two batches cannot deadlock on them (a person the two saw differently can
+    -- still; the caller retries a deadlock). One person's polls keep their order of arrival.
+    ORDER BY person.id NULLS LAST, CASE WHEN person.id IS NULL THEN u.workspace_id END,
+             CASE WHEN person.id IS NULL THEN u.anonymous_id END, u.item
 )
-SELECT facts.now, facts.person_id, facts.last_message_at, facts.pending, facts.showing, facts.visiting,
-       d.id, coalesce(d.content, b.content) AS content, d.properties, d.priority, d.persistent,
-       d.expires_at, d.campaign, d.offered, d.lease_expires_at
-FROM facts
-LEFT JOIN delivered d ON true
-LEFT JOIN broadcasts b ON b.id = d.broadcast_id
-ORDER BY d.priority, d.created_at;
+SELECT polls.item, c.n, c.now, c.person_id, c.last_message_at, c.pending, c.showing, c.visiting, c.id,
+       c.content, c.properties, c.priority, c.persistent, c.expires_at, c.campaign, c.offered,
+       c.lease_expires_at
+FROM polls
+CROSS JOIN LATERAL mailslot_claim_messages_v1(
+    polls.workspace_id, polls.user_key, polls.device_id, polls.at, polls.lease_s, polls.claim_limit,
+    polls.anonymous_id
+) WITH ORDINALITY AS c (now, person_id, last_message_at, pending, showing, visiting, id, content, properties,
+                        priority, persistent, expires_at, campaign, offered, lease_expires_at, n);
 
 -- record_device_events --
 -- Apply a device's reports (shown, action, dismissed), in order, in one statement: each to a message offered or shown to this device; a repeated report is recorded once; the workspace's first `shown` completes its setup. One row per report, in order. $1 workspace_id, $2 message ids, $3 device_id, $4 user (id or email; NULL for a visitor), $5 types, $6 action names (NULL: none), $7 now, $8 the device's platform, $9 anonymous visitor id (NULL for a user)

@@ -2,7 +2,9 @@
 
 A sequential scan on `messages` would make every poll cost as much as the whole table, so the
 plan is checked both as the first executions see it (custom plan) and as a prepared statement
-does after a few (generic plan).
+does after a few (generic plan). The claim is the body of `mailslot_claim_messages_v1`
+(migration 0027), which PostgreSQL caches and plans as it does a prepared statement; both
+`claim_messages` and `claim_message_batch` call it (decision 0037).
 """
 
 from __future__ import annotations
@@ -102,9 +104,9 @@ async def test_the_claim_reads_one_persons_messages_by_index(pool: asyncpg.Pool,
         # As the gateway runs it: a prepared statement, whose plan PostgreSQL may make generic
         # after five executions. EXPLAIN without ANALYZE plans the data-modifying CTEs without
         # running them.
+        body = await conn.fetchval("SELECT prosrc FROM pg_proc WHERE proname = 'mailslot_claim_messages_v1'")
         await conn.execute(
-            "PREPARE claim_plan (bigint, text, text, timestamptz, integer, integer, text) AS "
-            + queries["claim_messages"].rstrip(";")
+            "PREPARE claim_plan (bigint, text, text, timestamptz, integer, integer, text) AS " + body
         )
         try:
             await conn.execute(f"SET plan_cache_mode = {mode}")
@@ -130,6 +132,20 @@ async def test_the_claim_reads_one_persons_messages_by_index(pool: asyncpg.Pool,
     for node in (n for n in on_messages if n["Node Type"].endswith("Scan")):
         condition = node.get("Index Cond") or node.get("Recheck Cond") or ""
         assert "person_id" in condition or node.get("Index Name") == "messages_pkey", summary(node)
+
+
+async def test_the_batch_finds_each_person_by_index(pool: asyncpg.Pool) -> None:
+    """The batch statement's own read (each poll's person, for the lock order) is an index lookup."""
+    workspace_id, user = await seed(pool)
+    async with pool.acquire() as conn:
+        plan = await conn.fetchval(
+            "EXPLAIN (FORMAT JSON) " + queries["claim_message_batch"].rstrip(";"),
+            [workspace_id, workspace_id], [user, None], ["device-0", "device-1"], [NOW, NOW], [300, 300],
+            [10, 10], [None, f"anon_visitor{workspace_id}x7"],
+        )
+    on_people = [n for n in nodes(plan[0]["Plan"]) if n.get("Relation Name") == "people"]
+    assert on_people, "the batch does not look people up"
+    assert [n for n in on_people if n["Node Type"] == "Seq Scan"] == [], [summary(n) for n in on_people]
 
 
 async def test_the_claim_still_works_on_that_data(pool: asyncpg.Pool) -> None:

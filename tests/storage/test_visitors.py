@@ -5,7 +5,9 @@ merges a visitor into the person."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import contextlib
+import functools
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -37,7 +39,7 @@ async def visit_broadcast(
 
 
 async def claim_as_visitor(
-    pool: asyncpg.Pool, workspace: int, visitor: str, device: str, now: datetime = NOW
+    pool: asyncpg.Pool | asyncpg.Connection, workspace: int, visitor: str, device: str, now: datetime = NOW
 ) -> storage.Claim:
     return await storage.claim_messages(pool, workspace, None, device, lease_s=300, now=now, anonymous_id=visitor)
 
@@ -109,14 +111,20 @@ async def test_a_visitor_never_reaches_a_persons_queue(pool: asyncpg.Pool) -> No
 
 
 async def lined_up(pool: asyncpg.Pool, blocker: str, args: tuple[object, ...],
-                   claims: list[Awaitable[storage.Claim]]) -> list[storage.Claim]:
+                   claims: list[Callable[[asyncpg.Connection], Awaitable[storage.Claim]]]) -> list[storage.Claim]:
     """Run `claims` so that they meet at the same row: an uncommitted `blocker` insert holds them
-    until both wait on it, then rolls back and lets them race for the row it held."""
-    async with pool.acquire() as conn:
+    until both wait on it, then rolls back and lets them race for the row it held.
+
+    Each claim runs on a connection of its own, as two processes' claims do: through the pool,
+    claims started together share one statement (decision 0037) and never race in the database.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        conn = await stack.enter_async_context(pool.acquire())
+        own = [await stack.enter_async_context(pool.acquire()) for _ in claims]
         transaction = conn.transaction()
         await transaction.start()
         await conn.execute(blocker, *args)
-        tasks = [asyncio.ensure_future(claim) for claim in claims]
+        tasks = [asyncio.ensure_future(claim(claim_conn)) for claim, claim_conn in zip(claims, own, strict=True)]
 
         async def both_waiting() -> bool:
             # Asked on the blocker's connection, whose transaction would keep one stale view of the stats.
@@ -129,7 +137,7 @@ async def lined_up(pool: asyncpg.Pool, blocker: str, args: tuple[object, ...],
 
         await wait_until(both_waiting, what="both claims waiting on the row")
         await transaction.rollback()
-    return list(await asyncio.gather(*tasks))
+        return list(await asyncio.gather(*tasks))
 
 
 async def test_two_tabs_of_a_new_visitor_polling_at_once_get_one_copy(pool: asyncpg.Pool) -> None:
@@ -137,7 +145,10 @@ async def test_two_tabs_of_a_new_visitor_polling_at_once_get_one_copy(pool: asyn
     broadcast = await visit_broadcast(pool, workspace)
     claims = await lined_up(
         pool, "INSERT INTO people (workspace_id, anonymous_id) VALUES ($1, $2)", (workspace, VISITOR),
-        [claim_as_visitor(pool, workspace, VISITOR, tab) for tab in ("tab-a", "tab-b")],
+        [
+            functools.partial(claim_as_visitor, workspace=workspace, visitor=VISITOR, device=tab)
+            for tab in ("tab-a", "tab-b")
+        ],
     )
     assert sorted(len(c.messages) for c in claims) == [0, 1]
     # Later polls of both tabs change nothing: the one copy stays leased to the tab that won.
@@ -165,7 +176,8 @@ async def test_two_devices_of_one_person_polling_at_once_get_one_copy(pool: asyn
         pool, "INSERT INTO visit_entries (broadcast_id, person_id, entered_at) VALUES ($1, $2, $3)",
         (broadcast.id, person_id, NOW),
         [
-            storage.claim_messages(pool, workspace, user, device, lease_s=300, now=NOW, anonymous_id=visitor)
+            functools.partial(storage.claim_messages, workspace_id=workspace, user=user, device_id=device,
+                              lease_s=300, now=NOW, anonymous_id=visitor)
             for device in ("phone", "laptop")
         ],
     )
