@@ -49,6 +49,9 @@ ContentSource = dict[str, Any] | Callable[[Person], Awaitable[dict[str, Any]]]
 # sees the sends committed before it, so the second round answers every such item.
 _KEY_RACE_ROUNDS = 3
 
+# Requests per coalesced report statement: each carries at most 100 reports (the routes' limit).
+REPORT_REQUESTS = 100
+
 
 def _message(row: asyncpg.Record) -> Message:
     return Message(
@@ -386,6 +389,17 @@ class DeviceReport:
     action: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _ReportRequest:
+    """One request's reports (a poll's or a `/v1/events`), as a report statement carries it."""
+
+    user: str | None
+    device_id: str
+    anonymous_id: str | None
+    platform: str
+    reports: Sequence[DeviceReport]
+
+
 @translate_errors
 async def record_device_events(
     pool: asyncpg.Pool,
@@ -399,17 +413,51 @@ async def record_device_events(
 ) -> list[str | None]:
     """Apply reports in order, in one statement; per report None (accepted) or why it was rejected.
 
-    `platform` (web, ios, android, other) is recorded with the workspace's first `shown`.
+    `platform` (web, ios, android, other) is recorded with the workspace's first `shown`. Through
+    a pool of `create_pool`, the reports of requests that arrive while a report statement of the
+    workspace is in flight go together as the next statement: one commit for many devices
+    (decision 0038), each caller answered as if alone.
     """
-    rows = await pool.fetch(
+    if not reports:
+        return []
+    request = _ReportRequest(user, device_id, anonymous_id, platform, reports)
+    if isinstance(pool, _BoundedPool):
+        return await _report_queue(pool).send(workspace_id, request, now)
+    [results] = await _record_requests(pool, workspace_id, [request], now)
+    return results
+
+
+@translate_errors
+async def _record_requests(
+    db: Executor, workspace_id: int, requests: Sequence[_ReportRequest], now: datetime | None
+) -> list[list[str | None]]:
+    """One `record_device_events` statement for these requests' reports; each request's results, in order."""
+    reports = [(g, r) for g, q in enumerate(requests, start=1) for r in q.reports]
+    rows = await db.fetch(
         queries["record_device_events"],
-        workspace_id, [r.message_id for r in reports], device_id, user, [r.type for r in reports],
-        [r.action for r in reports], now, platform, anonymous_id,
+        workspace_id, [r.message_id for _, r in reports], [r.type for _, r in reports],
+        [r.action for _, r in reports], [g for g, _ in reports],
+        [q.device_id for q in requests], [q.user for q in requests], [q.anonymous_id for q in requests],
+        [q.platform for q in requests], now,
     )
-    return [
+    codes = iter(
         None if row["accepted"] else ("not_offered_to_device" if row["known"] else "unknown_message")
         for row in rows
-    ]
+    )
+    return [[next(codes) for _ in q.reports] for q in requests]
+
+
+def _report_queue(pool: _BoundedPool) -> SendQueue[_ReportRequest, list[str | None]]:
+    queue: SendQueue[_ReportRequest, list[str | None]] | None = pool.report_queue
+    if queue is None:
+
+        async def run(
+            workspace_id: int, requests: Sequence[_ReportRequest], now: datetime | None
+        ) -> list[list[str | None]]:
+            return await _record_requests(pool, workspace_id, requests, now)
+
+        queue = pool.report_queue = SendQueue(run, max_items=REPORT_REQUESTS)
+    return queue
 
 
 @translate_errors

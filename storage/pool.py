@@ -90,7 +90,7 @@ class _BoundedPool(asyncpg.Pool):  # type: ignore[misc]
     of `acquire` itself. The same bound then applies to the release (asyncpg records it).
     """
 
-    __slots__ = ("_acquire_timeout_s", "claim_queue", "send_queue")
+    __slots__ = ("_acquire_timeout_s", "claim_queue", "report_queue", "send_queue")
 
     def __init__(self, *args: Any, acquire_timeout_s: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -100,6 +100,8 @@ class _BoundedPool(asyncpg.Pool):  # type: ignore[misc]
         self.send_queue: Any = None
         # The same for claims (storage/claim_queue.py), made on first use.
         self.claim_queue: Any = None
+        # The device reports waiting for this pool's report statement of their workspace (decision 0038).
+        self.report_queue: Any = None
 
     def acquire(self, *, timeout: float | None = None) -> Any:
         return _AcquireContext(self, self._acquire_timeout_s if timeout is None else timeout)

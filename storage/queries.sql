@@ -549,42 +549,51 @@ CROSS JOIN LATERAL mailslot_claim_messages_v1(
                         priority, persistent, expires_at, campaign, offered, lease_expires_at, n);
 
 -- record_device_events --
--- Apply a device's reports (shown, action, dismissed), in order, in one statement: each to a message offered or shown to this device; a repeated report is recorded once; the workspace's first `shown` completes its setup. One row per report, in order. $1 workspace_id, $2 message ids, $3 device_id, $4 user (id or email; NULL for a visitor), $5 types, $6 action names (NULL: none), $7 now, $8 the device's platform, $9 anonymous visitor id (NULL for a user)
+-- Apply the reports (shown, action, dismissed) of one or more device requests of one workspace, in order (request by request, each request's reports in its order), in one statement: each to a message offered or shown to the reporting device; a repeated report is recorded once; the workspace's first `shown` completes its setup. One row per report, in order. $1 workspace_id, $2 message ids, $3 types, $4 action names (NULL: none), $5 each report's request (1-based index into $6-$9), $6 each request's device_id, $7 each request's user (id or email; NULL for a visitor), $8 each request's anonymous visitor id (NULL for a user), $9 each request's platform, $10 now
 WITH clock AS (
-    SELECT coalesce($7::timestamptz, now()) AS now
+    SELECT coalesce($10::timestamptz, now()) AS now
 ),
-report AS (
-    SELECT r.n, r.message_id, r.type, r.action
-    FROM unnest($2::uuid[], $5::text[], $6::text[]) WITH ORDINALITY AS r (message_id, type, action, n)
+-- Each request's device and person (looked up as the claim does), once per request.
+request AS MATERIALIZED (
+    SELECT q.g, q.device_id, q.platform, person.id AS person_id
+    FROM unnest($6::text[], $7::text[], $8::text[], $9::text[]) WITH ORDINALITY AS q (device_id, usr, anonymous_id, platform, g)
+    LEFT JOIN LATERAL (
+        SELECT p.id
+        FROM people p
+        WHERE p.workspace_id = $1 AND (p.external_id = q.usr OR p.email = lower(q.usr) OR p.anonymous_id = q.anonymous_id)
+        ORDER BY (p.external_id = q.usr) IS TRUE DESC
+        LIMIT 1
+    ) person ON true
 ),
-person AS (
-    SELECT p.id
-    FROM people p
-    WHERE p.workspace_id = $1 AND (p.external_id = $4 OR p.email = lower($4) OR p.anonymous_id = $9::text)
-    ORDER BY (p.external_id = $4) IS TRUE DESC
-    LIMIT 1
+report AS MATERIALIZED (
+    SELECT r.n, r.message_id, r.type, r.action, q.g, q.device_id, q.person_id
+    FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[]) WITH ORDINALITY AS r (message_id, type, action, g, n)
+    JOIN request q ON q.g = r.g
 ),
--- Locked in id order, so two reports of the same messages cannot deadlock.
+-- The messages offered or shown to a device that reports them, locked in id order, so two
+-- reports of the same messages cannot deadlock.
 target AS MATERIALIZED (
-    SELECT m.id, m.workspace_id, m.state
-    FROM messages m, person
+    SELECT m.id, m.workspace_id, m.state, m.person_id, m.device_id
+    FROM messages m
     WHERE m.id = ANY ($2::uuid[])
       AND m.workspace_id = $1
-      AND m.person_id = person.id
-      AND m.device_id = $3
       AND m.state IN ('offered', 'shown', 'dismissed')
+      AND EXISTS (SELECT 1 FROM report r
+                  WHERE r.message_id = m.id AND r.person_id = m.person_id AND r.device_id = m.device_id)
     ORDER BY m.id
     FOR UPDATE OF m
 ),
--- Reports apply in order: an action needs the message shown, by now or by an earlier report.
+-- Reports apply in order: an action needs the message shown, by now or by an earlier report of
+-- its device (a report of another device is refused and counts for nothing).
 judged AS MATERIALIZED (
-    SELECT r.n, r.message_id, r.type, r.action, t.workspace_id,
+    SELECT r.n, r.g, r.message_id, r.type, r.action, r.device_id, t.workspace_id, t.id IS NOT NULL AS matched,
            t.id IS NOT NULL
            AND (r.type <> 'action' OR t.state <> 'offered'
-                OR coalesce(bool_or(r.type <> 'action') OVER (
+                OR coalesce(bool_or(t.id IS NOT NULL AND r.type <> 'action') OVER (
                        PARTITION BY r.message_id ORDER BY r.n
                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), false)) AS accepted
-    FROM report r LEFT JOIN target t ON t.id = r.message_id
+    FROM report r
+    LEFT JOIN target t ON t.id = r.message_id AND t.person_id = r.person_id AND t.device_id = r.device_id
 ),
 -- Where each message ends: offered -> shown -> dismissed, never back.
 final AS (
@@ -595,7 +604,7 @@ final AS (
            t.state = 'offered'
            AND (array_agg(j.type ORDER BY j.n) FILTER (WHERE j.type <> 'action'))[1] = 'shown' AS newly_shown,
            bool_or(j.type = 'action' AND j.accepted) AS acted
-    FROM target t JOIN judged j ON j.message_id = t.id
+    FROM target t JOIN judged j ON j.message_id = t.id AND j.matched
     GROUP BY t.id, t.state
 ),
 -- A state change, or a first action on a shown message that is not persistent: that makes it
@@ -617,20 +626,28 @@ changed AS (
 ),
 recorded AS (
     INSERT INTO events (workspace_id, message_id, type, device_id, action, at)
-    SELECT j.workspace_id, j.message_id, j.type, $3, j.action, clock.now
+    SELECT j.workspace_id, j.message_id, j.type, j.device_id, j.action, clock.now
     FROM judged j, clock
     WHERE j.accepted
     ORDER BY j.n
     ON CONFLICT DO NOTHING
 ),
--- Setup status: only a newly accepted `shown` while none was recorded; afterwards the WHERE
--- matches no row, so later reports take no workspace lock. SKIP LOCKED: while a broadcast chunk
--- or a settings change holds the workspace row, this report leaves the setup step to a later
--- one instead of waiting (every device's report would queue behind it, each holding a connection).
+-- Setup status: only a newly accepted `shown` while none was recorded, with the platform of the
+-- request that reported the first of them; afterwards the WHERE matches no row, so later reports
+-- take no workspace lock. SKIP LOCKED: while a broadcast chunk or a settings change holds the
+-- workspace row, this report leaves the setup step to a later one instead of waiting (every
+-- device's report would queue behind it, each holding a connection).
 first_shown AS (
     UPDATE workspaces w
-    SET first_shown_at = clock.now, first_shown_platform = $8::text
-    FROM clock
+    SET first_shown_at = clock.now, first_shown_platform = shown.platform
+    FROM clock,
+         (SELECT q.platform
+          FROM judged j
+          JOIN final f ON f.id = j.message_id AND f.newly_shown
+          JOIN request q ON q.g = j.g
+          WHERE j.accepted AND j.type = 'shown'
+          ORDER BY j.n
+          LIMIT 1) shown
     WHERE w.id = (SELECT u.id FROM workspaces u
                   WHERE u.id = $1 AND u.first_shown_at IS NULL AND EXISTS (SELECT 1 FROM final WHERE final.newly_shown)
                   FOR NO KEY UPDATE SKIP LOCKED)

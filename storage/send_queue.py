@@ -14,6 +14,9 @@ load one statement (one commit, one WAL flush, one hold of PostgreSQL's notify l
   database refuses): each item then runs alone, so one bad send never fails the others.
 - A caller cancelled before its statement starts is dropped; one cancelled later was sent, as a
   send whose handler is cancelled mid-statement was.
+
+Device reports (`record_device_events`) coalesce through the same queue, one request per item
+(decision 0038).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from typing import Any
 from ..fetch import fetch_json
 from ..harness import Gateway
 from ..loadgen import Fleet
+from ..pg_activity import FLUSH_S, activity, per_unit
 from ..procs import KernelMemory, socket_count
 from ..seed import import_people
 from ..settings import PER_PROCESS_CONNECTIONS
@@ -156,10 +157,13 @@ class HeldPolls(Scenario):
             self.say(f"{parked:,} parked: gateway RSS +{grown.rss / 2**20:,.1f} MiB "
                      f"({grown.rss / max(parked, 1) / 1024:.2f} KiB per held poll); "
                      f"sending {self.rate:,.0f}/s for {self.send_seconds:.0f}s")
+            database_before = activity(self.context.database_url)
             with Fleet(self._sender_specs(), name=f"{self.key}-sender") as senders:
                 sent_results = senders.results()
             sent = {message_id for r in sent_results for message_id, _ in r["sent"]}
             drain(self, held, len(sent))
+            time.sleep(FLUSH_S)  # idle backends publish their last counters
+            database_after = activity(self.context.database_url)
             try:
                 counters = gateway.metrics("mailslot_wakeups_total", "mailslot_listener_reconnects_total",
                                            "mailslot_polls_total", "mailslot_notification_lag_seconds_sum",
@@ -184,6 +188,10 @@ class HeldPolls(Scenario):
             for code, n in r["errors"].items():
                 errors[code] = errors.get(code, 0) + n
         summary = summarize(latencies)
+        database = per_unit(database_before, database_after, len(delivered))
+        self.say(f"database during the sends: {database['xact_commit']:,.0f} commits "
+                 f"({database['xact_commit_per_unit']} per delivered message), "
+                 f"{database['wal_fsyncs']:,.0f} WAL flushes ({database['wal_fsyncs_per_unit']} per delivered message)")
         self.say(f"send-to-receive p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms, max {summary['max_ms']} ms;"
                  f" duplicates {counts['duplicates']}, lost {counts['lost']}")
         return {
@@ -209,6 +217,7 @@ class HeldPolls(Scenario):
             "polls": sum(r["polls"] for r in held_results),
             "errors": errors,
             "gateway_counters": counters,
+            "database": database,
             "undelivered_states": undelivered,
             **counts,
         }
