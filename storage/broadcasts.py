@@ -55,12 +55,9 @@ BULK_TIMEOUT_S = 600.0
 ANALYZE_AFTER = 50_000
 # The first chunk is small, so that its people have their copy (and are woken) within a moment.
 FIRST_CHUNK = 10_000
-# The rest is queued on this many connections at once, in chunks of at most `LARGEST_CHUNK`
-# people: every chunk wakes the workspace's held polls once. One (decision 0040): two chunk
-# statements at once contend for the same index pages and WAL (1,000,000 people: 8.7 s of backend
-# CPU on two connections against 5.9 s on one, in the same time), and the second core is left to
-# the gateway and the claims the chunks wake.
-FAN_OUT_CONNECTIONS = 1
+# The rest is queued on this many connections at once (one core each), in chunks of at most
+# `LARGEST_CHUNK` people: every chunk wakes the workspace's held polls once.
+FAN_OUT_CONNECTIONS = 2
 LARGEST_CHUNK = 500_000
 # How long a send waits for a second connection before queueing every chunk on its own.
 HELPER_ACQUIRE_S = 0.5

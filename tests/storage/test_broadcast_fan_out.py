@@ -31,9 +31,7 @@ class Interrupted(Exception):
 
 @pytest.fixture(autouse=True)
 def tiny_chunks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # A first chunk of 2, then 9 people in 2 * ceil(ceil(9 / 3) / 2) = 4 spans of ids, queued on
-    # two connections at once (the default is one, decision 0040; the helper's path stays tested).
-    monkeypatch.setattr(broadcasts, "FAN_OUT_CONNECTIONS", 2)
+    # A first chunk of 2, then 9 people in 2 * ceil(ceil(9 / 3) / 2) = 4 spans of ids.
     monkeypatch.setattr(broadcasts, "FIRST_CHUNK", 2)
     monkeypatch.setattr(broadcasts, "LARGEST_CHUNK", 3)
     yield
