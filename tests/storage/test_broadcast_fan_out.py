@@ -7,6 +7,7 @@ The chunk sizes are made tiny here, so that eleven people make five chunks.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -198,3 +199,26 @@ async def test_a_pool_with_no_free_connection_queues_every_chunk_on_the_sends_ow
         await small.close()
     assert outcome.broadcast is not None and (outcome.broadcast.queued, outcome.broadcast.total) == (11, 11)
     assert await entries(pool, outcome.broadcast.id) == PEOPLE
+
+
+async def test_entry_ids_are_unique_version_7_uuids_in_person_order(pool: asyncpg.Pool) -> None:
+    """A chunk's ids are one random id plus each person's offset (decision 0040): still RFC 9562
+    version 7 with its variant, one per person, ascending with the person within a chunk, and
+    unique across broadcasts sent at the same instant to the same people."""
+    workspace = await workspace_with_people(pool)
+    sent = [await send(pool, workspace) for _ in range(3)]
+    rows = await pool.fetch("SELECT m.id, m.broadcast_id, m.person_id FROM messages m WHERE m.workspace_id = $1",
+                            workspace)
+    assert len(rows) == 3 * len(PEOPLE)
+    assert len({r["id"] for r in rows}) == len(rows)
+    assert all(r["id"].version == 7 and r["id"].variant == uuid.RFC_4122 for r in rows)
+    for outcome in sent:
+        assert outcome.broadcast is not None
+        mine = [r for r in rows if r["broadcast_id"] == outcome.broadcast.id]
+        assert len({r["person_id"] for r in mine}) == len(PEOPLE)
+        bounds = await pool.fetch("SELECT first_person_id, last_person_id FROM broadcast_chunks "
+                                  "WHERE broadcast_id = $1", outcome.broadcast.id)
+        for bound in bounds:
+            chunk = sorted((r for r in mine if bound["first_person_id"] <= r["person_id"] <= bound["last_person_id"]),
+                           key=lambda r: r["person_id"])
+            assert [r["id"] for r in chunk] == sorted(r["id"] for r in chunk)
