@@ -36,7 +36,7 @@ _HELP = {
     "s3_polls": "scenario 3: held long polls (one device per person)",
     "s3_rate": "scenario 3: messages sent per second to random parked people",
     "s3_seconds": "scenario 3: seconds of sending",
-    "s3_wait_s": "scenario 3 and 5: the poll's `wait` (and nchan's subscriber timeout)",
+    "s3_wait_s": "scenario 3 and 5: the poll's `wait`, the web SDK's (and nchan's subscriber timeout)",
     "s3_ramp": "scenario 3 and 5: new connections opened per second while parking",
     "s3_workers": "scenario 3 and 5: server worker processes (0: enough to stay under the open-file cap)",
     "s4_people": "scenario 4: people in the broadcast's audience",
@@ -81,7 +81,7 @@ class Settings:
     s3_polls: int = 50_000
     s3_rate: float = 1_000.0
     s3_seconds: float = 60.0
-    s3_wait_s: int = 30
+    s3_wait_s: int = 60
     s3_ramp: float = 1_500.0
     s3_workers: int = 0
     s4_people: int = 1_000_000

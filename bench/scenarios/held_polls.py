@@ -30,6 +30,8 @@ SENDS_PER_PROCESS = 1_500.0  # one sender process keeps this rate on this machin
 # what the gateway's latency requires (rate x latency). With a fixed 256, a 0.5 s answer capped
 # the offered rate at ~500/s and the bench measured its own sender instead of the gateway.
 IN_FLIGHT_S = 2.0
+# How long the gateway's memory of quiet people outlives one held poll's wait.
+QUIET_MARGIN_S = 60
 CHECKED = 300  # undelivered messages whose state is read back through the server API
 
 
@@ -120,8 +122,11 @@ class HeldPolls(Scenario):
         self.gateway.start()
 
     def gateway_flags(self) -> tuple[str, ...]:
-        """Flags the gateway needs beyond the bench's defaults."""
-        return ()
+        """Flags the gateway needs beyond the bench's defaults: each held poll comes back every
+        `wait` seconds, and with the default 30 s memory of quiet people below that, every return
+        would claim again, so the memory outlives a wait, as docs/operations.md advises for a
+        gateway holding many polls."""
+        return ("--max-wait-s", str(self.wait_s), "--quiet-ttl-s", str(self.wait_s + QUIET_MARGIN_S))
 
     def _held_specs(self) -> list[dict[str, Any]]:
         assert self.gateway is not None

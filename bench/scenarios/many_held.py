@@ -16,12 +16,10 @@ import math
 from .base import Context
 from .held_polls import HeldPolls
 
-__all__ = ["PER_WORKER", "QUIET_MARGIN_S", "ManyHeldPolls"]
+__all__ = ["PER_WORKER", "ManyHeldPolls"]
 
 # Held polls per gateway worker: well under the open-file cap, for an uneven spread.
 PER_WORKER = 10_000
-# How long the memory of quiet people outlives one held poll's wait.
-QUIET_MARGIN_S = 60
 
 
 class ManyHeldPolls(HeldPolls):
@@ -38,9 +36,5 @@ class ManyHeldPolls(HeldPolls):
         self.workers = s.s7_workers or max(s.workers, math.ceil(self.polls / PER_WORKER))
 
     def gateway_flags(self) -> tuple[str, ...]:
-        # Parking is capped per process; the cap must not be what this scenario measures. Each held
-        # poll comes back every `wait` seconds; with the default 30 s memory of quiet people below
-        # that, every return would claim again (1,667 claims/s at 100,000 polls of 60 s), so the
-        # memory outlives a wait, as docs/operations.md advises for many held polls.
-        return ("--max-wait-s", str(self.wait_s), "--max-parked", str(self.polls),
-                "--quiet-ttl-s", str(self.wait_s + QUIET_MARGIN_S))
+        # Parking is capped per process; the cap must not be what this scenario measures.
+        return (*super().gateway_flags(), "--max-parked", str(self.polls))
