@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from .errors import StorageUnavailable
+from .send_queue import fail, settle
 
 __all__ = ["MAX_IN_FLIGHT", "MAX_ITEMS", "ClaimQueue"]
 
@@ -113,24 +114,15 @@ class ClaimQueue(Generic[ItemT, OutcomeT]):
             outcomes = await self._run([entry.item for entry in batch])
         except StorageUnavailable as exc:
             for entry in batch:
-                _fail(entry.future, exc)
+                fail(entry.future, exc)
             return
         except Exception as exc:
             if len(batch) == 1:
-                _fail(batch[0].future, exc)
+                fail(batch[0].future, exc)
                 return
             for entry in batch:  # isolate the item the database refused
                 await self._statement([entry])
             return
         for entry, outcome in zip(batch, outcomes, strict=True):
-            _settle(entry.future, outcome)
+            settle(entry.future, outcome)
 
-
-def _settle(future: asyncio.Future[OutcomeT], outcome: OutcomeT) -> None:
-    if not future.done():  # done: its caller was cancelled while the statement ran
-        future.set_result(outcome)
-
-
-def _fail(future: asyncio.Future[OutcomeT], exc: BaseException) -> None:
-    if not future.done():
-        future.set_exception(exc)

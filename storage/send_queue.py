@@ -30,7 +30,7 @@ from typing import Generic, TypeVar
 
 from .errors import StorageUnavailable
 
-__all__ = ["MAX_ITEMS", "SendQueue"]
+__all__ = ["MAX_ITEMS", "SendQueue", "fail", "settle"]
 
 # Items per statement: the batch route's limit, which the pool's statement timeout allows.
 MAX_ITEMS = 1000
@@ -103,24 +103,26 @@ class SendQueue(Generic[ItemT, OutcomeT]):
             outcomes = await self._run(workspace_id, [entry.item for entry in batch], now)
         except StorageUnavailable as exc:
             for entry in batch:
-                _fail(entry.future, exc)
+                fail(entry.future, exc)
             return
         except Exception as exc:
             if len(batch) == 1:
-                _fail(batch[0].future, exc)
+                fail(batch[0].future, exc)
                 return
             for entry in batch:  # isolate the item the database refused
                 await self._statement(key, [entry])
             return
         for entry, outcome in zip(batch, outcomes, strict=True):
-            _settle(entry.future, outcome)
+            settle(entry.future, outcome)
 
 
-def _settle(future: asyncio.Future[OutcomeT], outcome: OutcomeT) -> None:
+def settle(future: asyncio.Future[OutcomeT], outcome: OutcomeT) -> None:
+    """Answer a waiting caller; shared with the claim queue (storage/claim_queue.py)."""
     if not future.done():  # done: its caller was cancelled while the statement ran
         future.set_result(outcome)
 
 
-def _fail(future: asyncio.Future[OutcomeT], exc: BaseException) -> None:
+def fail(future: asyncio.Future[OutcomeT], exc: BaseException) -> None:
+    """Fail a waiting caller, unless it has gone (cancelled)."""
     if not future.done():
         future.set_exception(exc)
