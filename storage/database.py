@@ -48,7 +48,7 @@ def migrated_database(url: str, data_dir: Path, *, after_deploy: bool = False) -
         if not embedded.is_running():
             started = embedded
         url = embedded.start()
-        log.info("embedded PostgreSQL under %s", data_dir.resolve() / "postgres")
+        log.info("embedded PostgreSQL under %s", embedded.cluster_dir)
     try:
         applied = asyncio.run(apply_migrations(url, after_deploy=after_deploy))
         if applied:

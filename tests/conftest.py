@@ -62,9 +62,10 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def _reachable_folder(prefix: str) -> Path:
     """A new folder that an embedded PostgreSQL's server user can enter, even when the tests run as root.
 
-    mkdtemp makes it 0700, and under root the server runs as `mailslot-pg`, which mailslot no
-    longer lets through folders it does not own (docs/decisions/0017): this folder is the tests'
-    own, so they open it themselves.
+    mkdtemp makes it 0700. Under root the server runs as `mailslot-pg`, and for a data folder that
+    user cannot enter mailslot keeps the cluster in /var/lib/mailslot/clusters
+    (docs/decisions/0041), where a run that dies before its clean-up would leave it for good.
+    This folder is the tests' own, so they open it themselves and the cluster stays inside it.
     """
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     folder.chmod(0o711)
