@@ -177,6 +177,8 @@ async def held_polls(spec: dict[str, Any], channel: Channel) -> dict[str, Any]:
     """
     site_id, wait_s = spec["site_id"], spec["wait_s"]
     received: list[tuple[str, int, float]] = []  # message id, device index, seconds since sent_at
+    sent_at_of: list[float] = []  # each received message's sent_at, in the order of `received`
+    answers: Counter[int] = Counter()  # polls answered, by wall-clock second (the timeline)
     errors: Counter[str] = Counter()
     polls = 0
     peer = Peer(spec["base_url"], local_addr=spec.get("local_addr"))
@@ -206,6 +208,7 @@ async def held_polls(spec: dict[str, Any], channel: Channel) -> dict[str, Any]:
                     continue
                 now = time.time()
                 polls += 1
+                answers[int(now)] += 1
                 if status != 200:
                     errors[str(status)] += 1  # the reports it carried go again with the next poll
                     failures += 1
@@ -220,6 +223,7 @@ async def held_polls(spec: dict[str, Any], channel: Channel) -> dict[str, Any]:
                     seen.add(message["id"])
                     sent_at = message["properties"].get("sent_at")
                     received.append((message["id"], index, now - sent_at if sent_at is not None else -1.0))
+                    sent_at_of.append(sent_at if sent_at is not None else now)
                 # Shown: reported by the next poll, one request per delivery instead of two.
                 events = [{"message_id": m["id"], "type": "shown"} for m in fresh]
                 body = orjson.dumps({**poll, "events": events} if events else poll)
@@ -242,7 +246,8 @@ async def held_polls(spec: dict[str, Any], channel: Channel) -> dict[str, Any]:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    return {"received": received, "errors": dict(errors), "polls": polls}
+    return {"received": received, "sent_at": sent_at_of, "answers": dict(answers), "errors": dict(errors),
+            "polls": polls}
 
 
 async def sender(spec: dict[str, Any], channel: Channel) -> dict[str, Any]:
@@ -259,14 +264,19 @@ async def sender(spec: dict[str, Any], channel: Channel) -> dict[str, Any]:
     sent: list[tuple[str, str]] = []  # message id, user
     latencies: list[float] = []
     errors: Counter[str] = Counter()
+    made: Counter[int] = Counter()  # sends due, by wall-clock second of their sent_at (the timeline)
+    accepted: Counter[int] = Counter()  # of those, answered 201
+    answered_in: dict[int, list[float]] = {}  # request latencies of the sends due in each second
     peer = Peer(spec["base_url"])
     idle: list[Connection] = []
     gate = asyncio.Semaphore(spec.get("in_flight", 256))
     late = 0
 
     async def send(seq: int, user: str) -> None:
+        sent_at = time.time()
+        made[int(sent_at)] += 1
         body = orjson.dumps({"to": {"id": user}, "content": {"title": "bench", "body": f"message {seq}"},
-                             "properties": {"sent_at": time.time(), "seq": seq}, "ttl_s": 3600})
+                             "properties": {"sent_at": sent_at, "seq": seq}, "ttl_s": 3600})
         async with gate:
             conn = idle.pop() if idle else await peer.connect(errors, channel.stopped)
             if conn is None:
@@ -278,11 +288,13 @@ async def sender(spec: dict[str, Any], channel: Channel) -> dict[str, Any]:
                 errors[type(exc).__name__] += 1
                 return
             latencies.append(time.perf_counter() - t0)
+            answered_in.setdefault(int(sent_at), []).append(time.time() - sent_at)
             idle.append(conn)
             if status != 201:
                 errors[str(status)] += 1
                 return
             sent.append((orjson.loads(raw)["id"], user))
+            accepted[int(sent_at)] += 1
 
     loop = asyncio.get_running_loop()
     tasks = []
@@ -302,7 +314,8 @@ async def sender(spec: dict[str, Any], channel: Channel) -> dict[str, Any]:
     for conn in idle:
         conn.close()
     return {"sent": sent, "latencies": latencies, "errors": dict(errors), "late": late, "unfinished": unfinished,
-            "started": started, "finished": finished}
+            "started": started, "finished": finished, "made": dict(made), "accepted": dict(accepted),
+            "answered_in": answered_in}
 
 
 async def finish(tasks: list[asyncio.Task[None]], timeout_s: float) -> int:

@@ -23,7 +23,7 @@ from ..settings import PER_PROCESS_CONNECTIONS
 from ..stats import summarize
 from .base import Context, Scenario, correctness
 
-__all__ = ["HeldPolls", "drain", "late_or_lost", "source_address", "wait_until_held"]
+__all__ = ["HeldPolls", "drain", "late_or_lost", "source_address", "timeline", "wait_until_held"]
 
 SENDS_PER_PROCESS = 1_500.0  # one sender process keeps this rate on this machine with room to spare
 # Requests a sender keeps open, in seconds of its rate: a backend that offers a rate keeps open
@@ -43,6 +43,48 @@ def late_or_lost(states: dict[str, int], undelivered: int) -> dict[str, int]:
     checked = sum(states.values())
     late = states.get("queued", 0) + states.get("offered", 0)
     return {"late": late, "lost": checked - late, "unchecked": undelivered - checked}
+
+
+TIMELINE_COLUMNS = ("second", "from_first_send_s", "sends_made", "sends_accepted", "send_answered_p50_ms",
+                    "send_answered_p99_ms", "delivered", "send_to_receive_p50_ms", "send_to_receive_p99_ms",
+                    "polls_answered")
+
+
+def timeline(held_results: list[dict[str, Any]], sent_results: list[dict[str, Any]]) -> list[list[Any]]:
+    """One row a wall-clock second (TIMELINE_COLUMNS): sends made and accepted in it, the delivery
+    latency of the sends made in it, and the polls the devices got answers to in it.
+
+    Why: a p99 over the whole run cannot tell a steady queue from waves; per second it can
+    (bench/RESULTS.md, "Issue 12, sixth round"). Latency is by the second the send was made, so a
+    stall shows at the sends it delayed, not at the moment it ended."""
+    made: dict[int, int] = {}
+    accepted: dict[int, int] = {}
+    answers: dict[int, int] = {}
+    by_second: dict[int, list[float]] = {}
+    answered: dict[int, list[float]] = {}
+    for r in sent_results:
+        for key, values in r.get("answered_in", {}).items():
+            answered.setdefault(int(key), []).extend(values)
+        for key, n in r.get("made", {}).items():
+            made[int(key)] = made.get(int(key), 0) + n
+        for key, n in r.get("accepted", {}).items():
+            accepted[int(key)] = accepted.get(int(key), 0) + n
+    for r in held_results:
+        for key, n in r.get("answers", {}).items():
+            answers[int(key)] = answers.get(int(key), 0) + n
+        for (_, _, latency), sent_at in zip(r["received"], r.get("sent_at", ()), strict=False):
+            by_second.setdefault(int(sent_at), []).append(latency)
+    seconds = set(made) | set(answers) | set(by_second)
+    if not seconds:
+        return []
+    first_send = min(made) if made else min(seconds)
+    rows: list[list[Any]] = []
+    for second in range(min(seconds), max(seconds) + 1):
+        latency = summarize(by_second.get(second, []))
+        send = summarize(answered.get(second, []))
+        rows.append([second, second - first_send, made.get(second, 0), accepted.get(second, 0), send["p50_ms"],
+                     send["p99_ms"], latency["count"], latency["p50_ms"], latency["p99_ms"], answers.get(second, 0)])
+    return rows
 
 
 def source_address(index: int) -> str:
@@ -225,6 +267,8 @@ class HeldPolls(Scenario):
             "database": database,
             "undelivered_states": undelivered,
             **counts,
+            "timeline_columns": list(TIMELINE_COLUMNS),
+            "timeline": timeline(held_results, sent_results),
         }
 
     def _states(self, message_ids: list[str]) -> dict[str, int]:

@@ -33,12 +33,18 @@ from .memory import Memory
 from .metrics import Metrics
 from .waiters import Waiters, Wake
 
-__all__ = ["MIN_OFFER_LEASE_S", "SHUTDOWN_POLL_S", "Poll", "PollAnswer", "Poller"]
+__all__ = ["HELD_SPREAD", "MIN_OFFER_LEASE_S", "SHUTDOWN_POLL_S", "Poll", "PollAnswer", "Poller"]
 
 log = logging.getLogger("mailslot.gateway.poll")
 
 # When a process stops, its held polls are told to come back soon, spread over this range.
 SHUTDOWN_POLL_S = (1, 5)
+
+# A held poll with no message is answered at a random moment in the last tenth of its `wait`
+# (`HELD_SPREAD` of it), not at its end: devices that connected together (a deploy, a restart, a
+# network coming back) would otherwise come back together every `wait`, for as long as they stay,
+# and each wave stalls sends and claims behind it (bench/RESULTS.md, issue 12's sixth round).
+HELD_SPREAD = 0.1
 
 # An offer with less lease than this left when its answer is written is left out of the answer:
 # by the time a device could show it, another device may have claimed it.
@@ -120,7 +126,7 @@ class Poller:
             answer = await self.claim(workspace, who)
             self._metrics.poll_outcome(answer.outcome).inc()
             return answer
-        deadline = asyncio.get_running_loop().time() + wait_s
+        deadline = asyncio.get_running_loop().time() + wait_s * (1 - HELD_SPREAD * self._rng.random())
         woken = False
         while True:
             # Park before claiming: a message committed after the claim's snapshot wakes this

@@ -91,6 +91,11 @@ class Waiters:
         self._count += 1
         return waiter
 
+    def deadlines(self) -> list[float]:
+        """Each parked poll's deadline (loop time) as its expiry tick rounds it: what a test or an
+        operator checks the spread of held polls' answers with."""
+        return [bucket * self._tick_s for bucket, waiters in self._buckets.items() for _ in waiters]
+
     def _parked(self, key: tuple[int, str]) -> tuple[Waiter, ...] | set[Waiter]:
         group = self._by_key.get(key)
         if group is None:

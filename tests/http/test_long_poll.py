@@ -20,6 +20,7 @@ import pytest
 
 from gateway import Config, create_app
 from gateway.core.clock import FixedClock
+from gateway.core.poll import HELD_SPREAD
 from gateway.http.keys import CONFIG, LISTENER, MEMORY, POOL, WAITERS
 from tests.helpers import Api, Reply, metric_value, wait_until
 
@@ -123,6 +124,29 @@ async def test_when_the_wait_runs_out_the_answer_is_empty_with_the_next_interval
     metrics = await api.metrics_text()
     assert metric_value(metrics, "mailslot_polls_total", outcome="timeout") == 1
     assert metric_value(metrics, "mailslot_wakeups_total", reason="timeout") == 1
+
+
+async def test_held_polls_parked_together_are_answered_spread_over_the_last_tenth_of_their_wait(api: Api) -> None:
+    # Devices that connect together (a deploy, a restart) must not come back together every
+    # `wait` for as long as they stay: each held poll's deadline is drawn in [0.9 wait, wait].
+    loop = asyncio.get_running_loop()
+    count = 40
+    started = loop.time()
+    tasks = [api.hold(f"user-{i}", "phone", wait=LONG_WAIT) for i in range(count)]
+    await parked(api, count)
+    settled = loop.time()
+
+    deadlines = api.client.app[WAITERS].deadlines()
+
+    assert len(deadlines) == count
+    tick = 0.25  # the expiry ticker rounds a deadline up to its next tick
+    assert min(deadlines) >= started + (1 - HELD_SPREAD) * LONG_WAIT, (started, deadlines)
+    assert max(deadlines) <= settled + LONG_WAIT + tick, (settled, deadlines)
+    # Forty draws over 3 s: all of them within half of it has a chance below 1e-10.
+    assert max(deadlines) - min(deadlines) >= HELD_SPREAD * LONG_WAIT / 2, sorted(deadlines)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def test_a_wait_beyond_the_maximum_is_cut_to_it(start_gateway: StartGateway) -> None:
