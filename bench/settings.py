@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .pg_activity import FLUSH_S
+
 __all__ = ["PER_PROCESS_CONNECTIONS", "PER_WORKER_CONNECTIONS", "Settings", "add_arguments", "settings_from"]
 
 # One process may open about 20,000 files; stay well below for a load generator.
@@ -31,6 +33,8 @@ _HELP = {
     "durable": "embedded PostgreSQL with fsync and synchronous commit (false: faster, as the tests run it)",
     "loadgen_processes": "load-generator processes for scenarios 1 and 2",
     "publish": "also write bench/RESULTS.md and bench/RESULTS.png from this run",
+    "stats_flush_s": "seconds to wait after scenarios 3 and 7 send, for PostgreSQL's idle backends to publish "
+                     "their statistics before the database figures are read (0: the figures miss up to 10 s)",
     "s1_people": "scenario 1: identified people (one device each) with empty queues",
     "s1_connections": "scenario 1: requests in flight, over all load-generator processes",
     "s1_seconds": "scenario 1: measured seconds per side (gateway, ceiling)",
@@ -76,6 +80,7 @@ class Settings:
     durable: bool = True
     loadgen_processes: int = 2
     publish: bool = False
+    stats_flush_s: float = FLUSH_S
     s1_people: int = 5_000
     s1_connections: int = 64
     s1_seconds: float = 15.0

@@ -11,7 +11,6 @@ import os
 import random
 import shutil
 import tempfile
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ for _name in list(os.environ):
 import storage  # noqa: E402
 from gateway import Config, create_app  # noqa: E402
 from gateway.core.clock import FixedClock  # noqa: E402
+from tests.clones import Clones  # noqa: E402
 from tests.helpers import Api  # noqa: E402
 
 TEMPLATE = "mailslot_test_template"
@@ -97,16 +97,20 @@ def template_url(server_url: str) -> str:
     return database_url_for(server_url, TEMPLATE)
 
 
+@pytest.fixture(scope="session")
+def clones(server_url: str, template_url: str) -> Iterator[Clones]:
+    """Fresh clones of the template, made while the tests before run (tests/clones.py)."""
+    made = Clones(server_url, TEMPLATE)
+    yield made
+    made.close()
+
+
 @pytest.fixture
-async def database_url(server_url: str, template_url: str) -> AsyncIterator[str]:
-    name = "test_" + uuid.uuid4().hex[:16]
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
-        yield database_url_for(server_url, name)
-        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await conn.close()
+def database_url(server_url: str, clones: Clones) -> Iterator[str]:
+    """A database of this test's own, dropped after it WITH (FORCE)."""
+    name = clones.take()
+    yield database_url_for(server_url, name)
+    clones.drop(name)
 
 
 @pytest.fixture

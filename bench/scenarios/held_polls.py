@@ -16,7 +16,7 @@ from typing import Any
 from ..fetch import fetch_json
 from ..harness import Gateway
 from ..loadgen import Fleet
-from ..pg_activity import FLUSH_S, activity, per_unit
+from ..pg_activity import activity, per_unit
 from ..procs import KernelMemory, socket_count
 from ..seed import import_people
 from ..settings import PER_PROCESS_CONNECTIONS
@@ -209,7 +209,7 @@ class HeldPolls(Scenario):
                 sent_results = senders.results()
             sent = {message_id for r in sent_results for message_id, _ in r["sent"]}
             drain(self, held, len(sent))
-            time.sleep(FLUSH_S)  # idle backends publish their last counters
+            time.sleep(self.settings.stats_flush_s)  # idle backends publish their last counters
             database_after = activity(self.context.database_url)
             try:
                 counters = gateway.metrics("mailslot_wakeups_total", "mailslot_listener_reconnects_total",
