@@ -14,16 +14,10 @@ from typing import Any
 
 from .pg_activity import FLUSH_S
 
-__all__ = ["PER_PROCESS_CONNECTIONS", "PER_WORKER_CONNECTIONS", "Settings", "add_arguments", "settings_from"]
+__all__ = ["PER_PROCESS_CONNECTIONS", "Settings", "add_arguments", "settings_from"]
 
-# One process may open about 20,000 files; stay well below for a load generator.
+# One process may open about 20,000 files; stay well below for a gateway worker or a load generator.
 PER_PROCESS_CONNECTIONS = 14_000
-# Held connections per gateway worker (s3, s5): closer to the cap, because a worker that fills up
-# stops accepting and leaves the rest to the others (decision 0036), and every worker more on two
-# cores is one more process each send must wake and the machine must schedule: at 50,000 held,
-# 3 workers instead of 4 took every send, send-to-receive p99 12.4 s against 26.3 s in one hold
-# (bench/RESULTS.md, issue 12's sixth round).
-PER_WORKER_CONNECTIONS = 18_000
 
 _HELP = {
     "scenarios": "scenarios to run, e.g. 1,2,3,4,5,6,7,8",
@@ -120,12 +114,7 @@ class Settings:
         """Server processes for held connections: each stays well under the per-process open-file cap."""
         if self.s3_workers:
             return self.s3_workers
-        return max(self.workers, math.ceil(self.s3_polls / PER_WORKER_CONNECTIONS))
-
-    @property
-    def nchan_workers(self) -> int:
-        """nginx workers for s5: an nginx worker that fills up refuses, so it keeps the wide margin."""
-        return max(self.workers, math.ceil(self.nchan_subscribers / PER_PROCESS_CONNECTIONS))
+        return max(self.workers, math.ceil(max(self.s3_polls, self.nchan_subscribers) / PER_PROCESS_CONNECTIONS))
 
     @property
     def nchan_subscribers(self) -> int:
@@ -140,7 +129,6 @@ class Settings:
         values["results_dir"] = str(self.results_dir)
         values["database_url"] = "(given)" if self.database_url else "(embedded)"
         values["held_workers"] = self.held_workers
-        values["nchan_workers"] = self.nchan_workers
         return values
 
 

@@ -39,10 +39,10 @@ class NchanPeer(Scenario):
             raise Skip(INSTALL_HINT)
         s = self.settings
         self.channels = [f"s5-{i}" for i in range(s.nchan_subscribers)]
-        self.nchan = Nchan(self.context.work_dir, workers=s.nchan_workers, wait_s=s.s3_wait_s, nofile=_NOFILE,
+        self.nchan = Nchan(self.context.work_dir, workers=s.held_workers, wait_s=s.s3_wait_s, nofile=_NOFILE,
                            max_seconds=1800)
         self.nchan.start()
-        self.say(f"nginx + nchan with {s.nchan_workers} workers on {self.nchan.base_url}")
+        self.say(f"nginx + nchan with {s.held_workers} workers on {self.nchan.base_url}")
 
     def run(self) -> dict[str, Any]:
         s = self.settings
@@ -99,7 +99,7 @@ class NchanPeer(Scenario):
         return {
             "held": subscribed,
             "target_held": len(self.channels),
-            "workers": s.nchan_workers,
+            "workers": s.held_workers,
             "nginx_rss_before_bytes": memory_before.rss,
             "nginx_rss_held_bytes": memory_held.rss,
             "nginx_connections": connections,
