@@ -114,12 +114,12 @@ def _cached_copy(user: pwd.struct_passwd, site: Path, names: list[str], cache_di
     root = _root_only(cache_dir)
     closed = _first_closed(user, root)
     if closed is not None:
-        raise EmbeddedPostgresError(
-            f"the embedded PostgreSQL runs as the system user {user.pw_name} (PostgreSQL refuses to run as root), "
-            f"and that user cannot read the server binaries where they are installed ({site}), nor enter {closed} "
-            f"(mode {stat.S_IMODE(closed.stat().st_mode):o}) of the cache {root} they would be copied to. "
-            f"Install mailslot where other users can read it (e.g. a virtualenv under /opt), "
-            f"run mailslot as an unprivileged user, or use your own PostgreSQL (MAILSLOT_DATABASE_URL)"
+        raise _cannot_enter(
+            user, closed,
+            f"of the cache {root} the server binaries would be copied to (it cannot read them where they are "
+            f"installed, {site})",
+            "Install mailslot where other users can read it (e.g. a virtualenv under /opt), "
+            "run mailslot as an unprivileged user, or use your own PostgreSQL (MAILSLOT_DATABASE_URL)",
         )
     final = root / f"postgres-{version}-{digest}"
     with folder_lock(root):
@@ -281,13 +281,12 @@ def check_cluster_reachable(user: pwd.struct_passwd | None, cluster: Path) -> No
         return
     closed = _first_closed(user, cluster.parent)
     if closed is not None:
-        raise EmbeddedPostgresError(
-            f"the embedded PostgreSQL runs as the system user {user.pw_name} (PostgreSQL refuses to run as "
-            f"root), and that user cannot enter {closed} (mode {stat.S_IMODE(closed.stat().st_mode):o}), "
-            f"above the cluster {cluster}. mailslot changes no permission outside its data folder: "
-            f"choose a data folder that user can reach (MAILSLOT_DATA_DIR or --data-dir, e.g. /var/lib/mailslot), "
+        raise _cannot_enter(
+            user, closed, f"above the cluster {cluster}",
+            "mailslot changes no permission outside its data folder: choose a data folder that user can reach "
+            "(MAILSLOT_DATA_DIR or --data-dir, e.g. /var/lib/mailslot), "
             f"let it through yourself (chmod o+x {closed}), run mailslot as an unprivileged user, "
-            f"or use your own PostgreSQL (MAILSLOT_DATABASE_URL)"
+            "or use your own PostgreSQL (MAILSLOT_DATABASE_URL)",
         )
 
 
@@ -295,14 +294,20 @@ def _reachable_root(user: pwd.struct_passwd, clusters_dir: Path) -> Path:
     root = _root_only(clusters_dir)
     closed = _first_closed(user, root)
     if closed is not None:
-        raise EmbeddedPostgresError(
-            f"the embedded PostgreSQL runs as the system user {user.pw_name} (PostgreSQL refuses to run as root), "
-            f"and that user can enter neither the data folder nor {closed} (mode "
-            f"{stat.S_IMODE(closed.stat().st_mode):o}) of {root}, where such a data folder's cluster lives. "
+        raise _cannot_enter(
+            user, closed, f"of {root}, where the cluster of a data folder it cannot enter lives",
             f"Let it through {closed}, choose a data folder that user can reach (MAILSLOT_DATA_DIR or --data-dir), "
-            f"run mailslot as an unprivileged user, or use your own PostgreSQL (MAILSLOT_DATABASE_URL)"
+            "run mailslot as an unprivileged user, or use your own PostgreSQL (MAILSLOT_DATABASE_URL)",
         )
     return root
+
+
+def _cannot_enter(user: pwd.struct_passwd, closed: Path, where: str, ways_out: str) -> EmbeddedPostgresError:
+    """The error for a folder the server's user cannot enter: which user, why it is not root, and the ways out."""
+    return EmbeddedPostgresError(
+        f"the embedded PostgreSQL runs as the system user {user.pw_name} (PostgreSQL refuses to run as root), "
+        f"and that user cannot enter {closed} (mode {stat.S_IMODE(closed.stat().st_mode):o}), {where}. {ways_out}"
+    )
 
 
 def _root_only(folder: Path) -> Path:
