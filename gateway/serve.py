@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Any
 
 import uvloop
 from aiohttp import web
@@ -199,15 +200,19 @@ class _Signals:
 @contextlib.contextmanager
 def _signals() -> Iterator[_Signals]:
     signals = _Signals()
-    handled = (*_STOP_SIGNALS, signal.SIGHUP)
-    previous = {signum: signal.signal(signum, _ignore) for signum in handled}
+    # The wakeup fd before the handlers: a signal taken by `_ignore` before the fd was set would
+    # write no byte, and be lost. Any signal from here on writes one; one that arrives before a
+    # handler is swapped still meets Python's default (SIGINT raises KeyboardInterrupt).
     previous_fd = signal.set_wakeup_fd(signals._write_fd, warn_on_full_buffer=False)
+    previous: dict[int, Any] = {}
     try:
+        for handled in (*_STOP_SIGNALS, signal.SIGHUP):
+            previous[handled] = signal.signal(handled, _ignore)
         yield signals
     finally:
-        signal.set_wakeup_fd(previous_fd)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        signal.set_wakeup_fd(previous_fd)
         signals.close()
 
 
