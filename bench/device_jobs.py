@@ -297,7 +297,10 @@ async def sender(spec: dict[str, Any], channel: Channel) -> dict[str, Any]:
             accepted[int(sent_at)] += 1
 
     loop = asyncio.get_running_loop()
-    tasks = []
+    # Only the sends still open: a finished send's task (and its coroutine) is dropped at once.
+    # Keeping all 60,000 made the sender's own full collections walk every send of the run, pausing
+    # its loop 0.2-1 s in the last half of s3's 60 s (bench/RESULTS.md, "the stalled seconds").
+    tasks: set[asyncio.Task[None]] = set()
     t0 = loop.time()
     started = time.time()
     for seq in range(total):
@@ -308,8 +311,10 @@ async def sender(spec: dict[str, Any], channel: Channel) -> dict[str, Any]:
             await asyncio.sleep(delay)
         elif delay < -0.1:
             late += 1
-        tasks.append(asyncio.create_task(send(seq, rng.choice(users))))
-    unfinished = await finish(tasks, spec.get("finish_s", 30.0))
+        task = asyncio.create_task(send(seq, rng.choice(users)))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    unfinished = await finish(list(tasks), spec.get("finish_s", 30.0))
     finished = time.time()
     for conn in idle:
         conn.close()
