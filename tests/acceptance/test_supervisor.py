@@ -41,6 +41,25 @@ STOP_BOUND_S = SHUTDOWN_TIMEOUT_S + 3.0 + 5.0
 START_BOUND_S = 60.0
 
 
+@contextlib.contextmanager
+def _sigint_not_ignored() -> Iterator[None]:
+    """Spawn serve as a shell starts a foreground command: with SIGINT at its default.
+
+    A test run as a background job of a script (`make test &`, a CI runner's `cmd &`) ignores
+    SIGINT, and an ignored signal stays ignored across exec: serve would then ignore a SIGINT
+    that lands before its own handlers are in, and the at-spawn cases would fail for a reason
+    that is the runner's, not serve's. A caught signal is reset to its default by exec.
+    """
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class Server:
     """One `mailslot serve` subprocess; its combined output in a file."""
 
@@ -51,7 +70,7 @@ class Server:
         self.log = cwd / f"serve-{self.port}.log"
         env = cli_env(MAILSLOT_DATABASE_URL=database_url, MAILSLOT_DEMO_WORKSPACE="false",
                       MAILSLOT_SHUTDOWN_TIMEOUT_S=str(SHUTDOWN_TIMEOUT_S), PYTHONUNBUFFERED="1")
-        with self.log.open("wb") as out:
+        with self.log.open("wb") as out, _sigint_not_ignored():
             self.process = subprocess.Popen(
                 [*MAILSLOT, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir), *args],
                 cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
