@@ -112,14 +112,18 @@ class Listener:
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.shield(conn.close(timeout=1))
+            _stop_if_cancelled()
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
             backoff = min(backoff * 2, self._max_backoff_s)
 
     async def _probe_until_lost(self, conn: asyncpg.Connection, lost: asyncio.Event) -> None:
         """Return when the connection is gone: terminated, or a probe failed."""
         while True:
+            # Not `asyncio.wait_for`: on Python 3.11 it drops a cancellation that arrives as the
+            # wait ends (the loss and a shutdown together), and the listener would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lost.wait(), self._probe_interval_s)
+                async with asyncio.timeout(self._probe_interval_s):
+                    await lost.wait()
             if lost.is_set() or conn.is_closed():
                 raise ConnectionError("listener connection lost")
             async with self._turn:
@@ -132,3 +136,10 @@ class Listener:
             raise ConnectionError("the listener is not connected")
         async with self._turn:
             await notify_barrier(conn, self._barrier_channel, token, timeout_s=timeout_s)
+
+
+def _stop_if_cancelled() -> None:
+    """Raise the cancellation a library swallowed: a listener asked to stop never reconnects."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -132,8 +132,17 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
+def aiohttp_client(database_url: str, aiohttp_client):  # type: ignore[no-untyped-def]
+    """pytest-aiohttp's, set up after this test's database, so its apps stop before the database is dropped.
+
+    Apps stopped after the drop saw their connections killed mid-shutdown; whatever order a test
+    asks for its fixtures in, this keeps the database there until every app has stopped.
+    """
+    return aiohttp_client
+
+
+@pytest.fixture
 async def client(config: Config, clock: FixedClock, aiohttp_client):  # type: ignore[no-untyped-def]
-    # Asked for after `config` so that the app shuts down before its database is dropped.
     return await aiohttp_client(create_app(config, clock=clock, rng=random.Random(7)))
 
 

@@ -38,10 +38,7 @@ MAX_DRAIN_ROUNDS = 10
 
 @pytest.fixture
 async def gateways(config: Config, clock: FixedClock, pool: asyncpg.Pool, aiohttp_client) -> tuple[Api, Api]:  # type: ignore[no-untyped-def]
-    """Workspace `acme` served by two separate gateway apps (two pools) on one database.
-
-    `aiohttp_client` comes last so that the apps close before the database is dropped.
-    """
+    """Workspace `acme` served by two separate gateway apps (two pools) on one database."""
     credentials = await storage.create_workspace(pool, "acme", identity_mode="off")
     first = await aiohttp_client(create_app(config, clock=clock, rng=random.Random(1)))
     second = await aiohttp_client(create_app(config, clock=clock, rng=random.Random(2)))
