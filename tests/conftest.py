@@ -10,6 +10,8 @@ import asyncio
 import os
 import random
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -31,6 +33,8 @@ from tests.clones import Clones  # noqa: E402
 from tests.helpers import Api  # noqa: E402
 
 TEMPLATE = "mailslot_test_template"
+# The watchdog stops the server after this long even while pytest runs: far past any session (make test: ~10 min).
+WATCHDOG_MAX_S = 4 * 3600
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, object]:
@@ -53,10 +57,18 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = _reachable_folder("mailslot-test-pg-")
     embedded = storage.EmbeddedPostgres(folder, durable=False)
     embedded.start()
-    # The superuser, not the app's role: the tests create a database per test (CREATEDB).
-    yield embedded.admin_dsn("postgres")
-    embedded.stop()
-    shutil.rmtree(folder, ignore_errors=True)
+    # A test past its timeout ends the run with os._exit (pytest-timeout's thread method), past
+    # every clean-up: the bench's watchdog then stops the server, as it does for a dead bench.
+    watchdog = subprocess.Popen([sys.executable, "-m", "bench.watchdog", "--parent", str(os.getpid()),
+                                 "--data-dir", str(folder), "--max-seconds", str(WATCHDOG_MAX_S)])
+    try:
+        # The superuser, not the app's role: the tests create a database per test (CREATEDB).
+        yield embedded.admin_dsn("postgres")
+    finally:
+        watchdog.terminate()
+        watchdog.wait()
+        embedded.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _reachable_folder(prefix: str) -> Path:
