@@ -172,7 +172,8 @@ async def listener(app: web.Application) -> AsyncIterator[None]:
     )
     app[LISTENER] = the_listener
     async with _background(the_listener.run(), "mailslot.listener"):
-        await asyncio.wait_for(the_listener.connected.wait(), 30)
+        async with asyncio.timeout(30):  # not wait_for, which on 3.11 can drop a stop that lands as it ends
+            await the_listener.connected.wait()
         yield
 
 
