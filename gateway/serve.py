@@ -49,8 +49,9 @@ from .core.console import create_link
 from .core.demo import DEMO_WORKSPACE, create_demo_workspace
 from .credentials import credentials_dict, save_credentials
 from .http.app import create_app
-from .http.connections import CONNECTIONS, ConnectionGuard, GuardedSockSite, connection_limit
+from .http.connections import CONNECTIONS, ConnectionGuard, connection_limit
 from .http.keys import METRICS, STOPPING
+from .http.sites import GuardedSockSite
 from .logs import configure_logging
 
 __all__ = ["PID_FILE", "SUPERUSER_WARNING", "ServeError", "bind", "raise_open_files_limit", "run_worker", "serve"]

@@ -16,8 +16,8 @@ connections evenly over them: with 100,000 held polls over 10 workers, one worke
 (`OSError: Too many open files`, answered 503) nor take a connection (reset). So a process keeps
 `max_connections` below its open-files limit (`connection_limit`): at the cap it stops accepting,
 and the other workers take the new connections; it accepts again once a few have closed
-(docs/decisions/0036-connections-per-worker.md). It accepts itself, every queued connection in
-one turn of the loop (`GuardedSockSite`, docs/decisions/0044-accept-every-queued-connection.md).
+(docs/decisions/0036-connections-per-worker.md). The site that accepts for it is
+gateway/http/sites.py.
 
 Held polls are never cut: the header deadline only runs while no request is being handled, and
 the idle keep-alive timeout (aiohttp's) only while the connection waits for its next request.
@@ -29,9 +29,7 @@ buffer, per-connection copies of the socket names (docs/decisions/0029-held-poll
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
-import socket
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -45,7 +43,7 @@ from .keys import CONFIG
 from .messages import BATCH_PATH
 
 __all__ = [
-    "CONNECTIONS", "RESERVED_FILES", "ConnectionGuard", "GuardedSockSite", "connection_limit", "hold_connection",
+    "CONNECTIONS", "RESERVED_FILES", "ConnectionGuard", "ProtocolFactory", "connection_limit", "hold_connection",
     "read_body_in_time",
 ]
 
@@ -338,123 +336,3 @@ def _release_stream(content: object) -> None:
     at_eof = getattr(content, "at_eof", None)
     if at_eof is not None and at_eof() and hasattr(content, "_buffer"):
         content._buffer = _DRAINED
-
-
-# Most connections a worker takes from the backlog in one turn of its loop: enough to empty a
-# reconnect burst's backlog in a few turns, few enough that the other workers, woken by the same
-# connections, get their share, and that requests already read are not kept waiting long.
-ACCEPT_BATCH = 256
-# After the process ran out of file descriptors (the cap should prevent it), wait before accepting again.
-ACCEPT_RETRY_S = 1.0
-# accept() errors that concern one connection (already gone): skip it and take the next.
-_ONE_CONNECTION_ERRNOS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
-
-
-class GuardedSockSite(web.SockSite):
-    """A site on an already-listening socket (the supervisor's) whose connections `guard` watches.
-
-    It accepts itself, every queued connection in one turn of the loop (up to `ACCEPT_BATCH`):
-    uvloop 0.23 accepts one per turn, so a loaded worker whose loop turns every 100 ms took about
-    ten new connections a second while hundreds waited in the backlog, and their requests waited
-    with them (bench/RESULTS.md, "the stalled seconds"; docs/decisions/0044-accept-every-queued-connection.md).
-    Each connection is then handed to the loop with `connect_accepted_socket`.
-
-    It stops accepting while the guard says the process is full, which leaves the socket listening
-    for the other workers, and accepts again once the process has room."""
-
-    def __init__(self, runner: web.BaseRunner, sock: socket.socket, guard: ConnectionGuard, *, backlog: int) -> None:
-        super().__init__(runner, sock, backlog=backlog)
-        self._guard = guard
-        self._listening: socket.socket | None = None
-        self._factory: ProtocolFactory | None = None
-        self._accepting = False
-        self._stopped = False
-        self._retry: asyncio.TimerHandle | None = None
-        self._handing: set[asyncio.Task[None]] = set()
-
-    @property
-    def accepting(self) -> bool:
-        return self._accepting
-
-    async def start(self) -> None:
-        await web.BaseSite.start(self)
-        # A duplicate of our own: the supervisor's socket is shared by every worker and stays open
-        # when this site stops. Non-blocking is a flag of the shared socket, which is non-blocking
-        # for every worker's loop anyway.
-        self._listening = self._sock.dup()
-        self._listening.setblocking(False)
-        server = self._runner.server
-        assert server is not None
-        self._factory = self._guard.wrap(server)
-        self._guard.on_accepting(self._switch)
-        if not self._guard.full:
-            self._start_accepting()
-
-    def _start_accepting(self) -> None:
-        if self._stopped or self._accepting or self._listening is None:
-            return
-        asyncio.get_running_loop().add_reader(self._listening.fileno(), self._accept_queued)
-        self._accepting = True
-
-    def _stop_accepting(self) -> None:
-        if self._accepting and self._listening is not None:
-            asyncio.get_running_loop().remove_reader(self._listening.fileno())
-        self._accepting = False
-
-    def _switch(self, accepting: bool) -> None:
-        if accepting:
-            self._start_accepting()
-        else:
-            self._stop_accepting()  # existing connections stay open
-
-    def _accept_queued(self) -> None:
-        listening, factory = self._listening, self._factory
-        assert listening is not None and factory is not None
-        loop = asyncio.get_running_loop()
-        guard = self._guard
-        batch = ACCEPT_BATCH
-        if guard.max_connections:
-            # Connections being handed over count already: past the cap they would only be closed.
-            # At 0 the hand-overs under way fill the process (and stop this reader) or fail and make room.
-            batch = min(batch, guard.max_connections - len(guard) - len(self._handing))
-        for _ in range(batch):
-            try:
-                conn, _address = listening.accept()
-            except (BlockingIOError, InterruptedError):
-                return  # the backlog is empty (or another worker took the rest)
-            except OSError as exc:
-                if exc.errno in _ONE_CONNECTION_ERRNOS:
-                    continue
-                # Out of file descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM): the kernel keeps
-                # the connections queued for the other workers, and this one tries again later.
-                log.warning("accepting a connection failed: %s; accepting again in %.0f s", exc, ACCEPT_RETRY_S)
-                self._stop_accepting()
-                self._retry = loop.call_later(ACCEPT_RETRY_S, self._retry_accepting)
-                return
-            task = loop.create_task(_hand_over(loop, factory, conn))
-            self._handing.add(task)
-            task.add_done_callback(self._handing.discard)
-
-    def _retry_accepting(self) -> None:
-        self._retry = None
-        if not self._guard.full:
-            self._start_accepting()
-
-    async def stop(self) -> None:
-        self._stopped = True
-        self._stop_accepting()
-        if self._retry is not None:
-            self._retry.cancel()
-        if self._listening is not None:
-            self._listening.close()
-        await super().stop()
-        self._sock.close()
-
-
-async def _hand_over(loop: asyncio.AbstractEventLoop, factory: ProtocolFactory, conn: socket.socket) -> None:
-    """Give an accepted connection to the loop, with the guard's protocol (which may close it at once)."""
-    try:
-        await loop.connect_accepted_socket(factory, conn)
-    except Exception as exc:  # the client left before the loop took the socket; nothing to answer
-        log.debug("an accepted connection could not be served: %s", exc)
-        conn.close()

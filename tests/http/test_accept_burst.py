@@ -1,5 +1,5 @@
 """A worker takes every connection waiting in the backlog in one turn of its loop, not one per turn
-(gateway/http/connections.py, docs/decisions/0044-accept-every-queued-connection.md).
+(gateway/http/sites.py, docs/decisions/0044-accept-every-queued-connection.md).
 
 uvloop 0.23 accepts one connection per turn: a loaded worker whose loop turned every 100 ms took
 about ten new connections a second, and a reconnect burst's requests waited in the backlog for
@@ -94,7 +94,8 @@ OUT_OF_FILES_SERVER = """
 import asyncio, logging, resource, socket, sys
 import uvloop
 from aiohttp import web
-from gateway.http.connections import ConnectionGuard, GuardedSockSite
+from gateway.http.connections import ConnectionGuard
+from gateway.http.sites import GuardedSockSite
 
 async def main():
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)

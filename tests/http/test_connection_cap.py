@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from gateway.http.connections import RESERVED_FILES, ConnectionGuard, GuardedSockSite, connection_limit
+from gateway.http.connections import RESERVED_FILES, ConnectionGuard, connection_limit
+from gateway.http.sites import GuardedSockSite
 from tests.helpers import wait_until
 
 
