@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.helpers import wait_until
-from tests.http.test_connection_cap import Client, Worker, listening  # noqa: F401 (the fixture)
+from tests.http.workers import Client, Worker
 
 QUEUED = 100  # within the listening fixture's backlog (128), or connect() waits for an accept
 # The accept, the hand-over to the loop, connection_made: a few turns, whatever the burst's size.
@@ -46,7 +46,7 @@ def queue_connections(port: int, count: int) -> list[socket.socket]:
     return [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
 
 
-async def test_a_burst_of_queued_connections_is_accepted_in_a_few_turns(listening: socket.socket) -> None:  # noqa: F811
+async def test_a_burst_of_queued_connections_is_accepted_in_a_few_turns(listening: socket.socket) -> None:
     port = listening.getsockname()[1]
     worker = Worker("only", listening, max_connections=0)
     await worker.start()
@@ -67,7 +67,7 @@ async def test_a_burst_of_queued_connections_is_accepted_in_a_few_turns(listenin
 
 
 async def test_a_burst_past_the_cap_fills_the_worker_and_leaves_the_rest_queued(
-    listening: socket.socket,  # noqa: F811
+    listening: socket.socket,
 ) -> None:
     port = listening.getsockname()[1]
     full = Worker("full", listening, max_connections=10)

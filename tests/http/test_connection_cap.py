@@ -8,72 +8,13 @@ limit of 20,000: its pool could not open a connection (503) and new clients were
 
 from __future__ import annotations
 
-import asyncio
 import socket
-from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
 
 from gateway.http.connections import RESERVED_FILES, ConnectionGuard, connection_limit
-from gateway.http.sites import GuardedSockSite
 from tests.helpers import wait_until
-
-
-class Worker:
-    """One "worker": an app answering its name, served on the shared socket through its own guard."""
-
-    def __init__(self, name: str, sock: socket.socket, max_connections: int) -> None:
-        async def who(request: web.Request) -> web.Response:
-            return web.Response(text=name)
-
-        app = web.Application()
-        app.router.add_get("/who", who)
-        self.guard = ConnectionGuard(header_timeout_s=30, max_per_ip=0, max_connections=max_connections)
-        self.runner = web.AppRunner(app, handle_signals=False)
-        self.sock = sock
-        self.site: GuardedSockSite | None = None
-
-    async def start(self) -> None:
-        await self.runner.setup()
-        self.site = GuardedSockSite(self.runner, self.sock.dup(), self.guard, backlog=128)
-        await self.site.start()
-
-    async def stop(self) -> None:
-        await self.runner.cleanup()
-
-
-class Client:
-    """A kept-alive HTTP/1.1 connection."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def connect(cls, port: int) -> Client:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        return cls(reader, writer)
-
-    async def who(self) -> str:
-        self.writer.write(b"GET /who HTTP/1.1\r\nHost: test\r\n\r\n")
-        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 10)
-        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                      if line.lower().startswith(b"content-length:"))
-        return (await asyncio.wait_for(self.reader.readexactly(length), 10)).decode()
-
-    async def close(self) -> None:
-        self.writer.close()
-        await self.writer.wait_closed()
-
-
-@pytest.fixture
-async def listening() -> AsyncIterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    sock.setblocking(False)
-    yield sock
-    sock.close()
+from tests.http.workers import Client, Worker
 
 
 async def test_a_full_worker_stops_accepting_and_another_takes_the_connection(listening: socket.socket) -> None:
