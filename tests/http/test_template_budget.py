@@ -8,6 +8,7 @@ The templates are the finding's (append doubling in a loop, loops in a row, `str
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from collections.abc import Awaitable
 from typing import Any
@@ -28,10 +29,13 @@ COSTLY = {
     "uniq-over-a-huge-range": "{% for i in (1..20) %}{{ (1..99999) | uniq | size }}{% endfor %}",
 }
 
-# How the /healthz probes tell "answered between the render's slices" from "waited for the render":
-# a probe blocked behind a render on the event loop waits for the rest of it, so the slowest probe
-# would take about as long as the whole costly request. Each must take under half of it. Relative,
-# not a fixed bound: on a loaded 2-core machine the render and the probes slow down together.
+# How the /healthz probes tell "answered while the render ran" from "waited for the render": a render
+# on the event loop lets no probe through until it ends, or a few between long slices, each waiting
+# for the rest of a slice. Off the loop, 146-749 probes were answered during one costly request
+# (six runs of this file), the median in a few milliseconds. So: at least MIN_PROBES answered, and
+# the median under HEALTHZ_SHARE of the costly request. Not the slowest probe: on a shared machine
+# one probe can wait 0.67 s for a core (CI, the broadcast case, a 1.19 s request) whatever the render does.
+MIN_PROBES = 10
 HEALTHZ_SHARE = 0.5
 
 
@@ -53,7 +57,8 @@ async def healthz_while(api: Api, costly: Awaitable[Reply]) -> tuple[Reply, list
 
 def assert_answered_throughout(took: list[float], costly_s: float) -> None:
     assert took, "no /healthz was answered before the costly request finished: the render blocked the loop"
-    assert max(took) < HEALTHZ_SHARE * costly_s, (took, costly_s)
+    assert len(took) >= MIN_PROBES, (took, costly_s)
+    assert statistics.median(took) < HEALTHZ_SHARE * costly_s, (took, costly_s)
 
 
 @pytest.mark.parametrize("body", list(COSTLY.values()), ids=list(COSTLY))
