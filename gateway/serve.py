@@ -493,7 +493,7 @@ async def _work(config: Config, sockets: list[socket.socket], link: Connection |
             gc.collect()
             gc.freeze()
             for sock in sockets:
-                await GuardedSockSite(runner, sock, guard, backlog=LISTEN_BACKLOG).start()
+                await GuardedSockSite(runner, sock, guard).start()
             log.info("serving on http://%s:%d", config.host, config.port)
             if link is not None:
                 link.send(os.getpid())

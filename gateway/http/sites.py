@@ -41,8 +41,10 @@ class GuardedSockSite(web.SockSite):
     It stops accepting while the guard says the process is full, which leaves the socket listening
     for the other workers, and accepts again once the process has room."""
 
-    def __init__(self, runner: web.BaseRunner, sock: socket.socket, guard: ConnectionGuard, *, backlog: int) -> None:
-        super().__init__(runner, sock, backlog=backlog)
+    def __init__(self, runner: web.BaseRunner, sock: socket.socket, guard: ConnectionGuard) -> None:
+        # No backlog: the socket is already listening (the supervisor's `listen()` set it), and this
+        # site never calls `listen()` again.
+        super().__init__(runner, sock)
         self._guard = guard
         self._listening: socket.socket | None = None
         self._factory: ProtocolFactory | None = None

@@ -107,7 +107,7 @@ async def main():
     sock.bind(("127.0.0.1", 0))
     sock.listen(512)
     guard = ConnectionGuard(header_timeout_s=60, max_per_ip=0, max_connections=0)  # no cap: files run out
-    await GuardedSockSite(runner, sock, guard, backlog=512).start()
+    await GuardedSockSite(runner, sock, guard).start()
     resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
     print(sock.getsockname()[1], flush=True)
     await asyncio.Event().wait()

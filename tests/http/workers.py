@@ -30,7 +30,7 @@ class Worker:
 
     async def start(self) -> None:
         await self.runner.setup()
-        self.site = GuardedSockSite(self.runner, self.sock.dup(), self.guard, backlog=128)
+        self.site = GuardedSockSite(self.runner, self.sock.dup(), self.guard)
         await self.site.start()
 
     async def stop(self) -> None:
