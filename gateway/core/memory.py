@@ -47,13 +47,31 @@ MAX_CENSUS_BACKOFF = 32
 class Quiet:
     """One person known to have nothing pending: the tier's fact, its expiry, the devices seen."""
 
-    __slots__ = ("devices", "last_message_at", "mark", "until")
+    __slots__ = ("_devices", "last_message_at", "mark", "until")
 
     def __init__(self, last_message_at: datetime | None, until: float, mark: int, device_id: str) -> None:
         self.last_message_at = last_message_at
         self.until = until
         self.mark = mark
-        self.devices = {device_id}
+        # The one device id, and a set only once a second device polls: most people hold one poll,
+        # and a one-element set is 216 B of every held poll (docs/decisions/0029-held-poll-memory.md).
+        self._devices: str | set[str] = device_id
+
+    @property
+    def device_count(self) -> int:
+        devices = self._devices
+        return 1 if isinstance(devices, str) else len(devices)
+
+    def has_device(self, device_id: str) -> bool:
+        devices = self._devices
+        return devices == device_id if isinstance(devices, str) else device_id in devices
+
+    def add_device(self, device_id: str) -> None:
+        devices = self._devices
+        if isinstance(devices, set):
+            devices.add(device_id)
+        elif devices != device_id:
+            self._devices = {devices, device_id}
 
 
 class Census:
@@ -129,7 +147,7 @@ class Memory:
         if entry.until <= self._monotonic() or self._workspace_stamps.get(workspace_id, -1) > entry.mark:
             self._drop(key)
             return None
-        if device_id is not None and device_id not in entry.devices:
+        if device_id is not None and not entry.has_device(device_id):
             return None
         self._entries.move_to_end(key)
         return entry
@@ -201,9 +219,9 @@ class Memory:
             return False
         key = (workspace_id, user)
         entry = self._entries.get(key)
-        if entry is not None and entry.until > self._monotonic() and len(entry.devices) < MAX_DEVICES:
+        if entry is not None and entry.until > self._monotonic() and entry.device_count < MAX_DEVICES:
             # The older entry is still true (nothing dropped it since its own claim): add the device.
-            entry.devices.add(device_id)
+            entry.add_device(device_id)
             entry.last_message_at = last_message_at
             entry.mark = max(entry.mark, mark)
             self._entries.move_to_end(key)

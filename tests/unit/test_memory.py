@@ -111,7 +111,7 @@ def test_an_entry_remembers_a_bounded_number_of_devices() -> None:
         people.remember(1, "ada", f"d{n}", LAST, people.mark())
     assert people.get(1, "ada", f"d{MAX_DEVICES + 2}") is not None
     entry = people.get(1, "ada")
-    assert entry is not None and len(entry.devices) <= MAX_DEVICES
+    assert entry is not None and entry.device_count <= MAX_DEVICES
 
 
 def test_the_least_recently_used_entry_goes_first_when_full() -> None:
