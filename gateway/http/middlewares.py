@@ -86,7 +86,6 @@ def _request_id(given: str | None) -> str:
 async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every request's cross-cutting work, in the separate middlewares' order, in one frame."""
     app = request.app
-    request_id = _request_id(request.headers.get("X-Request-Id"))
     started = time.perf_counter()
     route = request.match_info.route
     access = app[ROUTE_ACCESS].get(route)  # None for paths no route matches (404, 405)
@@ -127,13 +126,14 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
                 response.headers["Access-Control-Allow-Origin"] = "*"
                 response.headers["Access-Control-Expose-Headers"] = _EXPOSED
     except web.HTTPException as exc:  # a redirect or other non-error answer raised by a handler
-        exc.headers["X-Request-Id"] = request_id
+        exc.headers["X-Request-Id"] = _request_id(request.headers.get("X-Request-Id"))
         raise
     finally:
         if guard is not None:
             guard.request_finished(transport)
         app[METRICS].route_latency(route.name or "unmatched").observe(time.perf_counter() - started)
-    response.headers["X-Request-Id"] = request_id
+    # Made only now, not kept in this frame while a held poll waits (decision 0029).
+    response.headers["X-Request-Id"] = _request_id(request.headers.get("X-Request-Id"))
     if app[STOPPING].is_set():
         # This process is going away: the client's next request should open a new connection,
         # which another process accepts, rather than race this one's close of idle connections.
