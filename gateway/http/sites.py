@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import socket
 
+import uvloop
 from aiohttp import web
 
 from .connections import ConnectionGuard, ProtocolFactory
 
-__all__ = ["ACCEPT_BATCH", "GuardedSockSite"]
+__all__ = ["ACCEPT_BATCH", "AcceptedFd", "GuardedSockSite"]
 
 log = logging.getLogger("mailslot.gateway")
 
@@ -112,7 +114,7 @@ class GuardedSockSite(web.SockSite):
                 self._stop_accepting()
                 self._retry = loop.call_later(ACCEPT_RETRY_S, self._retry_accepting)
                 return
-            task = loop.create_task(_hand_over(loop, factory, conn))
+            task = loop.create_task(_hand_over(loop, factory, _lean(loop, conn)))
             self._handing.add(task)
             task.add_done_callback(self._handing.discard)
 
@@ -132,10 +134,47 @@ class GuardedSockSite(web.SockSite):
         self._sock.close()
 
 
-async def _hand_over(loop: asyncio.AbstractEventLoop, factory: ProtocolFactory, conn: socket.socket) -> None:
+async def _hand_over(
+    loop: asyncio.AbstractEventLoop, factory: ProtocolFactory, conn: socket.socket | AcceptedFd,
+) -> None:
     """Give an accepted connection to the loop, with the guard's protocol (which may close it at once)."""
     try:
-        await loop.connect_accepted_socket(factory, conn)
+        await loop.connect_accepted_socket(factory, conn)  # type: ignore[arg-type]  # an AcceptedFd on uvloop
     except Exception as exc:  # the client left before the loop took the socket; nothing to answer
         log.debug("an accepted connection could not be served: %s", exc)
         conn.close()
+
+
+def _lean(loop: asyncio.AbstractEventLoop, conn: socket.socket) -> socket.socket | AcceptedFd:
+    """On uvloop, the connection's descriptor without its `socket.socket` object."""
+    if isinstance(loop, uvloop.Loop):
+        return AcceptedFd(conn.detach(), conn.family)
+    return conn  # asyncio's own loop calls a real socket's methods
+
+
+class AcceptedFd:
+    """An accepted connection's descriptor, in the shape uvloop's `connect_accepted_socket` reads.
+
+    The loop keeps what it is handed until the connection closes: a `socket.socket` is 104 B of
+    every held poll, this 48 (docs/decisions/0044-accept-every-queued-connection.md). uvloop 0.23
+    reads `type` and `family`, takes the descriptor with one `fileno()` call, and calls `close()`
+    once it has closed the descriptor itself. Until `fileno()` is called the descriptor is still
+    ours, and `close()` closes it; after that it belongs to the transport, and `close()` does nothing
+    (closing a number the kernel may have given to another connection would be far worse than a leak).
+    """
+
+    __slots__ = ("_fd", "family")
+    type = socket.SOCK_STREAM
+
+    def __init__(self, fd: int, family: int) -> None:
+        self._fd = fd
+        self.family = family
+
+    def fileno(self) -> int:
+        fd, self._fd = self._fd, -1
+        return fd
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)

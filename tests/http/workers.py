@@ -17,13 +17,13 @@ __all__ = ["Client", "Worker"]
 class Worker:
     """One "worker": an app answering its name, served on the shared socket through its own guard."""
 
-    def __init__(self, name: str, sock: socket.socket, max_connections: int) -> None:
+    def __init__(self, name: str, sock: socket.socket, max_connections: int, max_per_ip: int = 0) -> None:
         async def who(request: web.Request) -> web.Response:
             return web.Response(text=name)
 
         app = web.Application()
         app.router.add_get("/who", who)
-        self.guard = ConnectionGuard(header_timeout_s=30, max_per_ip=0, max_connections=max_connections)
+        self.guard = ConnectionGuard(header_timeout_s=30, max_per_ip=max_per_ip, max_connections=max_connections)
         self.runner = web.AppRunner(app, handle_signals=False)
         self.sock = sock
         self.site: GuardedSockSite | None = None
