@@ -182,6 +182,12 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
                      f"{_n(b.get('duplicates'))} / {_n(b.get('lost'))} / -", "", "= 0 / 0 / 0"))
         rows.append(("s3 / s5", "errors (non-2xx, network)", _n(sum((a.get("errors") or {}).values())),
                      _n(sum((b.get("errors") or {}).values())), "", ""))
+        acks = {name.partition('result="')[2].rstrip('"}'): n for name, n in (a.get("gateway_counters") or {}).items()
+                if name.startswith("mailslot_poll_memory_acks_total{")}
+        if acks:  # decision 0045: acknowledging polls that needed no claim
+            rows.append(("s3", "acknowledging polls acked / unacked / refused",
+                         f"{_n(acks.get('acked'))} / {_n(acks.get('unacked'))} / {_n(acks.get('refused'))}",
+                         "", "", ""))
     if s.get("s5") is not None and s5 is None:
         rows.append(("s5 nginx + nchan", s["s5"]["status"], s["s5"].get("reason", ""), "", "", ""))
     if status_row("s4", "broadcast fan-out"):

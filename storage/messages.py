@@ -379,6 +379,7 @@ def _claim(rows: Sequence[asyncpg.Record]) -> Claim:
         pending=bool(first["pending"]),
         showing=bool(first["showing"]),
         visiting=bool(first["visiting"]),
+        pending_elsewhere=bool(first["pending_elsewhere"]),
     )
 
 

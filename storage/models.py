@@ -184,3 +184,6 @@ class Claim:
     showing: bool = False
     # A visit broadcast this person may still enter: time alone can make one due, with no NOTIFY.
     visiting: bool = False
+    # As of the claim's snapshot: a queued/offered message apart from those this claim hands the
+    # device (claimed or held), or one a concurrent claim had locked (decision 0045).
+    pending_elsewhere: bool = False

@@ -512,13 +512,13 @@ recorded AS (
 SELECT state AS previous_state FROM target;
 
 -- claim_messages --
--- The poll: one claim for one device (mailslot_claim_messages_v1, migration 0027: claim under a lease, enter due visit broadcasts, record offers and expiries, return what the device holds with the tier's facts). $1 workspace_id, $2 user (id or email; NULL for a visitor), $3 device_id, $4 now, $5 lease_s, $6 at most this many new claims, $7 anonymous visitor id (NULL for a user)
-SELECT c.now, c.person_id, c.last_message_at, c.pending, c.showing, c.visiting, c.id, c.content,
-       c.properties, c.priority, c.persistent, c.expires_at, c.campaign, c.offered, c.lease_expires_at
-FROM mailslot_claim_messages_v1($1, $2, $3, $4::timestamptz, $5, $6, $7) AS c;
+-- The poll: one claim for one device (mailslot_claim_messages_v2, migration 0028: claim under a lease, enter due visit broadcasts, record offers and expiries, return what the device holds with the tier's facts and whether anything else is pending). $1 workspace_id, $2 user (id or email; NULL for a visitor), $3 device_id, $4 now, $5 lease_s, $6 at most this many new claims, $7 anonymous visitor id (NULL for a user)
+SELECT c.now, c.person_id, c.last_message_at, c.pending, c.showing, c.visiting, c.pending_elsewhere, c.id,
+       c.content, c.properties, c.priority, c.persistent, c.expires_at, c.campaign, c.offered, c.lease_expires_at
+FROM mailslot_claim_messages_v2($1, $2, $3, $4::timestamptz, $5, $6, $7) AS c;
 
 -- claim_message_batch --
--- Many polls' claims in one statement and one commit (decision 0037): mailslot_claim_messages_v1 once per poll, one after another, each seeing what the earlier ones wrote; rows tagged with the poll's place (`item`, from 1) and in each poll's order (`n`). $1 workspace ids, $2 users (NULL for a visitor), $3 device ids, $4 nows (NULL: the database's), $5 lease_s, $6 claim limits, $7 anonymous visitor ids (NULL for a user)
+-- Many polls' claims in one statement and one commit (decision 0037): mailslot_claim_messages_v2 once per poll, one after another, each seeing what the earlier ones wrote; rows tagged with the poll's place (`item`, from 1) and in each poll's order (`n`). $1 workspace ids, $2 users (NULL for a visitor), $3 device ids, $4 nows (NULL: the database's), $5 lease_s, $6 claim limits, $7 anonymous visitor ids (NULL for a user)
 WITH polls AS MATERIALIZED (
     SELECT u.item, u.workspace_id, u.user_key, u.device_id, u.at, u.lease_s, u.claim_limit, u.anonymous_id
     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::integer[], $6::integer[], $7::text[])
@@ -538,15 +538,16 @@ WITH polls AS MATERIALIZED (
     ORDER BY person.id NULLS LAST, CASE WHEN person.id IS NULL THEN u.workspace_id END,
              CASE WHEN person.id IS NULL THEN u.anonymous_id END, u.item
 )
-SELECT polls.item, c.n, c.now, c.person_id, c.last_message_at, c.pending, c.showing, c.visiting, c.id,
-       c.content, c.properties, c.priority, c.persistent, c.expires_at, c.campaign, c.offered,
-       c.lease_expires_at
+SELECT polls.item, c.n, c.now, c.person_id, c.last_message_at, c.pending, c.showing, c.visiting,
+       c.pending_elsewhere, c.id, c.content, c.properties, c.priority, c.persistent, c.expires_at, c.campaign,
+       c.offered, c.lease_expires_at
 FROM polls
-CROSS JOIN LATERAL mailslot_claim_messages_v1(
+CROSS JOIN LATERAL mailslot_claim_messages_v2(
     polls.workspace_id, polls.user_key, polls.device_id, polls.at, polls.lease_s, polls.claim_limit,
     polls.anonymous_id
-) WITH ORDINALITY AS c (now, person_id, last_message_at, pending, showing, visiting, id, content, properties,
-                        priority, persistent, expires_at, campaign, offered, lease_expires_at, n);
+) WITH ORDINALITY AS c (now, person_id, last_message_at, pending, showing, visiting, pending_elsewhere, id,
+                        content, properties, priority, persistent, expires_at, campaign, offered,
+                        lease_expires_at, n);
 
 -- record_device_events --
 -- Apply the reports (shown, action, dismissed) of one or more device requests of one workspace, in order (request by request, each request's reports in its order), in one statement: each to a message offered or shown to the reporting device; a repeated report is recorded once; the workspace's first `shown` completes its setup. One row per report, in order. $1 workspace_id, $2 message ids, $3 types, $4 action names (NULL: none), $5 each report's request (1-based index into $6-$9), $6 each request's device_id, $7 each request's user (id or email; NULL for a visitor), $8 each request's anonymous visitor id (NULL for a user), $9 each request's platform, $10 now

@@ -214,7 +214,8 @@ class HeldPolls(Scenario):
             try:
                 counters = gateway.metrics("mailslot_wakeups_total", "mailslot_listener_reconnects_total",
                                            "mailslot_polls_total", "mailslot_notification_lag_seconds_sum",
-                                           "mailslot_notification_lag_seconds_count")
+                                           "mailslot_notification_lag_seconds_count", "mailslot_poll_memory_total",
+                                           "mailslot_poll_memory_acks_total")
             except OSError as exc:
                 counters = {f"unreadable: {exc}": 0.0}
             held.send("stop")

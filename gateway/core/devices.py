@@ -3,7 +3,8 @@ did with a message (on its own, or carried by the next poll)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import uuid
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,11 +16,11 @@ from storage import DeviceReport, Workspace
 from ..errors import ErrorCode, Unauthorized
 from .device_polls import DevicePolls
 from .identity import check_identity
-from .poll import PollAnswer, Poller
+from .poll import Poll, PollAnswer, Poller
 from .ratelimits import RateLimiter
 from .workspaces import WorkspaceCache
 
-__all__ = ["Rejection", "device_workspace", "poll", "report_events"]
+__all__ = ["Rejection", "device_workspace", "ended", "poll", "report_events"]
 
 
 async def device_workspace(
@@ -69,17 +70,30 @@ async def report_events(
 
 def poll(
     poller: Poller, last_polls: DevicePolls, workspace: Workspace, user: str | None, device_id: str, *,
-    wait_s: float, anonymous_id: str | None = None,
+    wait_s: float, anonymous_id: str | None = None, reports: Sequence[DeviceReport] = (),
+    rejections: Sequence[Rejection] = (),
 ) -> Awaitable[PollAnswer]:
-    """The claim (held for up to `wait_s`), after the reports the poll carried were applied with
-    `report_events` (acknowledge on the next poll).
+    """The claim (held for up to `wait_s`), after the reports the poll carried (`reports`) were
+    applied with `report_events` (acknowledge on the next poll), which refused `rejections`.
 
     The reports go first, so a `shown` message is the device's for good before the claim looks at
     what the device holds; the answer still carries any new message. Two statements, not one: in
     one statement the claim would read the reported messages as they were before the report.
+    When the accepted reports end every offer of the device's last claim and that claim saw
+    nothing else pending, memory learns that the person is quiet and the poll needs no claim at
+    all (decision 0045).
     Not a coroutine itself: it hands back the poller's, because a held poll keeps every frame
     above its wait alive (docs/decisions/0029-held-poll-memory.md).
     """
     if user is not None:  # an anonymous visitor has no person page to show it on
         last_polls.record(workspace.id, user, device_id)
+    if reports:
+        poller.acknowledged(workspace, Poll(user, device_id, anonymous_id), ended(reports, rejections))
     return poller.poll(workspace, user, device_id, wait_s=wait_s, anonymous_id=anonymous_id)
+
+
+def ended(reports: Sequence[DeviceReport], rejections: Sequence[Rejection]) -> set[uuid.UUID]:
+    """The messages these reports left shown or dismissed for good: an accepted `shown` or
+    `dismissed` (record_device_events moves an offer to that state), and no report of it refused."""
+    refused = {rejection.report.message_id for rejection in rejections}
+    return {r.message_id for r in reports if r.type != "action" and r.message_id not in refused}

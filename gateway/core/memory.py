@@ -24,19 +24,29 @@ the listener connected, it lists everyone who has anything a claim could return 
 `low` tier; every notice after its mark adds the keys it names (a notice without keys, a
 broadcast or a settings change takes the workspace out), and it lapses after `ttl_s` like an
 entry. A person it does not list is quiet and `low`, with the same barrier for short polls.
+
+Offers a device acknowledges (decision 0045): a claim that hands one device offers and saw
+nothing else pending for the person (`pending_elsewhere`), nothing on display and no visit to
+come, is noted with its mark. When that device's next poll reports every one of those offers
+`shown` (or `dismissed`) and the reports were accepted, nothing is pending any more, as of that
+claim's snapshot plus the notices heard since: the note becomes an entry through `remember`, with
+the claim's mark, so any notice since the claim refuses it. An accepted report is what proves
+that no other device took an offer in between (a lapsed lease another device claimed makes the
+report a rejection). Notes live `ttl_s` from their claim and go with `clear()`.
 """
 
 from __future__ import annotations
 
 import math
 import time
+import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 
 from storage import Census as CensusRows
 
-__all__ = ["MAX_CENSUS_BACKOFF", "MAX_DEVICES", "Census", "Memory", "Quiet"]
+__all__ = ["MAX_CENSUS_BACKOFF", "MAX_DEVICES", "Census", "Memory", "Offers", "Quiet"]
 
 # Devices remembered per entry; another device's poll goes to the database (and joins the entry).
 MAX_DEVICES = 8
@@ -72,6 +82,20 @@ class Quiet:
             devices.add(device_id)
         elif devices != device_id:
             self._devices = {devices, device_id}
+
+
+class Offers:
+    """Offers one claim handed one device while nothing else was pending for the person (decision 0045)."""
+
+    __slots__ = ("ids", "last_message_at", "mark", "rotations", "until")
+
+    def __init__(self, ids: frozenset[uuid.UUID], last_message_at: datetime | None, mark: int, rotations: int,
+                 until: float) -> None:
+        self.ids = ids
+        self.last_message_at = last_message_at
+        self.mark = mark
+        self.rotations = rotations
+        self.until = until
 
 
 class Census:
@@ -122,6 +146,8 @@ class Memory:
         self._census: Census | None = None
         self._census_retry_at = -math.inf
         self._census_failures = 0  # failed or unkept reads in a row
+        # (workspace, user, device) -> offers the device may acknowledge into an entry (decision 0045).
+        self._offers: OrderedDict[tuple[int, str, str], Offers] = OrderedDict()
         self.enabled = False
 
     def __len__(self) -> int:
@@ -155,6 +181,45 @@ class Memory:
     def census_mark(self) -> tuple[int, int]:
         """Taken before a census is read from the database; `install_census` needs it."""
         return self._counter, self._rotations
+
+    def offer_mark(self) -> tuple[int, int]:
+        """Taken before a claim whose offers `note_offers` may keep: the mark and the stamps' rotations."""
+        return self._counter, self._rotations
+
+    def note_offers(self, workspace_id: int, user: str, device_id: str, ids: frozenset[uuid.UUID],
+                    last_message_at: datetime | None, mark: tuple[int, int]) -> None:
+        """A claim taken after `mark` handed `device_id` these offers and saw nothing else pending,
+        nothing on display and no visit to come; the device's next poll may acknowledge them."""
+        if not self.enabled or self._ttl_s <= 0:
+            return
+        key = (workspace_id, user, device_id)
+        counter, rotations = mark
+        self._offers[key] = Offers(ids, last_message_at, counter, rotations, self._monotonic() + self._ttl_s)
+        self._offers.move_to_end(key)
+        if len(self._offers) > self._max_entries:
+            self._offers.popitem(last=False)
+
+    def drop_offers(self, workspace_id: int, user: str, device_id: str) -> None:
+        """A later claim of the device: what an earlier one noted no longer describes it."""
+        if self._offers:
+            self._offers.pop((workspace_id, user, device_id), None)
+
+    def acknowledge(self, workspace_id: int, user: str, device_id: str, ended: Collection[uuid.UUID]) -> str | None:
+        """The device's accepted reports ended the messages `ended` (shown or dismissed): make its
+        noted offers an entry if they were all ended and no notice, rotation or clear came since
+        their claim. The note goes either way. Returns None (nothing noted), `acked` (an entry now),
+        `unacked` (an offer not ended) or `refused`."""
+        offers = self._offers.pop((workspace_id, user, device_id), None) if self._offers else None
+        if offers is None:
+            return None
+        if not all(message_id in ended for message_id in offers.ids):
+            return "unacked"
+        # Stamps older than the last rotation are gone: a notice since the mark could be forgotten.
+        if offers.until <= self._monotonic() or self._rotations - offers.rotations > 1:
+            return "refused"
+        if not self.remember(workspace_id, user, device_id, offers.last_message_at, offers.mark):
+            return "refused"
+        return "acked"
 
     def census_due(self) -> bool:
         """No trusted census (never loaded, lapsed or cleared) and no failed read within `ttl_s`: read one."""
@@ -263,6 +328,7 @@ class Memory:
         self._cleared_at = self._counter
         self._census = None
         self._entries.clear()
+        self._offers.clear()
         self._spellings.clear()
         self._workspace_stamps.clear()
         self._stamps.clear()

@@ -109,6 +109,14 @@ class Metrics:
             "mailslot_poll_memory", "Claims answered from memory of quiet people, or not, by result.", ["result"],
             registry=registry,
         )
+        # A device's next poll acknowledging (`shown`, `dismissed`) every offer of a claim that saw
+        # nothing else pending (decision 0045): acked: the person became an entry with no claim;
+        # unacked: an offer not ended by an accepted report; refused: a notice, a stamp rotation or a
+        # clear since that claim, or the note outlived `MAILSLOT_QUIET_TTL_S`.
+        self.poll_memory_acks = Counter(
+            "mailslot_poll_memory_acks", "Acknowledging polls that made a person an entry of memory, or not.",
+            ["result"], registry=registry,
+        )
         # The commit-order barrier (decision 0021): markers by result, polls that waited on them,
         # and each heard marker's round trip (a poll waits one to two of these).
         self.barrier_rounds = Counter(
@@ -144,6 +152,7 @@ class Metrics:
         self._route_latency: dict[str, HistogramTally] = {}
         self._poll_outcomes: dict[str, Tally] = {}
         self._memory_results: dict[str, Tally] = {}
+        self._memory_acks: dict[str, Tally] = {}
         self._barrier_results: dict[str, Tally] = {}
         self._tallies: list[Tally | HistogramTally] = []
         self.barrier_polls_tally = self._tally(Tally(self.barrier_polls))
@@ -184,6 +193,10 @@ class Metrics:
     def memory_result(self, result: str) -> Tally:
         """The poll-memory counter of one result (hit, census, miss, stale, off)."""
         return self._counter_tally(self._memory_results, self.poll_memory, result)
+
+    def memory_ack(self, result: str) -> Tally:
+        """The acknowledging-poll counter of one result (acked, unacked, refused)."""
+        return self._counter_tally(self._memory_acks, self.poll_memory_acks, result)
 
     def barrier_result(self, result: str) -> Tally:
         """The barrier-rounds counter of one result (heard, failed)."""

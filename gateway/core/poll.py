@@ -17,7 +17,7 @@ import dataclasses
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -108,6 +108,7 @@ class Poller:
         self._barrier = barrier
         # Bound once: a label lookup per poll is measurable on the path memory makes cheap.
         self._memory_results = {r: metrics.memory_result(r) for r in ("hit", "census", "miss", "stale", "off")}
+        self._acks = {r: metrics.memory_ack(r) for r in ("acked", "unacked", "refused")}
         self._census_task: asyncio.Task[None] | None = None
         # A delay point between the claim and its answer, where a test holds a poll as a paused
         # database or a slow network would.
@@ -167,7 +168,8 @@ class Poller:
         remembered = await self._from_memory(workspace, who.key, who.device_id, parked)
         if remembered is not None:
             return remembered
-        mark = self._memory.mark()
+        memory = self._memory
+        mark = memory.offer_mark()
         started = self._clock.monotonic()
         claim = await storage.claim_messages(
             self._pool,
@@ -185,8 +187,16 @@ class Poller:
         offered = sum(1 for m in claim.messages if m.offered)
         if offered:
             self._metrics.claimed.inc(offered)
-        elif not claim.messages and not claim.pending and not claim.showing and not claim.visiting:
-            self._memory.remember(workspace.id, who.key, who.device_id, claim.last_message_at, mark)
+        if offered and not claim.pending_elsewhere and not claim.showing and not claim.visiting and not any(
+            m.persistent for m in claim.messages
+        ):
+            # Every offer, those `_within_lease` leaves out included: the device must end them all.
+            ids = frozenset(m.id for m in claim.messages)
+            memory.note_offers(workspace.id, who.key, who.device_id, ids, claim.last_message_at, mark)
+        else:
+            memory.drop_offers(workspace.id, who.key, who.device_id)
+            if not claim.messages and not claim.pending and not claim.showing and not claim.visiting:
+                memory.remember(workspace.id, who.key, who.device_id, claim.last_message_at, mark[0])
         interval = next_poll(
             has_message=offered > 0,
             last_message_at=claim.last_message_at,
@@ -195,6 +205,15 @@ class Poller:
             rng=self._rng,
         )
         return PollAnswer(messages, interval, "messages" if messages else "empty", leases)
+
+    def acknowledged(self, workspace: Workspace, who: Poll, ended: Collection[uuid.UUID]) -> None:
+        """The device's accepted reports of this poll ended `ended` (shown or dismissed): if they
+        end every offer of its last claim, and that claim saw nothing else pending, memory learns
+        that the person is quiet without a claim (decision 0045). Synchronous: called before the
+        poll's coroutine is built, so a held poll's frames stay as they are."""
+        result = self._memory.acknowledge(workspace.id, who.key, who.device_id, ended)
+        if result is not None:
+            self._acks[result].inc()
 
     async def _from_memory(self, workspace: Workspace, user: str, device_id: str, parked: bool) -> PollAnswer | None:
         """The empty answer memory proves, or None: ask the database.

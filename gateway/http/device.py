@@ -40,7 +40,7 @@ async def poll(request: web.Request) -> web.Response:
         hold_connection(request)
     claim = devices.poll(
         app[POLLER], app[DEVICE_POLLS], workspace, body.user, body.device_id,
-        wait_s=wait_s, anonymous_id=body.anonymous_id,
+        wait_s=wait_s, anonymous_id=body.anonymous_id, reports=reports, rejections=rejections,
     )
     del body  # a held poll keeps this frame alive while it waits: not the parsed request too
     answer = await claim

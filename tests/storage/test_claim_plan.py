@@ -2,9 +2,9 @@
 
 A sequential scan on `messages` would make every poll cost as much as the whole table, so the
 plan is checked both as the first executions see it (custom plan) and as a prepared statement
-does after a few (generic plan). The claim is the body of `mailslot_claim_messages_v1`
-(migration 0027), which PostgreSQL caches and plans as it does a prepared statement; both
-`claim_messages` and `claim_message_batch` call it (decision 0037).
+does after a few (generic plan). The claim is the body of `mailslot_claim_messages_v2`
+(migration 0028), which PostgreSQL caches and plans as it does a prepared statement; both
+`claim_messages` and `claim_message_batch` call it (decisions 0037, 0045).
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ async def test_the_claim_reads_one_persons_messages_by_index(pool: asyncpg.Pool,
         # As the gateway runs it: a prepared statement, whose plan PostgreSQL may make generic
         # after five executions. EXPLAIN without ANALYZE plans the data-modifying CTEs without
         # running them.
-        body = await conn.fetchval("SELECT prosrc FROM pg_proc WHERE proname = 'mailslot_claim_messages_v1'")
+        body = await conn.fetchval("SELECT prosrc FROM pg_proc WHERE proname = 'mailslot_claim_messages_v2'")
         await conn.execute(
             "PREPARE claim_plan (bigint, text, text, timestamptz, integer, integer, text) AS " + body
         )

@@ -295,3 +295,47 @@ async def test_a_rolling_deploy_keeps_both_releases_sending(scratch_url: str) ->
             await pool.fetchval(OLD_RELEASE_SEND, workspace, person, "another")
     finally:
         await pool.close()
+
+
+# What a gateway from before 0028 claims with (`claim_messages` of migration 0027's release).
+OLD_RELEASE_CLAIM = (
+    "SELECT c.now, c.person_id, c.last_message_at, c.pending, c.showing, c.visiting, c.id, c.content,"
+    " c.properties, c.priority, c.persistent, c.expires_at, c.campaign, c.offered, c.lease_expires_at"
+    " FROM mailslot_claim_messages_v1($1, $2, $3, $4::timestamptz, $5, $6, $7) AS c"
+)
+
+
+async def test_the_claim_function_v2_lands_beside_v1(scratch_url: str) -> None:
+    """0028 adds mailslot_claim_messages_v2 on a database at 0027; gateways still calling v1 keep claiming."""
+    await _migrate_up_to(scratch_url, "0027_claim_function.sql")
+    old = await asyncpg.connect(scratch_url)  # an older gateway's connection, its statement prepared before
+    try:
+        workspace = await old.fetchval(
+            "INSERT INTO workspaces (name, site_id, identity_secret) VALUES ('w', 's', 'x') RETURNING id"
+        )
+        person = await old.fetchval(
+            "INSERT INTO people (workspace_id, external_id) VALUES ($1, 'ada') RETURNING id", workspace
+        )
+        insert = ("INSERT INTO messages (workspace_id, person_id, content, expires_at)"
+                  " VALUES ($1, $2, '{}', now() + interval '1 day') RETURNING id")
+        first = await old.fetchval(insert, workspace, person)
+        rows = await old.fetch(OLD_RELEASE_CLAIM, workspace, "ada", "phone", None, 300, 10, None)
+        assert [r["id"] for r in rows] == [first]
+
+        assert await storage.apply_migrations(scratch_url) == ["0028_claim_pending_elsewhere.sql"]
+
+        second = await old.fetchval(insert, workspace, person)
+        rows = await old.fetch(OLD_RELEASE_CLAIM, workspace, "ada", "phone", None, 300, 10, None)
+        assert sorted(r["id"] for r in rows) == sorted([first, second])
+        # The new release, on the same database: the phone holds both, the laptop finds them elsewhere.
+        pool = await storage.create_pool(scratch_url, min_size=1, max_size=2)
+        try:
+            async with pool.acquire() as conn:
+                phone = await storage.claim_messages(conn, workspace, "ada", "phone", lease_s=300)
+                laptop = await storage.claim_messages(conn, workspace, "ada", "laptop", lease_s=300)
+        finally:
+            await pool.close()
+        assert sorted(m.id for m in phone.messages) == sorted([first, second])
+        assert (phone.pending_elsewhere, laptop.messages, laptop.pending_elsewhere) == (False, (), True)
+    finally:
+        await old.close()
