@@ -178,12 +178,10 @@ class Memory:
         self._entries.move_to_end(key)
         return entry
 
-    def census_mark(self) -> tuple[int, int]:
-        """Taken before a census is read from the database; `install_census` needs it."""
-        return self._counter, self._rotations
-
-    def offer_mark(self) -> tuple[int, int]:
-        """Taken before a claim whose offers `note_offers` may keep: the mark and the stamps' rotations."""
+    def mark_and_rotations(self) -> tuple[int, int]:
+        """`mark()` and the stamps' rotations, taken before a census read or a claim whose offers may
+        be noted: a result kept after more than one rotation could miss a notice (`install_census`,
+        `acknowledge`)."""
         return self._counter, self._rotations
 
     def note_offers(self, workspace_id: int, user: str, device_id: str, ids: frozenset[uuid.UUID],
@@ -237,7 +235,7 @@ class Memory:
         self._census_retry_at = self._monotonic() + self._ttl_s * backoff
 
     def install_census(self, rows: CensusRows, mark: tuple[int, int]) -> bool:
-        """Trust a census read after `census_mark()`, with every notice heard since added to it.
+        """Trust a census read after `mark_and_rotations()`, with every notice heard since added to it.
 
         Refused when incomplete, when a clear (reconnect) came since the mark, or when the stamps
         of the notices since the mark may have rotated away."""
