@@ -19,11 +19,12 @@ case by case, is docs/decisions/0021-answer-from-memory.md; the rules it rests o
 A short poll also waits for a commit-order barrier (gateway/core/barrier.py) before trusting an
 entry; a held poll need not, because it is parked before it looks and any later notice wakes it.
 
-The census (decision 0028) answers for people without an entry: loaded from the database after
-the listener connected, it lists everyone who has anything a claim could return or is not in the
-`low` tier; every notice after its mark adds the keys it names (a notice without keys, a
-broadcast or a settings change takes the workspace out), and it lapses after `ttl_s` like an
-entry. A person it does not list is quiet and `low`, with the same barrier for short polls.
+The census (decision 0028, gateway/core/census.py) answers for people without an entry: loaded
+from the database after the listener connected, it lists everyone who has anything a claim could
+return or is not in the `low` tier; every notice after its mark adds the keys it names (a notice
+without keys, a broadcast or a settings change takes the workspace out), and it lapses after
+`ttl_s` like an entry. A person it does not list is quiet and `low`, with the same barrier for
+short polls.
 
 Offers a device acknowledges (decision 0045): a claim that hands one device offers and saw
 nothing else pending for the person (`pending_elsewhere`), nothing on display and no visit to
@@ -46,7 +47,9 @@ from datetime import datetime
 
 from storage import Census as CensusRows
 
-__all__ = ["MAX_CENSUS_BACKOFF", "MAX_DEVICES", "Census", "Memory", "Offers", "Quiet"]
+from .census import Census
+
+__all__ = ["MAX_CENSUS_BACKOFF", "MAX_DEVICES", "Memory", "Offers", "Quiet"]
 
 # Devices remembered per entry; another device's poll goes to the database (and joins the entry).
 MAX_DEVICES = 8
@@ -96,31 +99,6 @@ class Offers:
         self.mark = mark
         self.rotations = rotations
         self.until = until
-
-
-class Census:
-    """Who a poll must ask the database about, per workspace, as of one load; see the module docstring."""
-
-    __slots__ = ("invalid", "mark", "unsettled", "until")
-
-    def __init__(self, mark: int, until: float) -> None:
-        self.mark = mark
-        self.until = until
-        # Per workspace: "i:" + external id, "e:" + lower-cased email, "a:" + visitor id.
-        self.unsettled: dict[int, set[str]] = {}
-        self.invalid: set[int] = set()
-
-    def add_notified(self, workspace_id: int, key: str) -> None:
-        """A notice's key may be any of a person's identifiers: count it as each."""
-        self.unsettled.setdefault(workspace_id, set()).update(("i:" + key, "e:" + key.lower(), "a:" + key))
-
-    def lists(self, workspace_id: int, key: str) -> bool:
-        unsettled = self.unsettled.get(workspace_id)
-        if not unsettled:
-            return False
-        if key.startswith("\x00"):  # a visitor (see poll.Poll.key)
-            return "a:" + key[1:] in unsettled
-        return "i:" + key in unsettled or "e:" + key.lower() in unsettled
 
 
 class Memory:
@@ -178,12 +156,10 @@ class Memory:
         self._entries.move_to_end(key)
         return entry
 
-    def census_mark(self) -> tuple[int, int]:
-        """Taken before a census is read from the database; `install_census` needs it."""
-        return self._counter, self._rotations
-
-    def offer_mark(self) -> tuple[int, int]:
-        """Taken before a claim whose offers `note_offers` may keep: the mark and the stamps' rotations."""
+    def mark_and_rotations(self) -> tuple[int, int]:
+        """`mark()` and the stamps' rotations, taken before a census read or a claim whose offers may
+        be noted: a result kept after more than one rotation could miss a notice (`install_census`,
+        `acknowledge`)."""
         return self._counter, self._rotations
 
     def note_offers(self, workspace_id: int, user: str, device_id: str, ids: frozenset[uuid.UUID],
@@ -237,23 +213,14 @@ class Memory:
         self._census_retry_at = self._monotonic() + self._ttl_s * backoff
 
     def install_census(self, rows: CensusRows, mark: tuple[int, int]) -> bool:
-        """Trust a census read after `census_mark()`, with every notice heard since added to it.
+        """Trust a census read after `mark_and_rotations()`, with every notice heard since added to it.
 
         Refused when incomplete, when a clear (reconnect) came since the mark, or when the stamps
         of the notices since the mark may have rotated away."""
         counter, rotations = mark
         if not self.enabled or not rows.complete or self._cleared_at > counter or self._rotations - rotations > 1:
             return False
-        census = Census(counter, self._monotonic() + self._ttl_s)
-        for workspace_id, external_id, email, anonymous_id in rows.people:
-            keys = census.unsettled.setdefault(workspace_id, set())
-            if external_id is not None:
-                keys.add("i:" + external_id)
-            if email is not None:
-                keys.add("e:" + email.lower())
-            if anonymous_id is not None:
-                keys.add("a:" + anonymous_id)
-        census.invalid.update(rows.visit_workspaces)
+        census = Census.from_rows(rows, counter, self._monotonic() + self._ttl_s)
         for stamps in (self._old_stamps, self._stamps):
             for (workspace_id, key), stamp in stamps.items():
                 if stamp > counter:

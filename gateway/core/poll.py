@@ -169,7 +169,7 @@ class Poller:
         if remembered is not None:
             return remembered
         memory = self._memory
-        mark = memory.offer_mark()
+        mark = memory.mark_and_rotations()
         started = self._clock.monotonic()
         claim = await storage.claim_messages(
             self._pool,
@@ -269,7 +269,7 @@ class Poller:
 
     async def _load_census(self) -> None:
         """Read the census (one statement pair); a failure leaves polls claiming, as without one."""
-        mark = self._memory.census_mark()
+        mark = self._memory.mark_and_rotations()
         try:
             rows = await storage.list_unsettled_people(
                 self._pool, now=self._clock.now(), limit=self._memory.max_entries,

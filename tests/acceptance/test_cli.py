@@ -353,6 +353,7 @@ def test_an_after_deploy_migration_waits_for_its_flag(empty_database_url: str, t
             await conn.execute(
                 "ALTER TABLE messages ADD CONSTRAINT messages_idempotency_key UNIQUE (workspace_id, idempotency_key)"
             )
+            await conn.execute(next(m.sql for m in list_migrations() if m.name == "0027_claim_function.sql"))
         finally:
             await conn.close()
 

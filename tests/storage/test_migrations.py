@@ -267,7 +267,7 @@ OLD_RELEASE_SEND = (
 async def test_a_rolling_deploy_keeps_both_releases_sending(scratch_url: str) -> None:
     """0024 lands while gateways from before it still run; only `--after-deploy` drops what they need."""
     await _migrate_up_to(scratch_url, "0023_broadcast_fan_out.sql")
-    assert AFTER_DEPLOY == ["0026_drop_full_idempotency_key_after_deploy.sql"]
+    assert "0026_drop_full_idempotency_key_after_deploy.sql" in AFTER_DEPLOY
     await storage.apply_migrations(scratch_url)  # the first gateway of the new release starts
     pool = await storage.create_pool(scratch_url, min_size=1, max_size=2)
     try:
@@ -339,3 +339,52 @@ async def test_the_claim_function_v2_lands_beside_v1(scratch_url: str) -> None:
         assert (phone.pending_elsewhere, laptop.messages, laptop.pending_elsewhere) == (False, (), True)
     finally:
         await old.close()
+
+
+async def _claim_functions(url: str) -> set[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch("SELECT proname FROM pg_proc WHERE proname LIKE 'mailslot_claim_messages%'")
+    finally:
+        await conn.close()
+    return {r["proname"] for r in rows}
+
+
+async def test_after_the_deploy_v1_goes_and_claims_keep_working(scratch_url: str) -> None:
+    """0029 drops mailslot_claim_messages_v1 only with `--after-deploy`; this release's claims, alone
+    and batched, go on through v2 after it."""
+    await _migrate_up_to(scratch_url, "0027_claim_function.sql")
+    # The first gateway of the new release starts: v2 lands, v1 stays for the older gateways.
+    assert await storage.apply_migrations(scratch_url) == ["0028_claim_pending_elsewhere.sql"]
+    assert await _claim_functions(scratch_url) == {"mailslot_claim_messages_v1", "mailslot_claim_messages_v2"}
+    pool = await storage.create_pool(scratch_url, min_size=1, max_size=2)
+    try:
+        workspace = (await storage.create_workspace(pool, "w")).workspace.id
+        new = storage.NewMessage(content={"title": "Hello"}, ttl_s=3600)
+        old_claim = (OLD_RELEASE_CLAIM, workspace, "ada", "phone", None, 300, 10, None)
+        first = (await storage.send_message(pool, workspace, new, external_id="ada")).message
+        assert first is not None
+        async with pool.acquire() as conn:  # an older gateway's poll
+            assert [r["id"] for r in await conn.fetch(*old_claim)] == [first.id]
+
+        # Every gateway runs the new release: v1 goes, once.
+        assert await storage.apply_migrations(scratch_url, after_deploy=True) == ["0029_drop_claim_v1_after_deploy.sql"]
+        assert await storage.apply_migrations(scratch_url, after_deploy=True) == []
+        assert await _claim_functions(scratch_url) == {"mailslot_claim_messages_v2"}
+
+        second = (await storage.send_message(pool, workspace, new, external_id="ada")).message
+        assert second is not None
+        async with pool.acquire() as conn:
+            with pytest.raises(asyncpg.UndefinedFunctionError):  # why it had to wait
+                await conn.fetch(*old_claim)
+            phone = await storage.claim_messages(conn, workspace, "ada", "phone", lease_s=300)
+            batch = await storage.claim_message_batch(conn, [
+                storage.ClaimRequest(workspace, "ada", "phone", lease_s=300),
+                storage.ClaimRequest(workspace, "ada", "laptop", lease_s=300),
+            ])
+    finally:
+        await pool.close()
+    # The phone holds both (the first offered through v1 before the drop); the laptop gets neither.
+    assert sorted(m.id for m in phone.messages) == sorted([first.id, second.id])
+    assert sorted(m.id for m in batch[0].messages) == sorted([first.id, second.id])
+    assert (batch[1].messages, batch[1].pending_elsewhere) == ((), True)

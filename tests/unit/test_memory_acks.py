@@ -14,7 +14,7 @@ M1, M2 = uuid.uuid4(), uuid.uuid4()
 
 def noted(people: Memory, *ids: uuid.UUID, device: str = "phone") -> tuple[int, int]:
     """A claim that handed `device` these offers and saw nothing else pending."""
-    mark = people.offer_mark()
+    mark = people.mark_and_rotations()
     people.note_offers(1, "ada", device, frozenset(ids or (M1,)), LAST, mark)
     return mark
 
@@ -73,7 +73,7 @@ def test_a_notice_before_the_claims_mark_does_not_refuse() -> None:
 def test_stamps_rotated_twice_since_the_claim_refuse_the_entry() -> None:
     """Stamps live two generations of max(ttl, 60 s): ada's, after the mark, is gone by the second."""
     people, clock = quiet(ttl_s=60)
-    mark = people.offer_mark()  # t=100: a slow claim starts
+    mark = people.mark_and_rotations()  # t=100: a slow claim starts
     clock.now += 20
     people.forget(1, ["ada"])  # t=120: a send to ada
     clock.now += 41
@@ -101,7 +101,7 @@ def test_nothing_is_noted_while_disabled_or_with_a_zero_ttl() -> None:
     assert people.acknowledge(1, "ada", "phone", {M1}) is None
     off = Memory(0, monotonic=Ticking())
     off.enabled = True
-    off.note_offers(1, "ada", "phone", frozenset({M1}), LAST, off.offer_mark())
+    off.note_offers(1, "ada", "phone", frozenset({M1}), LAST, off.mark_and_rotations())
     assert off.acknowledge(1, "ada", "phone", {M1}) is None
 
 

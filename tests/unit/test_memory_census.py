@@ -14,7 +14,7 @@ ROWS = Census(
 
 def test_a_census_lists_ids_emails_in_any_case_and_visitors_and_leaves_out_visit_workspaces() -> None:
     people, _ = quiet()
-    assert people.install_census(ROWS, people.census_mark())
+    assert people.install_census(ROWS, people.mark_and_rotations())
 
     assert not people.census_quiet(1, "ada")
     assert not people.census_quiet(1, "ADA@Example.com")
@@ -27,7 +27,7 @@ def test_a_census_lists_ids_emails_in_any_case_and_visitors_and_leaves_out_visit
 
 def test_notices_after_the_mark_list_their_keys_and_a_workspace_notice_takes_it_out() -> None:
     people, _ = quiet()
-    mark = people.census_mark()
+    mark = people.mark_and_rotations()
     people.forget(1, ["bob"])  # heard while the census was being read
     assert people.install_census(ROWS, mark)
     assert not people.census_quiet(1, "bob")
@@ -43,14 +43,14 @@ def test_notices_after_the_mark_list_their_keys_and_a_workspace_notice_takes_it_
 
 def test_a_census_is_not_kept_across_a_clear_incomplete_or_disabled_and_lapses_with_the_ttl() -> None:
     people, clock = quiet(ttl_s=30)
-    mark = people.census_mark()
+    mark = people.mark_and_rotations()
     people.clear()  # the listener reconnected while it was read
     assert not people.install_census(ROWS, mark)
     assert not people.install_census(Census(ROWS.people, ROWS.visit_workspaces, complete=False),
-                                     people.census_mark())
+                                     people.mark_and_rotations())
     assert people.census_due()
 
-    assert people.install_census(ROWS, people.census_mark())
+    assert people.install_census(ROWS, people.mark_and_rotations())
     assert not people.census_due()
     clock.now += 30
     assert not people.census_quiet(1, "bob")
@@ -63,7 +63,7 @@ def test_a_census_is_not_kept_across_a_clear_incomplete_or_disabled_and_lapses_w
 
     people.enabled = False
     assert not people.census_due()
-    assert not people.install_census(ROWS, people.census_mark())
+    assert not people.install_census(ROWS, people.mark_and_rotations())
 
 
 def test_census_reads_that_keep_failing_wait_longer_each_time_until_one_is_kept() -> None:
@@ -78,7 +78,7 @@ def test_census_reads_that_keep_failing_wait_longer_each_time_until_one_is_kept(
         waits.append(clock.now - started)
     assert waits == [30, 60, 120, 240, 480, 960, 960, 960]
 
-    assert people.install_census(ROWS, people.census_mark())  # kept: the next failure waits one ttl again
+    assert people.install_census(ROWS, people.mark_and_rotations())  # kept: the next failure waits one ttl again
     clock.now += 30
     people.census_failed()
     clock.now += 30
